@@ -1,0 +1,288 @@
+//! Wiring: configuration, set-up of database and topics, and starting the services alone or
+//! together. The `tidemark` binary and the end-to-end tests both start the system from here.
+
+pub mod demo;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tidemark_events::Topics;
+use tidemark_http::auth::{now_secs, Authenticator, Claims};
+use tidemark_http::{Gate, Rate};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Build of the writer, stamped into every event as `code_version`.
+pub const CODE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("TIDEMARK_COMMIT"));
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// PostgreSQL database of the read models, the registry and the writer epochs.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/tidemark")]
+    pub database_url: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "TIDEMARK_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// A Confluent-API schema registry (Tidemark's own, or any other).
+    #[arg(long, env = "TIDEMARK_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
+    pub registry_url: String,
+    /// Prefix of topic names and consumer groups, so deployments can share a cluster.
+    #[arg(long, env = "TIDEMARK_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    #[arg(long, env = "TIDEMARK_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
+    pub command_addr: SocketAddr,
+    #[arg(long, env = "TIDEMARK_REGISTRY_ADDR", default_value = "127.0.0.1:8081")]
+    pub registry_addr: SocketAddr,
+    #[arg(long, env = "TIDEMARK_QUERY_ADDR", default_value = "127.0.0.1:8082")]
+    pub query_addr: SocketAddr,
+    /// Prefix of the projections' consumer groups [default: <topic prefix>tidemark.projection.]
+    #[arg(long, env = "TIDEMARK_CONSUMER_GROUP_PREFIX")]
+    pub consumer_group_prefix: Option<String>,
+    /// Most records a projector applies in one transaction.
+    #[arg(long, env = "TIDEMARK_PROJECTOR_BATCH", default_value_t = 500)]
+    pub projector_batch: usize,
+    /// Names this deployment; consistency tokens of another deployment are refused.
+    #[arg(long, env = "TIDEMARK_DEPLOYMENT", default_value = "tidemark")]
+    pub deployment: String,
+    /// A projection that is behind and has made no progress for this long is reported stalled.
+    #[arg(long, env = "TIDEMARK_STALL_AFTER_MS", default_value_t = 30_000)]
+    pub stall_after_ms: u64,
+    /// Shared secret of HS256 bearer tokens (the embedded default; ignored with --jwks).
+    #[arg(long, env = "TIDEMARK_JWT_SECRET", default_value = "tidemark-local-development-secret", hide_default_value = true)]
+    pub jwt_secret: String,
+    /// Published keys of an identity provider (a JWKS file or URL): RS256/ES256 tokens.
+    #[arg(long, env = "TIDEMARK_JWKS")]
+    pub jwks: Option<String>,
+    /// The bearer token Tidemark's writer sends to the registry; minted here when omitted
+    /// (possible with the shared secret only).
+    #[arg(long, env = "TIDEMARK_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+    /// Requests per second per principal (bursts of twice that) on each API.
+    #[arg(long, env = "TIDEMARK_RATE_PER_PRINCIPAL", default_value_t = 50)]
+    pub rate_per_principal: u32,
+    /// Requests per second per tenant (bursts of twice that) on each API.
+    #[arg(long, env = "TIDEMARK_RATE_PER_TENANT", default_value_t = 500)]
+    pub rate_per_tenant: u32,
+    /// Partitions of each event topic when `setup` creates it.
+    #[arg(long, env = "TIDEMARK_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+}
+
+impl Config {
+    pub fn topics(&self) -> Topics {
+        Topics::with_prefix(&self.topic_prefix)
+    }
+
+    pub async fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        Ok(match &self.jwks {
+            Some(source) => Authenticator::published_keys(source).await?,
+            None => Authenticator::shared_secret(&self.jwt_secret),
+        })
+    }
+
+    /// Tokens name topics by index, so the topic list (prefix included) is part of the tag.
+    pub fn tokens(&self) -> tidemark_http::TokenCodec {
+        tidemark_http::TokenCodec::new(&self.deployment, &self.topics().all())
+    }
+}
+
+/// Which services a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services {
+    pub registry: bool,
+    pub commands: bool,
+    pub projectors: bool,
+    pub queries: bool,
+}
+
+impl Services {
+    pub const ALL: Services = Services { registry: true, commands: true, projectors: true, queries: true };
+    pub const NONE: Services = Services { registry: false, commands: false, projectors: false, queries: false };
+}
+
+/// Creates the database when missing and brings its tables up to date.
+pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
+    if !sqlx::Postgres::database_exists(database_url).await.with_context(|| format!("cannot reach PostgreSQL at {database_url}"))? {
+        tracing::info!(database_url, "creating the database");
+        sqlx::Postgres::create_database(database_url).await.context("creating the database")?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(database_url)
+        .await
+        .with_context(|| format!("cannot connect to {database_url}"))?;
+    // Each crate owns its tables; the migrators share one history table.
+    for migrator in [
+        tidemark_schemas::registry::migrator(),
+        tidemark_projectors::migrator(),
+        tidemark_command_service::migrator(),
+        tidemark_http::denials::migrator(),
+    ] {
+        migrator.run(&pool).await.context("migrating the database")?;
+    }
+    Ok(pool)
+}
+
+/// Creates the event topics when missing: `partitions` each, kept forever.
+pub async fn create_topics(config: &Config) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .context("creating a Kafka admin client")?;
+    let topics = config.topics();
+    let new: Vec<NewTopic> = topics
+        .all()
+        .iter()
+        .map(|t| NewTopic::new(t, config.partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1"))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics(&new, &options).await.with_context(|| format!("cannot reach the broker at {}", config.brokers))?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions = config.partitions, "created topic"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic, "topic exists"),
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// A running set of services.
+pub struct System {
+    pub command_addr: Option<SocketAddr>,
+    pub registry_addr: Option<SocketAddr>,
+    pub query_addr: Option<SocketAddr>,
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl System {
+    /// Starts `services` in this process. Listeners bind before anything else starts, so a
+    /// port in use fails at once; the registry serves before the writer registers schemas.
+    pub async fn start(config: &Config, services: Services) -> anyhow::Result<System> {
+        let pool = prepare_database(&config.database_url).await?;
+        let auth = config.authenticator().await?;
+        let service_token = match &config.service_token {
+            Some(token) => Some(token.clone()),
+            None => auth.mint(&service_claims()),
+        };
+        let rate = |per_second: u32| Rate { per_second, burst: per_second.saturating_mul(2) };
+        let gate = Arc::new(Gate::new(auth, rate(config.rate_per_principal), rate(config.rate_per_tenant)));
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut system = System { command_addr: None, registry_addr: None, query_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
+
+        if services.registry {
+            let listener = bind(config.registry_addr, "registry").await?;
+            system.registry_addr = Some(listener.local_addr()?);
+            let router = tidemark_schemas::registry::router(pool.clone(), gate.clone());
+            tasks.spawn(serve(listener, router, shutdown.clone()));
+        }
+        // With the registry in this process, talk to it where it really listens (port 0 in tests).
+        let registry_url = match system.registry_addr {
+            Some(addr) => format!("http://{addr}"),
+            None => config.registry_url.clone(),
+        };
+        if services.commands {
+            let listener = bind(config.command_addr, "command API").await?;
+            system.command_addr = Some(listener.local_addr()?);
+            let writer_config = tidemark_command_service::WriterConfig {
+                brokers: config.brokers.clone(),
+                registry_url: registry_url.clone(),
+                topics: config.topics(),
+                writer_id: format!("{}-{}", hostname(), std::process::id()),
+                code_version: CODE_VERSION.to_string(),
+                registry_token: service_token.clone(),
+            };
+            let writer = tidemark_command_service::Writer::start(writer_config, &pool).await?;
+            let router =
+                tidemark_command_service::router(Arc::new(writer), pool.clone(), registry_url.clone(), CODE_VERSION.to_string(), config.tokens(), gate.clone());
+            tasks.spawn(serve(listener, router, shutdown.clone()));
+        }
+        if services.projectors {
+            let runner = tidemark_projectors::RunnerConfig {
+                brokers: config.brokers.clone(),
+                registry_url: registry_url.clone(),
+                topics: config.topics(),
+                group_prefix: config.consumer_group_prefix.clone().unwrap_or_else(|| format!("{}tidemark.projection.", config.topic_prefix)),
+                batch_size: config.projector_batch.max(1),
+            };
+            let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
+            tasks.spawn(async move { Ok(tidemark_projectors::run(tidemark_projectors::Opportunities, r, p, s).await) });
+            let (p, s) = (pool.clone(), shutdown.clone());
+            tasks.spawn(async move { Ok(tidemark_projectors::run(tidemark_projectors::Pipeline, runner, p, s).await) });
+        }
+        if services.queries {
+            let listener = bind(config.query_addr, "query API").await?;
+            system.query_addr = Some(listener.local_addr()?);
+            let freshness = tidemark_query_service::freshness::Freshness::new(&config.brokers)?;
+            let query_config = tidemark_query_service::QueryConfig {
+                topics: config.topics(),
+                tokens: config.tokens(),
+                stall_after: Duration::from_millis(config.stall_after_ms),
+            };
+            let router = tidemark_query_service::router(pool.clone(), freshness, query_config, gate.clone());
+            tasks.spawn(serve(listener, router, shutdown.clone()));
+        }
+        system.tasks = tasks;
+        Ok(system)
+    }
+
+    /// Runs until a service fails or `shutdown` is cancelled; then stops the rest.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            Some(done) = self.tasks.join_next() => {
+                result = done.context("a service panicked").and_then(|r| r);
+                self.shutdown.cancel();
+            }
+        }
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(e) = done.context("a service panicked").and_then(|r| r) {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+}
+
+/// Tidemark's own principal, for its calls to the registry.
+fn service_claims() -> Claims {
+    let now = now_secs();
+    Claims {
+        sub: "tidemark-writer".into(),
+        tenant: "system".into(),
+        roles: vec![],
+        team: None,
+        manager: None,
+        kind: Some("system".into()),
+        exp: now + 30 * 24 * 3600,
+        iat: now,
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}: is another process using it?"))
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,124 @@
+//! `tidemark`: one binary for every Tidemark service, alone or all in one process.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tidemark::{Config, Services, System};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "tidemark", version = tidemark::CODE_VERSION, about = "An event-sourced CRM on a Kafka log")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database and its tables, and the event topics, where missing.
+    Setup,
+    /// Run everything in one process: registry, command API, projectors, query API.
+    Serve,
+    /// Run the command API (the single writer of the event topics).
+    CommandService,
+    /// Run the projector workers.
+    Projector,
+    /// Run the query API.
+    QueryService,
+    /// Run the schema registry.
+    Registry,
+    /// Tools that read the log itself.
+    #[command(subcommand)]
+    Replay(tidemark_replay_tools::Replay),
+    /// Load demo data through the command API (safe to repeat: every command has an Idempotency-Key).
+    Demo(tidemark::demo::DemoArgs),
+    /// Print a bearer token for a demo user (or anyone, given --roles), signed with the shared secret.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// alice, bob, carol, dave, erin (reps), mia, wes (managers), fiona (finance), andy
+    /// (analyst), audrey (auditor), root (admin), lead-router (automation), or anyone else.
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Comma-separated: rep, manager, approver, finance, analyst, auditor, admin.
+    #[arg(long, value_delimiter = ',')]
+    roles: Option<Vec<String>>,
+    #[arg(long)]
+    team: Option<String>,
+    /// user, automation or system.
+    #[arg(long)]
+    kind: Option<String>,
+    /// How long the token is valid.
+    #[arg(long, default_value_t = 12)]
+    hours: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn")))
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidemark: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    let services = match cli.command {
+        Command::Setup => {
+            tidemark::prepare_database(&config.database_url).await?;
+            tidemark::create_topics(&config).await?;
+            println!("database {} and topics {:?} are ready", config.database_url, config.topics().all());
+            return Ok(());
+        }
+        Command::Demo(args) => return tidemark::demo::load(args, &config).await,
+        Command::Token(t) => {
+            let claims = tidemark::users::claims(&t.user, t.tenant.as_deref(), t.roles, t.team, t.kind, t.hours)?;
+            println!("{}", tidemark::users::mint(&config, &claims)?);
+            return Ok(());
+        }
+        Command::Replay(replay) => {
+            return tidemark_replay_tools::run(replay, &config.brokers, &config.registry_url, &config.database_url, &config.topics()).await
+        }
+        Command::Serve => {
+            tidemark::create_topics(&config).await?;
+            Services::ALL
+        }
+        Command::CommandService => Services { commands: true, ..Services::NONE },
+        Command::Projector => Services { projectors: true, ..Services::NONE },
+        Command::QueryService => Services { queries: true, ..Services::NONE },
+        Command::Registry => Services { registry: true, ..Services::NONE },
+    };
+    let system = System::start(&config, services).await?;
+    for (name, addr) in [("registry", system.registry_addr), ("commands", system.command_addr), ("queries", system.query_addr)] {
+        if let Some(addr) = addr {
+            tracing::info!("{name} listening on http://{addr}");
+        }
+    }
+    let shutdown = system.shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping");
+        shutdown.cancel();
+    });
+    system.wait().await.context("a service stopped")
+}
+
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

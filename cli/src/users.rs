@@ -1,0 +1,62 @@
+//! The demo company's people, so `tidemark token --user alice` needs no more flags and
+//! `tidemark demo` acts as each owner.
+
+pub const DEMO_TENANT: &str = "default";
+
+pub struct DemoUser {
+    pub name: &'static str,
+    pub roles: &'static [&'static str],
+    pub team: Option<&'static str>,
+    pub manager: Option<&'static str>,
+    pub kind: &'static str,
+}
+
+const fn user(name: &'static str, roles: &'static [&'static str], team: Option<&'static str>, manager: Option<&'static str>) -> DemoUser {
+    DemoUser { name, roles, team, manager, kind: "user" }
+}
+
+pub const USERS: &[DemoUser] = &[
+    user("alice", &["rep"], Some("east"), Some("mia")),
+    user("bob", &["rep"], Some("east"), Some("mia")),
+    user("carol", &["rep"], Some("west"), Some("wes")),
+    user("dave", &["rep"], Some("west"), Some("wes")),
+    user("erin", &["rep"], Some("west"), Some("wes")),
+    user("mia", &["manager", "approver"], Some("east"), None),
+    user("wes", &["manager", "approver"], Some("west"), None),
+    user("fiona", &["finance", "approver"], Some("finance"), None),
+    user("andy", &["analyst"], None, None),
+    user("audrey", &["auditor"], None, None),
+    user("root", &["admin"], None, None),
+    DemoUser { name: "lead-router", roles: &[], team: None, manager: None, kind: "automation" },
+];
+
+pub fn find(name: &str) -> Option<&'static DemoUser> {
+    USERS.iter().find(|u| u.name == name)
+}
+
+/// Claims for a demo user (or anyone, with every part given), valid for `hours`.
+pub fn claims(user: &str, tenant: Option<&str>, roles: Option<Vec<String>>, team: Option<String>, kind: Option<String>, hours: u64) -> anyhow::Result<tidemark_http::auth::Claims> {
+    let known = find(user);
+    let roles = match (roles, known) {
+        (Some(roles), _) => roles,
+        (None, Some(u)) => u.roles.iter().map(|r| r.to_string()).collect(),
+        (None, None) => anyhow::bail!("{user} is not a demo user: say --roles (and --team) too"),
+    };
+    let now = tidemark_http::auth::now_secs();
+    Ok(tidemark_http::auth::Claims {
+        sub: user.to_string(),
+        tenant: tenant.unwrap_or(DEMO_TENANT).to_string(),
+        roles,
+        team: team.or(known.and_then(|u| u.team.map(String::from))),
+        manager: known.and_then(|u| u.manager.map(String::from)),
+        kind: kind.or(known.map(|u| u.kind.to_string())).filter(|k| k != "user"),
+        exp: now + hours * 3600,
+        iat: now,
+    })
+}
+
+/// Mints a token with the shared secret: a local-development convenience.
+pub fn mint(config: &crate::Config, claims: &tidemark_http::auth::Claims) -> anyhow::Result<String> {
+    anyhow::ensure!(config.jwks.is_none(), "tokens are minted by your identity provider when TIDEMARK_JWKS is set");
+    tidemark_http::auth::Authenticator::shared_secret(&config.jwt_secret).mint(claims).ok_or_else(|| anyhow::anyhow!("cannot sign the token"))
+}

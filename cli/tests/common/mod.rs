@@ -1,0 +1,215 @@
+//! Starts Tidemark for a test against the real broker that `infra/test` runs and the
+//! machine's PostgreSQL. Each test gets its own database and topic prefix, so tests run
+//! in parallel on one broker without seeing each other.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use serde_json::Value;
+use tidemark::{Config, Services, System};
+use tidemark_schemas::{Decoded, EventCodec};
+
+pub fn test_config() -> Config {
+    let brokers = std::env::var("TIDEMARK_TEST_BROKERS")
+        .expect("TIDEMARK_TEST_BROKERS is not set: run the tests with infra/test, which starts a Tansu broker for them");
+    let postgres = std::env::var("TIDEMARK_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    Config {
+        database_url: format!("{postgres}/tidemark_test_{id}"),
+        brokers,
+        registry_url: "http://127.0.0.1:9".into(), // replaced by the in-process registry's address
+        topic_prefix: format!("t{id}."),
+        command_addr: any_port,
+        registry_addr: any_port,
+        query_addr: any_port,
+        consumer_group_prefix: None,
+        projector_batch: 500,
+        deployment: "tidemark-tests".into(),
+        jwt_secret: "tidemark-tests-secret".into(),
+        jwks: None,
+        service_token: None,
+        rate_per_principal: 1000,
+        rate_per_tenant: 10_000,
+        stall_after_ms: 30_000,
+        partitions: 3,
+    }
+}
+
+pub struct TestSystem {
+    pub config: Config,
+    running: Option<System>,
+    pub http: reqwest::Client,
+}
+
+impl TestSystem {
+    pub async fn start() -> TestSystem {
+        TestSystem::start_with(test_config(), Services::ALL).await
+    }
+
+    pub async fn start_with(config: Config, services: Services) -> TestSystem {
+        tidemark::prepare_database(&config.database_url).await.expect("database");
+        tidemark::create_topics(&config).await.expect("topics");
+        let system = System::start(&config, services).await.expect("tidemark starts");
+        TestSystem { config, running: Some(system), http: reqwest::Client::new() }
+    }
+
+    /// Stops every service and waits until they have let go of their clients.
+    pub async fn stop(mut self) {
+        let system = self.running.take().expect("running");
+        system.shutdown.cancel();
+        let _ = system.wait().await;
+    }
+
+    pub fn system(&self) -> &System {
+        self.running.as_ref().expect("running")
+    }
+
+    pub fn commands(&self) -> String {
+        format!("http://{}", self.system().command_addr.expect("the command API runs"))
+    }
+
+    pub fn queries(&self) -> String {
+        format!("http://{}", self.system().query_addr.expect("the query API runs"))
+    }
+
+    pub fn registry(&self) -> String {
+        format!("http://{}", self.system().registry_addr.expect("the registry runs"))
+    }
+
+    /// POSTs a command as `alice` with extra headers; returns status, headers and body.
+    /// A bearer token for `user` with `roles` in `tenant`, signed with the test secret.
+    pub fn token(&self, user: &str, tenant: &str, roles: &[&str], team: Option<&str>, kind: Option<&str>) -> String {
+        let now = tidemark_http::auth::now_secs();
+        let claims = tidemark_http::auth::Claims {
+            sub: user.into(),
+            tenant: tenant.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            team: team.map(String::from),
+            manager: None,
+            kind: kind.map(String::from),
+            exp: now + 3600,
+            iat: now,
+        };
+        tidemark::users::mint(&self.config, &claims).expect("a test token")
+    }
+
+    /// Tests that are not about authorization act as alice, an admin of the default tenant.
+    pub fn admin(&self) -> String {
+        self.token("alice", "default", &["admin"], Some("east"), None)
+    }
+
+    /// The request is built at once, so the arguments need not outlive the future. An
+    /// `Authorization` header among `headers` replaces the admin token (empty: none at all).
+    pub fn command(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> impl std::future::Future<Output = Answer> + use<> {
+        let mut request = self.http.post(format!("{}{path}", self.commands())).json(&body);
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+            request = request.bearer_auth(self.admin());
+        }
+        for (name, value) in headers.iter().filter(|(_, v)| !v.is_empty()) {
+            request = request.header(*name, *value);
+        }
+        async move { Answer::from(request.send().await.expect("the command API answers")).await }
+    }
+
+    pub fn get(&self, url: &str) -> impl std::future::Future<Output = Answer> + use<> {
+        self.get_as(url, &self.admin())
+    }
+
+    pub fn get_as(&self, url: &str, token: &str) -> impl std::future::Future<Output = Answer> + use<> {
+        let request = self.http.get(url).bearer_auth(token);
+        async move { Answer::from(request.send().await.expect("the API answers")).await }
+    }
+
+    pub async fn open_account(&self, name: &str) -> String {
+        let answer = self.command("/v1/accounts", serde_json::json!({"name": name}), &[]).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer.body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_opportunity(&self, account_id: &str, owner: &str, amount: &str) -> Answer {
+        let body = serde_json::json!({"account_id": account_id, "name": "Fleet renewal", "owner_id": owner,
+            "amount": {"value": amount, "currency": "EUR"}, "close_date": "2026-12-31"});
+        let answer = self.command("/v1/opportunities", body, &[]).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer
+    }
+
+    pub fn pool(&self) -> impl std::future::Future<Output = sqlx::PgPool> + '_ {
+        async { sqlx::PgPool::connect(&self.config.database_url).await.expect("test database") }
+    }
+
+    /// Every record of `topic`, decoded, by partition and offset.
+    pub async fn read_log(&self, topic: &str) -> Vec<(i32, i64, Decoded)> {
+        read_log(&self.config.brokers, &self.registry(), topic).await
+    }
+
+    pub async fn log_end_offsets(&self, topic: &str) -> BTreeMap<i32, i64> {
+        log_end_offsets(&self.config.brokers, topic)
+    }
+}
+
+impl Drop for TestSystem {
+    fn drop(&mut self) {
+        if let Some(system) = &self.running {
+            system.shutdown.cancel();
+        }
+    }
+}
+
+/// A child process that dies with the test, even when the test panics.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    async fn from(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+
+    /// The consistency token of a command's or a read's answer.
+    pub fn token(&self) -> String {
+        self.body["consistency_token"].as_str().expect("a consistency token").to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn log_end_offsets(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: StreamConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "tidemark-tests").create().unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    (0..partitions).map(|p| (p, consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1)).collect()
+}
+
+pub async fn read_log(brokers: &str, registry_url: &str, topic: &str) -> Vec<(i32, i64, Decoded)> {
+    let codec = EventCodec::new(registry_url).unwrap();
+    let records = tidemark_replay_tools::read_topic(brokers, &codec, topic).await.expect("the log can be read");
+    records.into_iter().map(|r| (r.partition, r.offset, r.decoded.expect("every record decodes"))).collect()
+}

@@ -1,0 +1,134 @@
+//! A crash at any point loses no effect and doubles none: a projector process killed with
+//! SIGKILL mid-stream, again and again, ends with exactly the rows of a clean run.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{test_config, KillOnDrop, TestSystem};
+use rand::Rng;
+use serde_json::json;
+use tidemark::{Config, Services, System};
+
+const PROJECTIONS: [&str; 2] = ["opportunities", "pipeline"];
+
+fn spawn_projector(config: &Config, registry_url: &str) -> KillOnDrop {
+    Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("projector")
+        .env("DATABASE_URL", &config.database_url)
+        .env("TIDEMARK_BROKERS", &config.brokers)
+        .env("TIDEMARK_REGISTRY_URL", registry_url)
+        .env("TIDEMARK_TOPIC_PREFIX", &config.topic_prefix)
+        .env("TIDEMARK_PROJECTOR_BATCH", "5") // many small transactions: many places to die in
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("the tidemark binary starts")
+}
+
+/// Records applied per projection (the sum of its stored offsets).
+async fn applied(pool: &sqlx::PgPool) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for p in PROJECTIONS {
+        let n: Option<i64> = sqlx::query_scalar("SELECT sum(next_offset)::bigint FROM projection_offsets WHERE projection = $1")
+            .bind(p)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        counts.push(n.unwrap_or(0));
+    }
+    counts
+}
+
+async fn wait_caught_up(pool: &sqlx::PgPool, total: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while applied(pool).await != vec![total; PROJECTIONS.len()] {
+        assert!(Instant::now() < deadline, "{what} did not catch up: {:?} of {total}", applied(pool).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn snapshot(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut tables = Vec::new();
+    for (table, order) in [("opportunities", "id"), ("pipeline", "tenant_id, owner_id, stage, currency"), ("pipeline_members", "id")] {
+        let rows: Option<String> = sqlx::query_scalar(&format!("SELECT json_agg(t ORDER BY {order})::text FROM {table} t"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        tables.push(rows.unwrap_or_default());
+    }
+    tables
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() {
+    let config = test_config();
+    let t = TestSystem::start_with(config.clone(), Services { projectors: false, ..Services::ALL }).await;
+
+    // A busy afternoon: opportunities created, moved, re-priced and closed.
+    let owners = ["ann", "ben", "cem"];
+    let accounts = futures::future::join_all((0..6).map(|i| {
+        let f = t.command("/v1/accounts", json!({"name": format!("Account {i}")}), &[]);
+        async move { f.await.body["id"].as_str().unwrap().to_string() }
+    }))
+    .await;
+    for i in 0..60usize {
+        let created = t.create_opportunity(&accounts[i % 6], owners[i % 3], &format!("{}.50", 1000 + i)).await;
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let mut steps = vec![
+            (format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"})),
+            (format!("/v1/opportunities/{id}/amount"), json!({"amount": {"value": format!("{}", 2000 + i), "currency": "EUR"}})),
+        ];
+        match i % 3 {
+            0 => steps.push((format!("/v1/opportunities/{id}/close"), json!({"outcome": "won", "reason": "signed"}))),
+            1 => steps.push((format!("/v1/opportunities/{id}/stage"), json!({"stage": "Negotiation"}))),
+            _ => steps.push((format!("/v1/opportunities/{id}/close-date"), json!({"close_date": "2027-06-30"}))),
+        }
+        for (path, body) in steps {
+            assert_eq!(t.command(&path, body, &[]).await.status, 200);
+        }
+    }
+    let total: i64 = t.log_end_offsets(&config.topics().opportunity).await.values().sum();
+    let pool = t.pool().await;
+
+    // The crashing run: kill the projector as soon as it has made some progress, three times.
+    let mut kills_mid_stream = 0;
+    for _ in 0..3 {
+        let mut projector = spawn_projector(&config, &t.registry());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let before = applied(&pool).await;
+        while applied(&pool).await == before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..150))).await;
+        projector.kill(); // SIGKILL
+        let at_kill = applied(&pool).await;
+        if at_kill.iter().any(|n| *n > 0 && *n < total) {
+            kills_mid_stream += 1;
+        }
+    }
+    assert!(kills_mid_stream >= 1, "no kill landed mid-stream, so the test proved nothing");
+    let mut projector = spawn_projector(&config, &t.registry());
+    wait_caught_up(&pool, total, "the crashed projector").await;
+    projector.kill();
+
+    // The clean run: the same log into a fresh database, by another consumer group.
+    let mut clean = test_config();
+    clean.brokers = config.brokers.clone();
+    clean.topic_prefix = config.topic_prefix.clone();
+    clean.consumer_group_prefix = Some(format!("{}clean.", config.topic_prefix));
+    clean.registry_url = t.registry();
+    tidemark::prepare_database(&clean.database_url).await.unwrap();
+    let clean_system = System::start(&clean, Services { projectors: true, ..Services::NONE }).await.unwrap();
+    let clean_pool = sqlx::PgPool::connect(&clean.database_url).await.unwrap();
+    wait_caught_up(&clean_pool, total, "the clean projector").await;
+    clean_system.shutdown.cancel();
+
+    let (crashed, reference) = (snapshot(&pool).await, snapshot(&clean_pool).await);
+    assert!(crashed[0].contains("Closed Won") && crashed[1].contains("Negotiation"), "the read models are populated");
+    assert_eq!(crashed, reference, "a crashed-and-restarted projection equals a clean replay");
+    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine").fetch_one(&pool).await.unwrap();
+    assert_eq!(quarantined, 0);
+}

@@ -1,0 +1,434 @@
+//! HTTP handlers: JSON in, problem+json or an outcome with its consistency token out.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tidemark_events::account::{self, AccountCommand};
+use tidemark_events::opportunity::{self, NewOpportunity, OpportunityCommand, Outcome as DealOutcome, Stage};
+use tidemark_events::policy::{self, Action, Owned, Subject};
+use tidemark_events::{CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
+use tidemark_http::{denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Outcome, Writer};
+use tidemark_events::Aggregate;
+
+#[derive(Clone)]
+struct AppState {
+    writer: Arc<Writer>,
+    pool: sqlx::PgPool,
+    registry_url: String,
+    code_version: String,
+    tokens: TokenCodec,
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Tidemark command API",
+    description = "Commands change the world: each accepted one becomes events on Kafka. Every answer carries a consistency token for read-your-writes."
+))]
+struct ApiDoc;
+
+pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, code_version: String, tokens: TokenCodec, gate: Arc<Gate>) -> axum::Router {
+    let state = AppState { writer, pool, registry_url, code_version, tokens };
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(open_account))
+        .routes(routes!(create_opportunity))
+        .routes(routes!(move_stage))
+        .routes(routes!(change_amount))
+        .routes(routes!(change_close_date))
+        .routes(routes!(close_opportunity))
+        .routes(routes!(share_opportunity))
+        .routes(routes!(unshare_opportunity))
+        .routes(routes!(healthz))
+        .with_state(state)
+        .split_for_parts();
+    tidemark_http::finish(router, api, gate)
+}
+
+impl From<CommandError> for Problem {
+    fn from(error: CommandError) -> Problem {
+        let detail = error.to_string();
+        match error {
+            CommandError::Rejected(Rejection::NotFound) => Problem::not_found(detail),
+            CommandError::Rejected(Rejection::InvalidField { field, message }) => Problem::invalid_field(field, message),
+            CommandError::Rejected(rejection) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.rule(), "A domain rule refused the command", detail)
+                    .with("rule", rejection.rule())
+            }
+            CommandError::VersionConflict { current, .. } => {
+                Problem::new(StatusCode::CONFLICT, "version-conflict", "The aggregate changed since you read it", detail)
+                    .with("current_version", current)
+            }
+            CommandError::Denied(denial) => tidemark_http::denials::problem(denial),
+            CommandError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "The Idempotency-Key belongs to another request",
+                detail,
+            ),
+            CommandError::Unavailable(_) => Problem::unavailable(detail),
+            CommandError::Internal { reference } => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Tidemark failed", detail).with("reference", reference.to_string())
+            }
+            CommandError::Unreadable { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "stream-unreadable", "The aggregate's history cannot be read", detail)
+            }
+        }
+    }
+}
+
+/// What every command request carries besides its body: the principal and the headers
+/// that govern concurrency and retries.
+struct CommandContext {
+    principal: Principal,
+    expected_version: Option<i64>,
+    idempotency_key: Option<String>,
+    causation_id: Option<String>,
+    rationale: Option<String>,
+    /// The caller's session so far: the answer's token adds this command's write to it.
+    session: Option<ConsistencyToken>,
+}
+
+impl FromRequestParts<AppState> for CommandContext {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let text = |name: &str| -> Result<Option<String>, Problem> {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().map(|s| s.trim().to_string()).map_err(|_| Problem::bad_request(format!("header {name} must be visible ASCII"))))
+                .transpose()
+        };
+        let expected_version = match text("if-match")? {
+            None => None,
+            Some(tag) => Some(
+                tag.trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| Problem::bad_request(format!("If-Match: '{tag}' is not a version such as \"3\"")))?,
+            ),
+        };
+        let idempotency_key = text("idempotency-key")?;
+        if let Some(key) = &idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Problem::bad_request("Idempotency-Key must have 1 to 255 characters"));
+            }
+        }
+        let session = text("consistency-token")?
+            .map(|t| state.tokens.decode(&t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "Consistency-Token")))
+            .transpose()?;
+        Ok(CommandContext {
+            principal,
+            expected_version,
+            idempotency_key,
+            causation_id: text("x-causation-id")?,
+            rationale: text("x-rationale")?,
+            session,
+        })
+    }
+}
+
+impl CommandContext {
+    fn request(self, state: &AppState, aggregate_type: &'static str, aggregate_id: Uuid, content: impl std::hash::Hash) -> (CommandRequest, Session) {
+        let idempotent = self.idempotency_key.is_some();
+        let command_id = self.idempotency_key.unwrap_or_else(|| Uuid::now_v7().to_string());
+        let p = self.principal.clone();
+        let session = Session { principal: self.principal, asked: self.session, tokens: state.tokens.clone() };
+        let request = CommandRequest {
+            meta: CommandMeta {
+                command_id,
+                tenant_id: p.tenant_id,
+                actor_id: p.actor_id,
+                actor_kind: p.actor_kind,
+                client_id: p.client_id,
+                correlation_id: p.correlation_id,
+                causation_id: self.causation_id,
+                policy_version: POLICY_VERSION.to_string(),
+                code_version: state.code_version.clone(),
+                rationale: self.rationale,
+                received_at: Utc::now(),
+            },
+            aggregate_type,
+            aggregate_id,
+            expected_version: self.expected_version,
+            idempotent,
+            fingerprint: fingerprint(content),
+        };
+        (request, session)
+    }
+}
+
+/// Who sent the command, and the token its answer builds on.
+struct Session {
+    principal: Principal,
+    asked: Option<ConsistencyToken>,
+    tokens: TokenCodec,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CommandAnswer {
+    id: Uuid,
+    version: i64,
+    consistency_token: String,
+    events: Vec<AppendedEvent>,
+}
+
+fn answer(outcome: Outcome, session: Session) -> Response {
+    let positions: Vec<Position> = outcome
+        .events
+        .iter()
+        .map(|e| Position { topic: e.topic.clone(), partition: e.partition, offset: e.offset })
+        .collect();
+    let written = ConsistencyToken::from_positions(&positions);
+    let token = session.tokens.encode(&session.asked.map_or(written.clone(), |asked| asked.merge(&written)));
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("ASCII"));
+    if outcome.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    let body = CommandAnswer { id: outcome.aggregate_id, version: outcome.version, consistency_token: token, events: outcome.events };
+    (status, headers, Json(body)).into_response()
+}
+
+/// Authorizes a change against the opportunity as the writer holds it, then decides.
+fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+    move |state| {
+        let state = match state {
+            Some(Aggregate::Opportunity(o)) => Some(o),
+            Some(_) => return Err(Rejection::NotFound.into()),
+            None => None,
+        };
+        if let Some(o) = state {
+            let amount = match &cmd {
+                OpportunityCommand::ChangeAmount { amount } => Some(amount),
+                _ => None,
+            };
+            let shared_with: Vec<String> = o.shared_with.iter().cloned().collect();
+            let record = Owned { owner: &o.owner_id, team: o.team_id.as_deref(), shared_with: &shared_with };
+            policy::authorize(&subject, &Action::ChangeOpportunity { record, amount }).map_err(CommandError::Denied)?;
+        }
+        Ok(opportunity::decide(state, &cmd)?.into_iter().map(DomainEvent::Opportunity).collect())
+    }
+}
+
+/// Runs a command and answers; a denial is recorded for auditors on the way out.
+async fn run(
+    state: &AppState,
+    (request, session): (CommandRequest, Session),
+    action: &str,
+    decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError>,
+) -> Result<Response, Problem> {
+    let target = format!("{}/{}", request.aggregate_type, request.aggregate_id);
+    match state.writer.execute(request, decide).await {
+        Ok(outcome) => Ok(answer(outcome, session)),
+        Err(CommandError::Denied(denial)) => Err(denials::deny(&state.pool, &session.principal, action, &target, denial).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Refuses early what the policy refuses without looking at any record.
+async fn authorize(state: &AppState, who: &Principal, action: Action<'_>, target: &str) -> Result<(), Problem> {
+    match policy::authorize(&who.subject(), &action) {
+        Ok(()) => Ok(()),
+        Err(denial) => Err(denials::deny(&state.pool, who, action.name(), target, denial).await),
+    }
+}
+
+#[derive(Deserialize, ToSchema, Hash)]
+struct OpenAccount {
+    /// The account's name, e.g. "Acme GmbH".
+    name: String,
+}
+
+/// Opens an account.
+#[utoipa::path(post, path = "/v1/accounts", request_body = OpenAccount, tag = "accounts",
+    responses((status = 201, body = CommandAnswer), (status = 400), (status = 422), (status = 503)))]
+async fn open_account(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<OpenAccount>) -> Result<Response, Problem> {
+    authorize(&state, &ctx.principal, Action::OpenAccount, "account/new").await?;
+    let call = ctx.request(&state, account::AGGREGATE_TYPE, Uuid::now_v7(), ("open-account", &body));
+    let cmd = AccountCommand::Open { name: body.name };
+    run(&state, call, "open-account", move |s| {
+        let s = match s {
+            Some(Aggregate::Account(a)) => Some(a),
+            Some(_) => return Err(Rejection::AlreadyExists.into()),
+            None => None,
+        };
+        Ok(account::decide(s, &cmd)?.into_iter().map(DomainEvent::Account).collect())
+    })
+    .await
+}
+
+#[derive(Deserialize, ToSchema, Hash)]
+struct CreateOpportunity {
+    account_id: Uuid,
+    name: String,
+    owner_id: String,
+    #[schema(value_type = MoneyBody)]
+    amount: Money,
+    /// ISO 8601 date, e.g. 2026-12-31.
+    close_date: NaiveDate,
+}
+
+/// An exact amount: `value` is a decimal string, never a float. Only the OpenAPI document
+/// uses this type (requests deserialize into `Money`), hence never constructed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct MoneyBody {
+    #[schema(example = "12000.00")]
+    value: String,
+    #[schema(example = "EUR")]
+    currency: String,
+}
+
+/// Creates an opportunity on an account; it starts at the first stage (Prospecting, 10%).
+#[utoipa::path(post, path = "/v1/opportunities", request_body = CreateOpportunity, tag = "opportunities",
+    responses((status = 201, body = CommandAnswer), (status = 400), (status = 422), (status = 503)))]
+async fn create_opportunity(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemJson(body): ProblemJson<CreateOpportunity>,
+) -> Result<Response, Problem> {
+    let who = ctx.principal.clone();
+    authorize(&state, &who, Action::CreateOpportunity { owner: &body.owner_id, amount: &body.amount }, "opportunity/new").await?;
+    let account_exists = state.writer.account_exists(&who.tenant_id, body.account_id);
+    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, Uuid::now_v7(), ("create-opportunity", &body));
+    let cmd = OpportunityCommand::Create(NewOpportunity {
+        account_id: body.account_id,
+        account_exists,
+        name: body.name,
+        owner_id: body.owner_id,
+        // The creator's team: a manager's deals land in the manager's team.
+        team_id: who.team.clone(),
+        amount: body.amount,
+        close_date: body.close_date,
+    });
+    run(&state, call, "create-opportunity", opportunity_decision(cmd, who.subject())).await
+}
+
+async fn change(state: AppState, ctx: CommandContext, id: Uuid, cmd: OpportunityCommand) -> Result<Response, Problem> {
+    let subject = ctx.principal.subject();
+    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, (id, &cmd));
+    run(&state, call, "change-opportunity", opportunity_decision(cmd, subject)).await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct MoveStage {
+    /// Prospecting, Qualification, Proposal or Negotiation (closing goes through /close).
+    #[schema(value_type = String, example = "Qualification")]
+    stage: Stage,
+}
+
+/// Moves an open opportunity to another open stage; its probability follows the stage.
+#[utoipa::path(post, path = "/v1/opportunities/{id}/stage", request_body = MoveStage, tag = "opportunities",
+    params(("If-Match" = Option<String>, Header, description = "expected version, e.g. \"3\"")),
+    responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
+async fn move_stage(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<MoveStage>) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::MoveStage { stage: body.stage }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ChangeAmount {
+    #[schema(value_type = MoneyBody)]
+    amount: Money,
+}
+
+/// Changes the amount (in the opportunity's currency).
+#[utoipa::path(post, path = "/v1/opportunities/{id}/amount", request_body = ChangeAmount, tag = "opportunities",
+    responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
+async fn change_amount(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<ChangeAmount>) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::ChangeAmount { amount: body.amount }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ChangeCloseDate {
+    close_date: NaiveDate,
+}
+
+/// Changes the expected close date.
+#[utoipa::path(post, path = "/v1/opportunities/{id}/close-date", request_body = ChangeCloseDate, tag = "opportunities",
+    responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
+async fn change_close_date(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemJson(body): ProblemJson<ChangeCloseDate>,
+) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::ChangeCloseDate { close_date: body.close_date }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct CloseOpportunity {
+    #[schema(value_type = String, example = "won")]
+    outcome: DealOutcome,
+    reason: String,
+}
+
+/// Closes the opportunity as won or lost, with a reason; it refuses every change afterwards.
+#[utoipa::path(post, path = "/v1/opportunities/{id}/close", request_body = CloseOpportunity, tag = "opportunities",
+    responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
+async fn close_opportunity(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemJson(body): ProblemJson<CloseOpportunity>,
+) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::Close { outcome: body.outcome, reason: body.reason }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ShareOpportunity {
+    /// The user who may read the opportunity from now on.
+    user_id: String,
+}
+
+/// Shares the opportunity with a user, who may then read it (not change it). Whoever may
+/// change the opportunity may share it; closed opportunities may be shared too.
+#[utoipa::path(post, path = "/v1/opportunities/{id}/shares", request_body = ShareOpportunity, tag = "opportunities",
+    responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn share_opportunity(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemJson(body): ProblemJson<ShareOpportunity>,
+) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::Share { user_id: body.user_id }).await
+}
+
+/// Withdraws a user's share of the opportunity.
+#[utoipa::path(delete, path = "/v1/opportunities/{id}/shares/{user_id}", tag = "opportunities",
+    responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn unshare_opportunity(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath((id, user_id)): ProblemPath<(Uuid, String)>,
+) -> Result<Response, Problem> {
+    change(state, ctx, id, OpportunityCommand::Unshare { user_id }).await
+}
+
+/// Whether the service and its dependencies (PostgreSQL, broker, registry) answer.
+#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let broker = {
+        let writer = state.writer.clone();
+        tokio::task::spawn_blocking(move || writer.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()))
+    };
+    let registry = tidemark_http::health::http_ok(&format!("{}/config", state.registry_url)).await;
+    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker), ("registry", registry)], json!({"writer_epoch": state.writer.epoch()}))
+}

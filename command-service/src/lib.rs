@@ -1,0 +1,15 @@
+//! The command API: authenticate (for now: read the principal's headers), validate,
+//! decide with the pure domain core, and append to Kafka as the single writer.
+
+mod api;
+pub mod writer;
+
+pub use api::router;
+pub use writer::{StartError, Writer, WriterConfig};
+
+/// This crate's tables. Crates share one migration history, so each ignores the others'.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}

@@ -1,0 +1,100 @@
+//! The Tidemark domain core.
+//!
+//! Everything here is pure: commands are decided against state (`decide`), accepted
+//! events are folded into state (`evolve`), and every reader of the log applies the
+//! same [`fold`] rule. Services are thin shells that add I/O around these functions.
+
+pub mod account;
+pub mod envelope;
+pub mod fold;
+pub mod money;
+pub mod opportunity;
+pub mod partition;
+pub mod policy;
+pub mod rejection;
+
+pub use envelope::{ActorKind, CommandMeta, Envelope};
+pub use money::{Currency, Money};
+pub use rejection::Rejection;
+
+/// Topic names: one topic per aggregate type, `crm.<aggregate>.events`. A prefix lets
+/// several deployments (or test runs) share one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub account: String,
+    pub opportunity: String,
+}
+
+impl Topics {
+    pub fn with_prefix(prefix: &str) -> Topics {
+        Topics {
+            account: format!("{prefix}crm.{}.events", account::AGGREGATE_TYPE),
+            opportunity: format!("{prefix}crm.{}.events", opportunity::AGGREGATE_TYPE),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 2] {
+        [&self.account, &self.opportunity]
+    }
+
+    pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
+        match aggregate_type {
+            account::AGGREGATE_TYPE => Some(&self.account),
+            opportunity::AGGREGATE_TYPE => Some(&self.opportunity),
+            _ => None,
+        }
+    }
+}
+
+pub use policy::POLICY_VERSION;
+
+/// Every event of either aggregate, as it travels between the domain and the shells.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    Account(account::AccountEvent),
+    Opportunity(opportunity::OpportunityEvent),
+}
+
+impl DomainEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            DomainEvent::Account(e) => e.event_type(),
+            DomainEvent::Opportunity(e) => e.event_type(),
+        }
+    }
+}
+
+/// The state of any aggregate, as every reader of the log folds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Aggregate {
+    Account(account::Account),
+    Opportunity(opportunity::Opportunity),
+}
+
+/// Folds one accepted event into an aggregate's state, whichever the aggregate.
+pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
+    match event {
+        DomainEvent::Account(e) => Aggregate::Account(account::evolve(
+            match state {
+                Some(Aggregate::Account(a)) => Some(a),
+                _ => None,
+            },
+            e,
+        )),
+        DomainEvent::Opportunity(e) => Aggregate::Opportunity(opportunity::evolve(
+            match state {
+                Some(Aggregate::Opportunity(o)) => Some(o),
+                _ => None,
+            },
+            e,
+        )),
+    }
+}
+
+/// An event with its envelope: what one Kafka record carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub envelope: Envelope,
+    pub event: DomainEvent,
+}

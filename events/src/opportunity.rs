@@ -1,0 +1,491 @@
+//! The Opportunity aggregate: a deal moving through the pipeline until it is won or lost.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Money, Rejection};
+
+pub const AGGREGATE_TYPE: &str = "opportunity";
+
+/// The pipeline, in order, with each stage's default probability (percent). This table is
+/// the one place where stages and probabilities are defined.
+pub const STAGES: [(Stage, i32); 6] = [
+    (Stage::Prospecting, 10),
+    (Stage::Qualification, 20),
+    (Stage::Proposal, 50),
+    (Stage::Negotiation, 75),
+    (Stage::ClosedWon, 100),
+    (Stage::ClosedLost, 0),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Stage {
+    Prospecting,
+    Qualification,
+    Proposal,
+    Negotiation,
+    ClosedWon,
+    ClosedLost,
+}
+
+impl Stage {
+    pub const FIRST: Stage = Stage::Prospecting;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Prospecting => "Prospecting",
+            Stage::Qualification => "Qualification",
+            Stage::Proposal => "Proposal",
+            Stage::Negotiation => "Negotiation",
+            Stage::ClosedWon => "Closed Won",
+            Stage::ClosedLost => "Closed Lost",
+        }
+    }
+
+    pub fn default_probability(self) -> i32 {
+        STAGES.iter().find(|(s, _)| *s == self).map(|(_, p)| *p).expect("every stage is in STAGES")
+    }
+
+    pub fn is_closed(self) -> bool {
+        matches!(self, Stage::ClosedWon | Stage::ClosedLost)
+    }
+
+    pub fn parse(name: &str) -> Option<Stage> {
+        STAGES.iter().map(|(s, _)| *s).find(|s| s.name() == name)
+    }
+}
+
+impl TryFrom<String> for Stage {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        Stage::parse(&name).ok_or_else(|| {
+            let known: Vec<_> = STAGES.iter().map(|(s, _)| s.name()).collect();
+            format!("unknown stage '{name}'; stages are {}", known.join(", "))
+        })
+    }
+}
+
+impl From<Stage> for &'static str {
+    fn from(s: Stage) -> &'static str {
+        s.name()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Outcome {
+    Won,
+    Lost,
+}
+
+impl TryFrom<String> for Outcome {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "won" => Ok(Outcome::Won),
+            "lost" => Ok(Outcome::Lost),
+            _ => Err(format!("outcome '{name}' is neither won nor lost")),
+        }
+    }
+}
+
+impl From<Outcome> for &'static str {
+    fn from(o: Outcome) -> &'static str {
+        match o {
+            Outcome::Won => "won",
+            Outcome::Lost => "lost",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn stage(self) -> Stage {
+        match self {
+            Outcome::Won => Stage::ClosedWon,
+            Outcome::Lost => Stage::ClosedLost,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Opportunity {
+    pub account_id: Uuid,
+    pub name: String,
+    pub owner_id: String,
+    /// The team that owns it (managers see their team's); none for data from before teams.
+    pub team_id: Option<String>,
+    pub amount: Money,
+    pub close_date: NaiveDate,
+    pub stage: Stage,
+    pub probability: i32,
+    pub close_reason: Option<String>,
+    /// Users it is shared with: they may read it as if it were theirs.
+    pub shared_with: std::collections::BTreeSet<String>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub enum OpportunityCommand {
+    Create(NewOpportunity),
+    ChangeAmount { amount: Money },
+    ChangeCloseDate { close_date: NaiveDate },
+    MoveStage { stage: Stage },
+    Close { outcome: Outcome, reason: String },
+    Share { user_id: String },
+    Unshare { user_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub struct NewOpportunity {
+    pub account_id: Uuid,
+    /// An aggregate sees only its own stream; the shell looks the account up and passes the
+    /// answer in, so the rule itself stays here.
+    pub account_exists: bool,
+    pub name: String,
+    pub owner_id: String,
+    pub team_id: Option<String>,
+    pub amount: Money,
+    pub close_date: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpportunityCreated {
+    pub account_id: Uuid,
+    pub name: String,
+    pub owner_id: String,
+    /// Added in schema v2; v1 events read as none.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    pub amount: Money,
+    pub close_date: NaiveDate,
+    pub stage: Stage,
+    pub probability: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmountChanged {
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloseDateChanged {
+    pub close_date: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMoved {
+    pub from_stage: Stage,
+    pub stage: Stage,
+    pub probability: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub outcome: Outcome,
+    pub reason: String,
+    pub stage: Stage,
+    pub probability: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shared {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpportunityEvent {
+    Created(OpportunityCreated),
+    AmountChanged(AmountChanged),
+    CloseDateChanged(CloseDateChanged),
+    StageMoved(StageMoved),
+    Closed(Closed),
+    Shared(Shared),
+    Unshared(Shared),
+}
+
+impl OpportunityEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            OpportunityEvent::Created(_) => "OpportunityCreated",
+            OpportunityEvent::AmountChanged(_) => "OpportunityAmountChanged",
+            OpportunityEvent::CloseDateChanged(_) => "OpportunityCloseDateChanged",
+            OpportunityEvent::StageMoved(_) => "OpportunityStageMoved",
+            OpportunityEvent::Closed(_) => "OpportunityClosed",
+            OpportunityEvent::Shared(_) => "OpportunityShared",
+            OpportunityEvent::Unshared(_) => "OpportunityUnshared",
+        }
+    }
+}
+
+const MAX_TEXT: usize = 200;
+
+/// Trims a required short text and checks its length.
+pub(crate) fn valid_name(field: &'static str, text: &str) -> Result<String, Rejection> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Rejection::invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(Rejection::invalid(field, format!("at most {MAX_TEXT} characters")));
+    }
+    Ok(text.to_string())
+}
+
+pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<Vec<OpportunityEvent>, Rejection> {
+    let opp = match (state, command) {
+        (None, OpportunityCommand::Create(new)) => return create(new),
+        (Some(_), OpportunityCommand::Create(_)) => return Err(Rejection::AlreadyExists),
+        (None, _) => return Err(Rejection::NotFound),
+        (Some(opp), _) => opp,
+    };
+    // Sharing is about who may read the deal, not the deal itself: closed ones may be shared.
+    match command {
+        OpportunityCommand::Share { user_id } => {
+            let user_id = valid_name("user_id", user_id)?;
+            if user_id == opp.owner_id || opp.shared_with.contains(&user_id) {
+                return Err(Rejection::NoChange("that user sees the opportunity already"));
+            }
+            return Ok(vec![OpportunityEvent::Shared(Shared { user_id })]);
+        }
+        OpportunityCommand::Unshare { user_id } => {
+            if !opp.shared_with.contains(user_id) {
+                return Err(Rejection::NoChange("the opportunity is not shared with that user"));
+            }
+            return Ok(vec![OpportunityEvent::Unshared(Shared { user_id: user_id.clone() })]);
+        }
+        _ => {}
+    }
+    if opp.stage.is_closed() {
+        return Err(Rejection::OpportunityClosed);
+    }
+    let event = match command {
+        OpportunityCommand::Create(_) | OpportunityCommand::Share { .. } | OpportunityCommand::Unshare { .. } => {
+            unreachable!("handled above")
+        }
+        OpportunityCommand::ChangeAmount { amount } => {
+            amount.validate("amount")?;
+            if amount.currency != opp.amount.currency {
+                return Err(Rejection::CurrencyMismatch {
+                    fixed: opp.amount.currency.to_string(),
+                    given: amount.currency.to_string(),
+                });
+            }
+            if amount.value == opp.amount.value {
+                return Err(Rejection::NoChange("the amount is already that"));
+            }
+            OpportunityEvent::AmountChanged(AmountChanged { amount: amount.clone() })
+        }
+        OpportunityCommand::ChangeCloseDate { close_date } => {
+            if *close_date == opp.close_date {
+                return Err(Rejection::NoChange("the close date is already that"));
+            }
+            OpportunityEvent::CloseDateChanged(CloseDateChanged { close_date: *close_date })
+        }
+        OpportunityCommand::MoveStage { stage } => {
+            if stage.is_closed() {
+                return Err(Rejection::CloseThroughCloseCommand(stage.name()));
+            }
+            if *stage == opp.stage {
+                return Err(Rejection::NoChange("the opportunity is already in that stage"));
+            }
+            OpportunityEvent::StageMoved(StageMoved {
+                from_stage: opp.stage,
+                stage: *stage,
+                probability: stage.default_probability(),
+            })
+        }
+        OpportunityCommand::Close { outcome, reason } => OpportunityEvent::Closed(Closed {
+            outcome: *outcome,
+            reason: valid_name("reason", reason)?,
+            stage: outcome.stage(),
+            probability: outcome.stage().default_probability(),
+        }),
+    };
+    Ok(vec![event])
+}
+
+fn create(new: &NewOpportunity) -> Result<Vec<OpportunityEvent>, Rejection> {
+    let name = valid_name("name", &new.name)?;
+    let owner_id = valid_name("owner_id", &new.owner_id)?;
+    new.amount.validate("amount")?;
+    if !new.account_exists {
+        return Err(Rejection::AccountNotFound(new.account_id));
+    }
+    Ok(vec![OpportunityEvent::Created(OpportunityCreated {
+        account_id: new.account_id,
+        name,
+        owner_id,
+        team_id: new.team_id.clone(),
+        amount: new.amount.clone(),
+        close_date: new.close_date,
+        stage: Stage::FIRST,
+        probability: Stage::FIRST.default_probability(),
+    })])
+}
+
+/// Folds one event into the state. Events are facts: evolve never refuses one.
+pub fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
+    let mut opp = match (state, event) {
+        (_, OpportunityEvent::Created(e)) => {
+            return Opportunity {
+                account_id: e.account_id,
+                name: e.name.clone(),
+                owner_id: e.owner_id.clone(),
+                team_id: e.team_id.clone(),
+                amount: e.amount.clone(),
+                close_date: e.close_date,
+                stage: e.stage,
+                probability: e.probability,
+                close_reason: None,
+                shared_with: Default::default(),
+                version: 1,
+            }
+        }
+        (Some(opp), _) => opp,
+        (None, e) => panic!("{} before OpportunityCreated: the fold rule must refuse gaps", e.event_type()),
+    };
+    match event {
+        OpportunityEvent::Created(_) => unreachable!("handled above"),
+        OpportunityEvent::AmountChanged(e) => opp.amount = e.amount.clone(),
+        OpportunityEvent::CloseDateChanged(e) => opp.close_date = e.close_date,
+        OpportunityEvent::StageMoved(e) => {
+            opp.stage = e.stage;
+            opp.probability = e.probability;
+        }
+        OpportunityEvent::Closed(e) => {
+            opp.stage = e.stage;
+            opp.probability = e.probability;
+            opp.close_reason = Some(e.reason.clone());
+        }
+        OpportunityEvent::Shared(e) => {
+            opp.shared_with.insert(e.user_id.clone());
+        }
+        OpportunityEvent::Unshared(e) => {
+            opp.shared_with.remove(&e.user_id);
+        }
+    }
+    opp.version += 1;
+    opp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+    use std::str::FromStr;
+
+    fn money(v: &str, c: &str) -> Money {
+        Money { value: rust_decimal::Decimal::from_str(v).unwrap(), currency: Currency::try_from(c.to_string()).unwrap() }
+    }
+
+    fn new_opportunity() -> NewOpportunity {
+        NewOpportunity {
+            account_id: Uuid::now_v7(),
+            account_exists: true,
+            name: "Fleet renewal".into(),
+            owner_id: "alice".into(),
+            team_id: Some("east".into()),
+            amount: money("12000.00", "EUR"),
+            close_date: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        }
+    }
+
+    fn run(state: Option<Opportunity>, cmd: OpportunityCommand) -> Result<Opportunity, Rejection> {
+        let events = decide(state.as_ref(), &cmd)?;
+        Ok(events.iter().fold(state, |s, e| Some(evolve(s, e))).unwrap())
+    }
+
+    fn created() -> Opportunity {
+        run(None, OpportunityCommand::Create(new_opportunity())).unwrap()
+    }
+
+    #[test]
+    fn a_new_opportunity_starts_at_the_first_stage() {
+        let opp = created();
+        assert_eq!((opp.stage, opp.probability, opp.version), (Stage::Prospecting, 10, 1));
+    }
+
+    #[test]
+    fn creating_needs_an_existing_account_and_valid_fields() {
+        let mut new = new_opportunity();
+        new.account_exists = false;
+        assert_eq!(decide(None, &OpportunityCommand::Create(new)).unwrap_err().rule(), "account-must-exist");
+        let mut new = new_opportunity();
+        new.name = "   ".into();
+        assert_eq!(
+            decide(None, &OpportunityCommand::Create(new)),
+            Err(Rejection::invalid("name", "must not be empty"))
+        );
+        assert_eq!(decide(Some(&created()), &OpportunityCommand::Create(new_opportunity())), Err(Rejection::AlreadyExists));
+    }
+
+    #[test]
+    fn commands_on_a_missing_opportunity_are_not_found() {
+        let cmd = OpportunityCommand::MoveStage { stage: Stage::Proposal };
+        assert_eq!(decide(None, &cmd), Err(Rejection::NotFound));
+    }
+
+    #[test]
+    fn moving_stage_sets_the_default_probability() {
+        let opp = run(Some(created()), OpportunityCommand::MoveStage { stage: Stage::Negotiation }).unwrap();
+        assert_eq!((opp.stage, opp.probability, opp.version), (Stage::Negotiation, 75, 2));
+        let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::ClosedWon }).unwrap_err();
+        assert_eq!(err.rule(), "close-through-close-command");
+        let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::Negotiation }).unwrap_err();
+        assert_eq!(err.rule(), "no-change");
+    }
+
+    #[test]
+    fn amounts_keep_their_currency() {
+        let opp = run(Some(created()), OpportunityCommand::ChangeAmount { amount: money("15000.50", "EUR") }).unwrap();
+        assert_eq!(opp.amount, money("15000.50", "EUR"));
+        let err = decide(Some(&opp), &OpportunityCommand::ChangeAmount { amount: money("1", "USD") }).unwrap_err();
+        assert_eq!(err.rule(), "currency-is-fixed");
+        let err = decide(Some(&opp), &OpportunityCommand::ChangeAmount { amount: money("-1", "EUR") }).unwrap_err();
+        assert_eq!(err.rule(), "invalid-field");
+    }
+
+    #[test]
+    fn a_closed_opportunity_refuses_every_change() {
+        let won = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
+        assert_eq!((won.stage, won.probability), (Stage::ClosedWon, 100));
+        let lost = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Lost, reason: "price".into() }).unwrap();
+        assert_eq!((lost.stage, lost.probability), (Stage::ClosedLost, 0));
+        for cmd in [
+            OpportunityCommand::MoveStage { stage: Stage::Proposal },
+            OpportunityCommand::ChangeAmount { amount: money("1", "EUR") },
+            OpportunityCommand::ChangeCloseDate { close_date: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() },
+            OpportunityCommand::Close { outcome: Outcome::Lost, reason: "again".into() },
+        ] {
+            assert_eq!(decide(Some(&won), &cmd), Err(Rejection::OpportunityClosed));
+        }
+    }
+
+    #[test]
+    fn sharing_adds_and_withdraws_readers_even_when_closed() {
+        let won = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
+        let shared = run(Some(won), OpportunityCommand::Share { user_id: "bob".into() }).unwrap();
+        assert!(shared.shared_with.contains("bob"));
+        assert_eq!(decide(Some(&shared), &OpportunityCommand::Share { user_id: "bob".into() }).unwrap_err().rule(), "no-change");
+        assert_eq!(decide(Some(&shared), &OpportunityCommand::Share { user_id: "alice".into() }).unwrap_err().rule(), "no-change");
+        let unshared = run(Some(shared), OpportunityCommand::Unshare { user_id: "bob".into() }).unwrap();
+        assert!(unshared.shared_with.is_empty());
+        assert_eq!(decide(Some(&unshared), &OpportunityCommand::Unshare { user_id: "bob".into() }).unwrap_err().rule(), "no-change");
+    }
+
+    #[test]
+    fn closing_needs_a_reason() {
+        let err = decide(Some(&created()), &OpportunityCommand::Close { outcome: Outcome::Won, reason: "".into() });
+        assert_eq!(err, Err(Rejection::invalid("reason", "must not be empty")));
+    }
+
+    #[test]
+    fn stage_names_round_trip() {
+        for (stage, _) in STAGES {
+            assert_eq!(Stage::parse(stage.name()), Some(stage));
+        }
+        assert!(Stage::try_from("Won".to_string()).unwrap_err().contains("Closed Won"));
+    }
+}

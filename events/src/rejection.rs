@@ -1,0 +1,44 @@
+//! Why the domain refused a command. Each reason has a stable rule code that the HTTP
+//! edge puts into problem+json, so clients can branch on it.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    #[error("{field}: {message}")]
+    InvalidField { field: &'static str, message: String },
+    #[error("the aggregate does not exist")]
+    NotFound,
+    #[error("the aggregate exists already")]
+    AlreadyExists,
+    #[error("account {0} does not exist")]
+    AccountNotFound(uuid::Uuid),
+    #[error("the opportunity is closed and refuses further changes")]
+    OpportunityClosed,
+    #[error("the command would change nothing: {0}")]
+    NoChange(&'static str),
+    #[error("stage {0} is reached through the close command, which records the outcome and a reason")]
+    CloseThroughCloseCommand(&'static str),
+    #[error("the opportunity's currency is {fixed}; an amount in {given} cannot replace it")]
+    CurrencyMismatch { fixed: String, given: String },
+}
+
+impl Rejection {
+    /// A stable, machine-readable name of the broken rule.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Rejection::InvalidField { .. } => "invalid-field",
+            Rejection::NotFound => "not-found",
+            Rejection::AlreadyExists => "already-exists",
+            Rejection::AccountNotFound(_) => "account-must-exist",
+            Rejection::OpportunityClosed => "closed-opportunity-is-final",
+            Rejection::NoChange(_) => "no-change",
+            Rejection::CloseThroughCloseCommand(_) => "close-through-close-command",
+            Rejection::CurrencyMismatch { .. } => "currency-is-fixed",
+        }
+    }
+
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection::InvalidField { field, message: message.into() }
+    }
+}

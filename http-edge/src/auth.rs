@@ -1,0 +1,158 @@
+//! Bearer JWTs: HS256 with a shared secret for the embedded default; RS256 or ES256 with
+//! published keys (a JWKS file or URL, as OIDC providers publish them) in production.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub tenant: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    /// user (default), automation or system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: u64,
+}
+
+/// Why a token was not accepted. The client learns the kind, never the token's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("send a bearer token: Authorization: Bearer <token>")]
+    Missing,
+    #[error("the bearer token is not a well-formed JWT")]
+    Malformed,
+    #[error("the bearer token has expired")]
+    Expired,
+    #[error("the bearer token's signature or algorithm is not accepted")]
+    BadSignature,
+    #[error("the bearer token lacks a required claim (sub, tenant, exp)")]
+    BadClaims,
+}
+
+impl AuthError {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing-token",
+            AuthError::Malformed => "malformed-token",
+            AuthError::Expired => "expired-token",
+            AuthError::BadSignature => "invalid-signature",
+            AuthError::BadClaims => "invalid-claims",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot read the JWKS at {0}: {1}")]
+    Fetch(String, String),
+    #[error("the JWKS at {0} is not a JSON Web Key Set: {1}")]
+    Parse(String, String),
+}
+
+enum Keys {
+    Shared { decoding: DecodingKey, encoding: EncodingKey },
+    Published(JwkSet),
+}
+
+pub struct Authenticator {
+    keys: Keys,
+}
+
+impl Authenticator {
+    pub fn shared_secret(secret: &str) -> Authenticator {
+        let bytes = secret.as_bytes();
+        Authenticator { keys: Keys::Shared { decoding: DecodingKey::from_secret(bytes), encoding: EncodingKey::from_secret(bytes) } }
+    }
+
+    /// Keys from a JWKS document: a file path, or an http(s) URL fetched once at start.
+    pub async fn published_keys(source: &str) -> Result<Authenticator, AuthSetupError> {
+        let text = if source.starts_with("http://") || source.starts_with("https://") {
+            let fetch = async { reqwest::get(source).await?.error_for_status()?.text().await };
+            fetch.await.map_err(|e| AuthSetupError::Fetch(source.into(), e.to_string()))?
+        } else {
+            std::fs::read_to_string(source).map_err(|e| AuthSetupError::Fetch(source.into(), e.to_string()))?
+        };
+        let set: JwkSet = serde_json::from_str(&text).map_err(|e| AuthSetupError::Parse(source.into(), e.to_string()))?;
+        Ok(Authenticator { keys: Keys::Published(set) })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let (key, algorithm) = match &self.keys {
+            Keys::Shared { decoding, .. } => (decoding.clone(), Algorithm::HS256),
+            Keys::Published(set) => {
+                if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+                    return Err(AuthError::BadSignature);
+                }
+                let jwk = header.kid.as_deref().and_then(|kid| set.find(kid)).ok_or(AuthError::BadSignature)?;
+                (DecodingKey::from_jwk(jwk).map_err(|_| AuthError::BadSignature)?, header.alg)
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|data| data.claims).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::BadSignature,
+            ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => AuthError::BadClaims,
+            _ => AuthError::Malformed,
+        })
+    }
+
+    /// Signs `claims` with the shared secret; None when keys are published by someone else.
+    pub fn mint(&self, claims: &Claims) -> Option<String> {
+        match &self.keys {
+            Keys::Shared { encoding, .. } => jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, encoding).ok(),
+            Keys::Published(_) => None,
+        }
+    }
+}
+
+/// Seconds since the epoch, for `iat` and `exp`.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Claims {
+        Claims { sub: "alice".into(), tenant: "acme".into(), roles: vec!["rep".into()], team: None, manager: None, kind: None, exp, iat: 0 }
+    }
+
+    #[test]
+    fn a_minted_token_verifies_and_a_tampered_one_does_not() {
+        let auth = Authenticator::shared_secret("s3cret");
+        let token = auth.mint(&claims(now_secs() + 60)).unwrap();
+        assert_eq!(auth.verify(&token).unwrap().sub, "alice");
+        assert_eq!(Authenticator::shared_secret("other").verify(&token), Err(AuthError::BadSignature));
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let forged = String::from_utf8(engine.decode(&parts[1]).unwrap()).unwrap().replace("\"rep\"", "\"admin\"");
+        parts[1] = engine.encode(forged);
+        assert_eq!(auth.verify(&parts.join(".")), Err(AuthError::BadSignature));
+        assert_eq!(auth.verify("not.a.jwt"), Err(AuthError::Malformed));
+        assert_eq!(auth.verify(&auth.mint(&claims(now_secs() - 3600)).unwrap()), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let body = engine.encode(serde_json::to_string(&claims(now_secs() + 60)).unwrap());
+        let none = format!("{}.{body}.", engine.encode(r#"{"alg":"none","typ":"JWT"}"#));
+        assert!(Authenticator::shared_secret("s3cret").verify(&none).is_err());
+    }
+}

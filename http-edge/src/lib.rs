@@ -1,0 +1,61 @@
+//! The HTTP edge shared by the command and query services.
+
+pub mod auth;
+pub mod denials;
+pub mod health;
+pub mod principal;
+pub mod problem;
+pub mod token;
+
+pub use principal::{Gate, Principal, Rate};
+pub use problem::{Problem, ProblemJson, ProblemPath, ProblemQuery};
+pub use token::{ConsistencyToken, Position, TokenCodec, TokenError};
+
+use axum::http::{HeaderName, HeaderValue, Request};
+use axum::Router;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+pub const CONSISTENCY_TOKEN: HeaderName = HeaderName::from_static("consistency-token");
+
+#[derive(Clone, Copy)]
+struct NewCorrelationId;
+
+impl MakeRequestId for NewCorrelationId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
+    }
+}
+
+/// Finishes a service's router: serves its OpenAPI document at `/openapi.json` and adds
+/// the layers every service wants: a correlation id (taken from `X-Correlation-Id` or
+/// made), echoed in the answer and carried by the request's tracing span.
+pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Arc<Gate>) -> Router {
+    router
+        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
+        .fallback(|uri: axum::http::Uri| async move { Problem::not_found(format!("no resource at {uri}; see /openapi.json")) })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            Problem::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", format!("{uri} does not take {method}; see /openapi.json"))
+        })
+        .layer(PropagateRequestIdLayer::new(CORRELATION_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let correlation_id = req
+                .headers()
+                .get(CORRELATION_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), correlation_id)
+        }))
+        .layer(SetRequestIdLayer::new(CORRELATION_ID, NewCorrelationId))
+        .layer(axum::Extension(gate))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+}
+
+/// Commands are small; anything larger is a mistake or an attack.
+const MAX_BODY: usize = 64 * 1024;
+/// No request holds a connection longer; every dependency is bounded well below this.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
+

@@ -1,0 +1,308 @@
+//! Runs one projection: consume in batches, apply each batch and the offsets it reached in
+//! one PostgreSQL transaction, and keep a note of when the projection was last caught up.
+//!
+//! PostgreSQL, not Kafka, is the record of what was applied: a record below the stored
+//! offset is skipped, so a redelivery after a crash is harmless. Offsets are also committed
+//! to Kafka after each batch, but only so that a restart does not read from the beginning.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::{Acquire, PgConnection, PgPool};
+use tidemark_events::fold::{PartitionFold, Verdict};
+use tidemark_events::Topics;
+use tidemark_schemas::codec::CodecError;
+use tidemark_schemas::{Decoded, EventCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::Projection;
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub brokers: String,
+    pub registry_url: String,
+    pub topics: Topics,
+    /// Consumer groups are named `<group_prefix><projection>`.
+    pub group_prefix: String,
+    /// Most records applied in one transaction.
+    pub batch_size: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("the heartbeat task stopped")]
+    Heartbeat,
+}
+
+/// Runs the projection until `shutdown`, restarting after any failure (broker or database
+/// gone, …) with a growing pause, so a projector outlives the outages of its dependencies.
+pub async fn run<P: Projection>(projection: P, config: RunnerConfig, pool: PgPool, shutdown: CancellationToken) {
+    let projection = Arc::new(projection);
+    let mut pause = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match run_once(&projection, &config, &pool, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+struct Worker<'a, P> {
+    projection: &'a P,
+    pool: &'a PgPool,
+    codec: EventCodec,
+    consumer: Arc<StreamConsumer>,
+}
+
+async fn run_once<P: Projection>(projection: &Arc<P>, config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), RunError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        // Freshness over broker load: an idle fetch returns after at most this long.
+        .set("fetch.wait.max.ms", "100")
+        // A crashed projector's partitions move to a live one after this long (default 45 s).
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
+        .set("group.id", format!("{}{}", config.group_prefix, P::NAME))
+        .set("client.id", format!("tidemark-projector-{}", P::NAME))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let topics = P::topics(&config.topics);
+    consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let consumer = Arc::new(consumer);
+    let batch_size = config.batch_size;
+    let worker = Worker { projection: projection.as_ref(), pool, codec: EventCodec::new(&config.registry_url)?, consumer: consumer.clone() };
+    // Watermark requests get their own connection: on the consumer's, they would queue
+    // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
+    // consumption.
+    let watermarks: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", format!("tidemark-projector-{}-watermarks", P::NAME))
+        .create()?;
+    let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat::<P>(consumer, watermarks, pool.clone())));
+    tracing::info!(projection = P::NAME, ?topics, "projector started");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            result = &mut heartbeat.0 => return Err(match result { Ok(Err(e)) => e, _ => RunError::Heartbeat }),
+            first = worker.consumer.recv() => {
+                let mut batch = vec![first?.detach()];
+                while batch.len() < batch_size {
+                    match tokio::time::timeout(Duration::from_millis(2), worker.consumer.recv()).await {
+                        Ok(message) => batch.push(message?.detach()),
+                        Err(_) => break,
+                    }
+                }
+                worker.apply_batch(batch).await?;
+            }
+        }
+    }
+}
+
+/// Where the projection stands in one partition, as stored.
+struct Standing {
+    next_offset: i64,
+    fold: PartitionFold,
+}
+
+impl<P: Projection> Worker<'_, P> {
+    async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), RunError> {
+        let mut decoded = Vec::with_capacity(batch.len());
+        for message in &batch {
+            match self.codec.decode(message.payload()).await {
+                // The registry is away: fail the batch; it is retried, never quarantined.
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                result => decoded.push(result),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut standings: HashMap<(String, i32), Standing> = HashMap::new();
+        for message in &batch {
+            let key = (message.topic().to_string(), message.partition());
+            if !standings.contains_key(&key) {
+                let standing = lock_standing(&mut tx, P::NAME, &key.0, key.1).await?;
+                standings.insert(key.clone(), standing);
+            }
+        }
+        for (message, decoded) in batch.iter().zip(decoded) {
+            let standing = standings.get_mut(&(message.topic().to_string(), message.partition())).expect("locked above");
+            if message.offset() < standing.next_offset {
+                continue; // applied before a crash or rebalance; PostgreSQL says so
+            }
+            match decoded {
+                Ok(Decoded::Fence(marker)) => standing.fold.observe_fence(marker.writer_epoch),
+                Ok(Decoded::Event(record)) => {
+                    let env = &record.envelope;
+                    let applied = self.projection.applied_version(&mut tx, env.aggregate_id).await?;
+                    match standing.fold.judge(env.writer_epoch, applied, env.aggregate_version) {
+                        Verdict::Apply => {
+                            // A savepoint, so that one event the database refuses is quarantined
+                            // without undoing the rest of the batch.
+                            let mut savepoint = tx.begin().await?;
+                            match self.projection.apply(&mut savepoint, &record).await {
+                                Ok(()) => savepoint.commit().await?,
+                                Err(e @ (sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Protocol(_))) => {
+                                    savepoint.rollback().await?;
+                                    quarantine(&mut tx, P::NAME, message, &format!("cannot apply {}: {e}", env.event_type)).await?;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        Verdict::Duplicate | Verdict::Fenced { .. } => {
+                            tracing::debug!(projection = P::NAME, offset = message.offset(), ?env.aggregate_id, "skipped by the fold rule");
+                        }
+                        Verdict::Gap { expected, found } => {
+                            let reason = format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id);
+                            quarantine(&mut tx, P::NAME, message, &reason).await?;
+                        }
+                    }
+                }
+                Err(e) => quarantine(&mut tx, P::NAME, message, &format!("cannot decode: {e}")).await?,
+            }
+            standing.next_offset = message.offset() + 1;
+        }
+        for ((topic, partition), standing) in &standings {
+            sqlx::query(
+                "UPDATE projection_offsets SET next_offset = $4, fence_epoch = $5, updated_at = now()
+                 WHERE projection = $1 AND topic = $2 AND partition = $3",
+            )
+            .bind(P::NAME)
+            .bind(topic)
+            .bind(partition)
+            .bind(standing.next_offset)
+            .bind(standing.fold.fence_epoch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        // Built only now: a TopicPartitionList must not live across an await (it is not Send).
+        let mut commit = TopicPartitionList::new();
+        for ((topic, partition), standing) in &standings {
+            commit.add_partition_offset(topic, *partition, Offset::Offset(standing.next_offset))?;
+        }
+        if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
+            tracing::debug!(error = %e, "committing offsets to Kafka failed; PostgreSQL holds the truth");
+        }
+        Ok(())
+    }
+}
+
+/// Marks, every second, the partitions where nothing is left to apply: whatever the
+/// projection has not applied there yet was appended after `checked_at`, which bounds the
+/// staleness of its answers.
+async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: BaseConsumer, pool: PgPool) -> Result<(), RunError> {
+    let watermarks = Arc::new(watermarks);
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let assigned: Vec<(String, i32)> =
+            consumer.assignment()?.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        for (topic, partition) in assigned {
+            let checked_at = Utc::now();
+            let client = watermarks.clone();
+            let t = topic.clone();
+            let high = match tokio::task::spawn_blocking(move || client.fetch_watermarks(&t, partition, Duration::from_secs(2))).await {
+                Ok(Ok((_, high))) => high,
+                _ => continue, // no answer: claim nothing
+            };
+            let mut db = pool.acquire().await?;
+            ensure_standing(&mut db, P::NAME, &topic, partition).await?;
+            let applied: i64 = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
+                .bind(P::NAME)
+                .bind(&topic)
+                .bind(partition)
+                .fetch_one(&mut *db)
+                .await?;
+            if applied > high {
+                // Records the projection skips as applied do not exist: new ones would be lost.
+                tracing::error!(projection = P::NAME, topic, partition, applied, log_end = high,
+                    "the log is shorter than what this projection applied: was the broker's data reset without the database?");
+            }
+            sqlx::query(
+                "UPDATE projection_offsets SET caught_up_at = $4
+                 WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset >= $5",
+            )
+            .bind(P::NAME)
+            .bind(&topic)
+            .bind(partition)
+            .bind(checked_at)
+            .bind(high)
+            .execute(&mut *db)
+            .await?;
+        }
+    }
+}
+
+/// Stops a spawned task when its owner stops.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(projection)
+        .bind(topic)
+        .bind(partition)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Reads and locks a partition's standing, so that two workers of one projection (during a
+/// rebalance) cannot both apply the same records.
+async fn lock_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<Standing> {
+    ensure_standing(&mut *db, projection, topic, partition).await?;
+    let (next_offset, fence_epoch): (i64, i64) = sqlx::query_as(
+        "SELECT next_offset, fence_epoch FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+    )
+    .bind(projection)
+    .bind(topic)
+    .bind(partition)
+    .fetch_one(db)
+    .await?;
+    Ok(Standing { next_offset, fold: PartitionFold { fence_epoch } })
+}
+
+async fn quarantine(db: &mut PgConnection, projection: &str, message: &OwnedMessage, reason: &str) -> sqlx::Result<()> {
+    tracing::error!(projection, topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "quarantined a record");
+    sqlx::query(
+        "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, reason, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(projection)
+    .bind(message.topic())
+    .bind(message.partition())
+    .bind(message.offset())
+    .bind(message.key().map(|k| String::from_utf8_lossy(k).into_owned()))
+    .bind(reason)
+    .bind(message.payload())
+    .execute(db)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,247 @@
+//! Where the log ends, where a projection stands, and how old the records it has not
+//! applied are: everything a staleness note and a bound need, gathered per request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use sqlx::PgConnection;
+use tidemark_http::{ConsistencyToken, Problem};
+use utoipa::ToSchema;
+
+use crate::bound::{self, Bound, BoundView, Observation, PartitionView};
+
+const POLL: Duration = Duration::from_millis(20);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Staleness {
+    pub projection: String,
+    /// Per `topic/partition`: every record below this offset is reflected in the answer.
+    pub offsets: BTreeMap<String, i64>,
+    /// Per `topic/partition`: the log end offset when the request arrived.
+    pub log_end_offsets: BTreeMap<String, i64>,
+    /// Records in the log at arrival that the answer does not reflect.
+    pub lag_events: i64,
+    /// Age of the oldest record in the log at arrival that the answer does not reflect;
+    /// 0 when it reflects them all; null when that age cannot be known.
+    pub lag_ms: Option<i64>,
+    pub bound: BoundView,
+    /// Whether the answer meets the bound asked for.
+    pub fresh: bool,
+    /// When `fresh` is false, what is missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<String>,
+    pub read_at: DateTime<Utc>,
+}
+
+/// A projection's stored position in one partition.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    /// Whatever is not applied in this partition was appended after this moment.
+    pub caught_up_at: Option<DateTime<Utc>>,
+    /// The last time the projection applied a batch or found itself caught up here.
+    pub last_progress: DateTime<Utc>,
+}
+
+pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<Vec<Standing>> {
+    let rows: Vec<(String, i32, i64, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at)
+         FROM projection_offsets WHERE projection = $1",
+    )
+    .bind(projection)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(topic, partition, next_offset, caught_up_at, last_progress)| Standing { topic, partition, next_offset, caught_up_at, last_progress })
+        .collect())
+}
+
+#[derive(Clone)]
+pub struct Freshness {
+    watermarks: Arc<BaseConsumer>,
+    /// Reads single records to learn when they were appended; one assignment at a time.
+    peek: Arc<Mutex<BaseConsumer>>,
+    /// When the record at (topic, partition, offset) was appended: a fact, cached for good.
+    append_times: moka::sync::Cache<(String, i32, i64), DateTime<Utc>>,
+}
+
+fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("client.id", format!("tidemark-query-service-{purpose}"))
+        .set("group.id", format!("tidemark-query-service-{purpose}"))
+        .set("enable.auto.commit", "false")
+        .create()
+}
+
+impl Freshness {
+    pub fn new(brokers: &str) -> Result<Freshness, rdkafka::error::KafkaError> {
+        Ok(Freshness {
+            watermarks: Arc::new(consumer(brokers, "watermarks")?),
+            peek: Arc::new(Mutex::new(consumer(brokers, "peek")?)),
+            append_times: moka::sync::Cache::new(100_000),
+        })
+    }
+
+    /// The end offset of every partition of `topics`, asked of the broker now.
+    pub async fn log_end_offsets(&self, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, Problem> {
+        let consumer = self.watermarks.clone();
+        let topics = topics.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut ends = BTreeMap::new();
+            for topic in topics {
+                let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+                let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+                for p in 0..partitions {
+                    let (_, high) = consumer.fetch_watermarks(&topic, p, BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+                    ends.insert((topic.clone(), p), high);
+                }
+            }
+            Ok(ends)
+        })
+        .await
+        .expect("watermark lookups do not panic")
+        .map_err(|e: String| Problem::unavailable(format!("the broker does not answer: {e}")))
+    }
+
+    pub fn broker_answers(&self) -> Result<(), String> {
+        self.watermarks.fetch_metadata(None, BROKER_TIMEOUT).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// When the record at `offset` was appended (its log timestamp), if the broker says so.
+    async fn append_time(&self, topic: &str, partition: i32, offset: i64) -> Option<DateTime<Utc>> {
+        let key = (topic.to_string(), partition, offset);
+        if let Some(at) = self.append_times.get(&key) {
+            return Some(at);
+        }
+        let peek = self.peek.clone();
+        let (t, p) = (topic.to_string(), partition);
+        let at = tokio::task::spawn_blocking(move || {
+            let consumer = peek.lock().expect("not poisoned");
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&t, p, Offset::Offset(offset)).ok()?;
+            consumer.assign(&assignment).ok()?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while std::time::Instant::now() < deadline {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                    // Only that very record: a later one would make the lag look younger.
+                    if message.topic() == t && message.partition() == p && message.offset() == offset {
+                        return message.timestamp().to_millis().and_then(DateTime::from_timestamp_millis);
+                    }
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()?;
+        self.append_times.insert(key, at);
+        Some(at)
+    }
+
+    /// Joins the log ends at arrival with the projection's standings. With `times`, looks up
+    /// when each lagging partition's oldest unapplied record was appended; where the broker
+    /// cannot say, the projection's last caught-up moment stands in (an older moment, so the
+    /// age it gives is an upper bound).
+    pub async fn observe(&self, ends: &BTreeMap<(String, i32), i64>, standings: &[Standing], times: bool) -> Observation {
+        let mut observation = Observation::new();
+        for ((topic, partition), end) in ends {
+            let standing = standings.iter().find(|s| s.topic == *topic && s.partition == *partition);
+            let reflected = standing.map_or(0, |s| s.next_offset);
+            let mut oldest_unreflected_at = None;
+            if times && reflected < *end {
+                oldest_unreflected_at = match self.append_time(topic, *partition, reflected).await {
+                    Some(at) => Some(at),
+                    None => standing.and_then(|s| s.caught_up_at),
+                };
+            }
+            observation.insert((topic.clone(), *partition), PartitionView { end: *end, reflected, oldest_unreflected_at });
+        }
+        observation
+    }
+
+    /// Waits until `projection` meets `bound`, for at most the bound's wait. A bound that
+    /// cannot be met in time fails with 503, unless the caller asked to be served anyway.
+    pub async fn await_bound(
+        &self,
+        pool: &sqlx::PgPool,
+        projection: &str,
+        ends: &BTreeMap<(String, i32), i64>,
+        bound: &Bound,
+    ) -> Result<(), Problem> {
+        if bound.is_eventual() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + bound.wait;
+        loop {
+            let mut db = pool.acquire().await.map_err(database)?;
+            let standing = standings(&mut db, projection).await.map_err(database)?;
+            drop(db);
+            let observation = self.observe(ends, &standing, bound.max_staleness.is_some()).await;
+            if let Some(token) = &bound.token {
+                if let Some(reason) = bound::beyond_the_log(token, &observation) {
+                    return Err(Problem::bad_request(format!("consistency token: {reason}")));
+                }
+            }
+            let unmet = bound::unmet(bound, &observation, Utc::now());
+            if unmet.is_empty() || (tokio::time::Instant::now() >= deadline && bound.serve_stale) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Problem::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "bound-not-met",
+                    "The read model could not meet the bound in time",
+                    format!("projection {projection} after {} ms: {}", bound.wait.as_millis(), unmet.join("; ")),
+                )
+                .with("bound", serde_json::to_value(bound.view()).expect("serializable"))
+                .retry_after(1));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The note for an answer based on `standing` (read in the answer's snapshot).
+    pub async fn note(&self, projection: &str, ends: &BTreeMap<(String, i32), i64>, standing: &[Standing], bound: &Bound) -> Staleness {
+        let now = Utc::now();
+        let observation = self.observe(ends, standing, true).await;
+        let unmet = bound::unmet(bound, &observation, now);
+        let key = |(t, p): &(String, i32)| format!("{t}/{p}");
+        Staleness {
+            projection: projection.to_string(),
+            offsets: observation.iter().map(|(k, v)| (key(k), v.reflected)).collect(),
+            log_end_offsets: observation.iter().map(|(k, v)| (key(k), v.end)).collect(),
+            lag_events: observation.values().map(PartitionView::lag).sum(),
+            lag_ms: bound::lag_ms(&observation, now),
+            bound: bound.view(),
+            fresh: unmet.is_empty(),
+            unmet,
+            read_at: now,
+        }
+    }
+}
+
+/// The token an answer hands back: what the caller's token asked for, plus everything
+/// the answer reflects, so a later read with it never sees an older state.
+pub fn answer_token(asked: Option<&ConsistencyToken>, standing: &[Standing]) -> ConsistencyToken {
+    let mut token = asked.cloned().unwrap_or_default();
+    for s in standing.iter().filter(|s| s.next_offset > 0) {
+        token.include(&s.topic, s.partition, s.next_offset - 1);
+    }
+    token
+}
+
+pub fn database(e: sqlx::Error) -> Problem {
+    Problem::unavailable(format!("the read model database does not answer: {e}"))
+}

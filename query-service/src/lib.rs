@@ -1,0 +1,479 @@
+//! The query API over the read models. Every answer says what it is based on and whether
+//! it meets the bound the caller asked for; see CONSISTENCY.md for the contract.
+
+pub mod bound;
+mod cache;
+pub mod freshness;
+mod observability;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+use tidemark_events::opportunity::{Stage, STAGES};
+use tidemark_events::Topics;
+use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
+use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
+use tidemark_projectors::{Opportunities, Pipeline, Projection};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use bound::Bound;
+use cache::{AnswerCache, CacheKey, Cached};
+use freshness::{database, Freshness, Staleness};
+
+#[derive(Clone)]
+struct AppState {
+    pool: PgPool,
+    freshness: Freshness,
+    topics: Topics,
+    tokens: TokenCodec,
+    cache: Arc<AnswerCache>,
+    /// A projection that is behind and has made no progress for this long is unhealthy.
+    stall_after: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Tidemark query API",
+    description = "Reads of the read models. Every answer has a `staleness` note (the offsets it reflects, the log end offsets, the lag in events and milliseconds, the bound asked for and whether it was met) and a `consistency_token` for monotonic reads. See CONSISTENCY.md."
+))]
+struct ApiDoc;
+
+pub struct QueryConfig {
+    pub topics: Topics,
+    pub tokens: TokenCodec,
+    pub stall_after: Duration,
+}
+
+pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc<Gate>) -> axum::Router {
+    let state = AppState {
+        pool,
+        freshness,
+        topics: config.topics,
+        tokens: config.tokens,
+        cache: Arc::default(),
+        stall_after: config.stall_after,
+    };
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(get_opportunity))
+        .routes(routes!(list_opportunities))
+        .routes(routes!(get_pipeline))
+        .routes(routes!(list_denials))
+        .routes(routes!(healthz))
+        .routes(routes!(observability::projections_health))
+        .routes(routes!(observability::metrics))
+        .with_state(state)
+        .split_for_parts();
+    tidemark_http::finish(router, api, gate)
+}
+
+/// The bound a caller asks for. Endpoints choose their own default consistency.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct BoundParams {
+    /// `strong` (reflect everything appended before the request arrived) or `eventual`.
+    consistency: Option<String>,
+    /// Reflect every record older than this many milliseconds at arrival.
+    max_staleness_ms: Option<u64>,
+    /// How long to wait for the bound, in ms (default 5000, at most 30000).
+    wait_ms: Option<u64>,
+    /// `fail` (default: 503 with Retry-After) or `serve` (answer anyway, marked `fresh: false`).
+    on_stale: Option<String>,
+    /// A token from a command's or a read's answer (also as header `Consistency-Token`).
+    consistency_token: Option<String>,
+}
+
+struct AskedBound {
+    bound: Bound,
+    consistency: Option<bool>,
+}
+
+impl AskedBound {
+    /// The bound, with `strong_by_default` deciding when the caller named no consistency.
+    fn with_default(self, strong_by_default: bool) -> Bound {
+        Bound { strong: self.consistency.unwrap_or(strong_by_default), ..self.bound }
+    }
+}
+
+impl FromRequestParts<AppState> for AskedBound {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let ProblemQuery(p) = ProblemQuery::<BoundParams>::from_request_parts(parts, state).await?;
+        let header = match parts.headers.get(CONSISTENCY_TOKEN) {
+            Some(v) => Some(v.to_str().map_err(|_| Problem::bad_request("Consistency-Token must be visible ASCII"))?.to_string()),
+            None => None,
+        };
+        let token = header
+            .or(p.consistency_token)
+            .map(|t| state.tokens.decode(&t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "consistency_token")))
+            .transpose()?;
+        let consistency = match p.consistency.as_deref() {
+            None => None,
+            Some("strong") => Some(true),
+            Some("eventual") => Some(false),
+            Some(other) => return Err(Problem::invalid_field("consistency", format!("'{other}' is neither strong nor eventual"))),
+        };
+        let serve_stale = match p.on_stale.as_deref() {
+            None | Some("fail") => false,
+            Some("serve") => true,
+            Some(other) => return Err(Problem::invalid_field("on_stale", format!("'{other}' is neither fail nor serve"))),
+        };
+        let wait = p.wait_ms.map_or(bound::DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(bound::MAX_WAIT));
+        let bound = Bound { strong: false, max_staleness: p.max_staleness_ms.map(Duration::from_millis), token, wait, serve_stale };
+        Ok(AskedBound { bound, consistency })
+    }
+}
+
+/// The reads this service answers. The Debug form names an answer in the cache, so
+/// whatever decides who sees what (the subject, the scope) is part of the cache key.
+#[derive(Debug)]
+enum Query {
+    Opportunity { id: Uuid, subject: Subject },
+    Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
+    Pipeline { scope: Scope, owner: Option<String> },
+}
+
+/// Why a read was refused.
+enum Refusal {
+    Problem(Problem),
+    Denied { denial: Denial, action: &'static str, target: String },
+}
+
+impl From<Problem> for Refusal {
+    fn from(p: Problem) -> Refusal {
+        Refusal::Problem(p)
+    }
+}
+
+/// The SQL filter of a scope: (owner, team) that rows must have, when they must.
+fn scope_filter(scope: &Scope) -> (Option<&str>, Option<&str>) {
+    match scope {
+        Scope::Own(user) => (Some(user.as_str()), None),
+        Scope::Team(team) => (None, Some(team.as_str())),
+        Scope::Tenant | Scope::Nothing => (None, None),
+    }
+}
+
+/// The scope a list is read in; a subject that may see no opportunity is refused.
+async fn list_scope(state: &AppState, who: &Principal) -> Result<Scope, Problem> {
+    match policy::opportunity_scope(&who.subject()) {
+        Scope::Nothing => {
+            let denial = Denial { code: "role-may-not", reason: "these roles may not read opportunities".into() };
+            Err(denials::deny(&state.pool, who, "read-opportunities", "opportunities", denial).await)
+        }
+        scope => Ok(scope),
+    }
+}
+
+impl AppState {
+    /// Waits for the bound, then answers from one repeatable-read snapshot, so the note
+    /// speaks of exactly the rows returned.
+    async fn read<P: Projection>(&self, who: &Principal, bound: Bound, query: Query) -> Result<Response, Problem> {
+        let tenant = who.tenant_id.as_str();
+        let topics = P::topics(&self.topics);
+        let ends = self.freshness.log_end_offsets(&topics).await?;
+        self.freshness.await_bound(&self.pool, P::NAME, &ends, &bound).await?;
+
+        let mut tx = self.pool.begin().await.map_err(database)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(database)?;
+        let standing = freshness::standings(&mut tx, P::NAME).await.map_err(database)?;
+        let key = CacheKey::new(tenant, format!("{query:?}"), &standing);
+        let answer = match self.cache.get(&key).await {
+            Some(answer) => answer,
+            None => match run(&mut tx, tenant, &query).await {
+                Ok(answer) => {
+                    let answer = Arc::new(answer);
+                    self.cache.insert(key, answer.clone()).await;
+                    answer
+                }
+                Err(Refusal::Problem(problem)) => return Err(problem),
+                Err(Refusal::Denied { denial, action, target }) => return Err(denials::deny(&self.pool, who, action, &target, denial).await),
+            },
+        };
+        tx.commit().await.map_err(database)?;
+
+        let note: Staleness = self.freshness.note(P::NAME, &ends, &standing, &bound).await;
+        let token = self.tokens.encode(&freshness::answer_token(bound.token.as_ref(), &standing));
+        let mut headers = HeaderMap::new();
+        headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
+        if let Some(ms) = note.lag_ms {
+            headers.insert("staleness-lag-ms", HeaderValue::from(ms));
+        }
+        headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
+        headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
+        let mut body = json!({ "data": answer.data, "staleness": note, "consistency_token": token });
+        if let Value::Object(extra) = &answer.extra {
+            body.as_object_mut().expect("an object").extend(extra.clone());
+        }
+        Ok((StatusCode::OK, headers, Json(body)).into_response())
+    }
+}
+
+async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cached, Refusal> {
+    let data = |v: Value| Cached { data: v, extra: json!({}) };
+    match query {
+        Query::Opportunity { id, subject } => {
+            let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM opportunities WHERE id = $1 AND tenant_id = $2"))
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(db)
+                .await
+                .map_err(database)?;
+            let row = row.ok_or_else(|| Problem::not_found(format!("no opportunity {id} in the read model")))?;
+            let record = Owned { owner: &row.owner_id, team: row.team_id.as_deref(), shared_with: &row.shared_with };
+            if let Err(denial) = policy::authorize(subject, &Action::ReadOpportunity { record }) {
+                return Err(Refusal::Denied { denial, action: "read-opportunity", target: format!("opportunity/{id}") });
+            }
+            Ok(data(json!(OpportunityView::from(row))))
+        }
+        Query::Opportunities { scope, owner, stage, after, limit } => {
+            let (scope_owner, scope_team) = scope_filter(scope);
+            let rows: Vec<OpportunityRow> = sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM opportunities
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR stage = $3)
+                   AND ($4::uuid IS NULL OR id > $4)
+                   AND ($6::text IS NULL OR owner_id = $6 OR $6 = ANY(shared_with)) AND ($7::text IS NULL OR team_id = $7)
+                 ORDER BY id LIMIT $5"
+            ))
+            .bind(tenant)
+            .bind(owner)
+            .bind(stage.map(Stage::name))
+            .bind(after)
+            .bind(limit + 1)
+            .bind(scope_owner)
+            .bind(scope_team)
+            .fetch_all(db)
+            .await
+            .map_err(database)?;
+            let more = rows.len() as i64 > *limit;
+            let page: Vec<OpportunityView> = rows.into_iter().take(*limit as usize).map(OpportunityView::from).collect();
+            let next_cursor = more.then(|| URL_SAFE_NO_PAD.encode(page.last().expect("a full page").row.id.as_bytes()));
+            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+        }
+        Query::Pipeline { scope, owner } => {
+            let (scope_owner, scope_team) = scope_filter(scope);
+            let mut cells: Vec<PipelineCell> = sqlx::query_as(
+                "SELECT owner_id, stage, currency, sum(count)::bigint AS count, sum(amount) AS amount FROM pipeline
+                 WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
+                   AND ($3::text IS NULL OR owner_id = $3) AND ($4::text IS NULL OR team_id = $4)
+                 GROUP BY owner_id, stage, currency ORDER BY owner_id, currency",
+            )
+            .bind(tenant)
+            .bind(owner)
+            .bind(scope_owner)
+            .bind(scope_team)
+            .fetch_all(db)
+            .await
+            .map_err(database)?;
+            let order = |name: &str| STAGES.iter().position(|(s, _)| s.name() == name).unwrap_or(STAGES.len());
+            cells.sort_by(|a, b| (&a.owner_id, order(&a.stage), &a.currency).cmp(&(&b.owner_id, order(&b.stage), &b.currency)));
+            Ok(data(json!(cells)))
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+struct OpportunityRow {
+    id: Uuid,
+    account_id: Uuid,
+    name: String,
+    owner_id: String,
+    team_id: Option<String>,
+    shared_with: Vec<String>,
+    #[serde(skip)]
+    amount: Decimal,
+    #[serde(skip)]
+    currency: String,
+    close_date: NaiveDate,
+    stage: String,
+    probability: i32,
+    close_reason: Option<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// An opportunity as the API shows it: the amount as an exact decimal string.
+#[derive(Serialize, ToSchema)]
+struct OpportunityView {
+    #[serde(flatten)]
+    row: OpportunityRow,
+    #[schema(value_type = Object, example = json!({"value": "12000.00", "currency": "EUR"}))]
+    amount: Value,
+    /// open, won or lost
+    status: &'static str,
+}
+
+impl From<OpportunityRow> for OpportunityView {
+    fn from(row: OpportunityRow) -> Self {
+        let status = match Stage::parse(&row.stage) {
+            Some(Stage::ClosedWon) => "won",
+            Some(Stage::ClosedLost) => "lost",
+            _ => "open",
+        };
+        let amount = json!({"value": row.amount.to_string(), "currency": row.currency});
+        OpportunityView { row, amount, status }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct OpportunityAnswer {
+    data: OpportunityView,
+    staleness: Staleness,
+    consistency_token: String,
+}
+
+const COLUMNS: &str = "id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason, version, created_at, updated_at";
+
+/// One opportunity. It carries money, so it is a strong read unless `consistency=eventual`.
+#[utoipa::path(get, path = "/v1/opportunities/{id}", params(BoundParams), tag = "opportunities",
+    responses((status = 200, body = OpportunityAnswer), (status = 400), (status = 404), (status = 503)))]
+async fn get_opportunity(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemPath(id): ProblemPath<Uuid>,
+) -> Result<Response, Problem> {
+    let query = Query::Opportunity { id, subject: who.subject() };
+    state.read::<Opportunities>(&who, asked.with_default(true), query).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    owner: Option<String>,
+    /// A stage name, e.g. Qualification.
+    stage: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Opportunities, optionally of one owner and stage, oldest first, a page at a time.
+/// Eventual unless asked otherwise: lists are for finding, the detail is for deciding.
+#[utoipa::path(get, path = "/v1/opportunities", params(ListParams, BoundParams), tag = "opportunities",
+    responses((status = 200, description = "`data`: opportunities; `next_cursor`; `staleness`; `consistency_token`"), (status = 400), (status = 422), (status = 503)))]
+async fn list_opportunities(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<ListParams>,
+) -> Result<Response, Problem> {
+    let stage = params.stage.map(|n| Stage::try_from(n).map_err(|e| Problem::invalid_field("stage", e))).transpose()?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
+    }
+    let after = params
+        .cursor
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(&c)
+                .ok()
+                .and_then(|b| Uuid::from_slice(&b).ok())
+                .ok_or_else(|| Problem::bad_request("cursor: not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let scope = list_scope(&state, &who).await?;
+    let query = Query::Opportunities { scope, owner: params.owner, stage, after, limit };
+    state.read::<Opportunities>(&who, asked.with_default(false), query).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PipelineParams {
+    owner: Option<String>,
+}
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+struct PipelineCell {
+    owner_id: String,
+    stage: String,
+    currency: String,
+    count: i64,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, example = "12000.00")]
+    amount: Decimal,
+}
+
+/// Count and amount of opportunities per owner, stage and currency, in pipeline order.
+/// Eventual unless asked otherwise (a planning view).
+#[utoipa::path(get, path = "/v1/pipeline", params(PipelineParams, BoundParams), tag = "pipeline",
+    responses((status = 200, description = "`data`: pipeline cells; `staleness`; `consistency_token`"), (status = 400), (status = 503)))]
+async fn get_pipeline(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<PipelineParams>,
+) -> Result<Response, Problem> {
+    let scope = list_scope(&state, &who).await?;
+    state.read::<Pipeline>(&who, asked.with_default(false), Query::Pipeline { scope, owner: params.owner }).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DenialParams {
+    /// At most this many, newest first (1 to 1000, default 100).
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+struct DenialRow {
+    actor_id: String,
+    actor_kind: String,
+    action: String,
+    target: String,
+    reason_code: String,
+    reason: String,
+    policy_version: String,
+    correlation_id: String,
+    denied_at: DateTime<Utc>,
+}
+
+/// Every refusal in the tenant, newest first: who asked for what, and why not (auditors).
+/// Written when the refusal happens, so this list is never behind.
+#[utoipa::path(get, path = "/v1/audit/denials", params(DenialParams), tag = "audit",
+    responses((status = 200, description = "`data`: denials"), (status = 401), (status = 403)))]
+async fn list_denials(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<DenialParams>) -> Result<Response, Problem> {
+    if let Err(denial) = policy::authorize(&who.subject(), &Action::ReadAudit) {
+        return Err(denials::deny(&state.pool, &who, "read-audit", "denials", denial).await);
+    }
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 1000"));
+    }
+    let rows: Vec<DenialRow> = sqlx::query_as(
+        "SELECT actor_id, actor_kind, action, target, reason_code, reason, policy_version, correlation_id, denied_at
+         FROM denials WHERE tenant_id = $1 ORDER BY denied_at DESC, id DESC LIMIT $2",
+    )
+    .bind(&who.tenant_id)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(database)?;
+    Ok(Json(json!({ "data": rows })).into_response())
+}
+
+/// Whether the service's dependencies (PostgreSQL, broker) answer.
+#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let freshness = state.freshness.clone();
+    let broker = tokio::task::spawn_blocking(move || freshness.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()));
+    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker)], json!({}))
+}

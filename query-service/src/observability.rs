@@ -1,0 +1,135 @@
+//! `/metrics` in Prometheus text format and `/healthz/projections`: how far behind each
+//! projection is, per partition, and whether it still makes progress.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde_json::json;
+use tidemark_events::Topics;
+use tidemark_projectors::{Opportunities, Pipeline, Projection};
+
+use tidemark_events::policy::{self, Denial};
+use tidemark_http::Principal;
+
+use crate::bound::PartitionView;
+use crate::freshness::{self, database, Standing};
+use crate::AppState;
+
+fn projections(topics: &Topics) -> [(&'static str, Vec<String>); 2] {
+    [(Opportunities::NAME, Opportunities::topics(topics)), (Pipeline::NAME, Pipeline::topics(topics))]
+}
+
+/// One partition of one projection, as monitoring sees it.
+struct PartitionHealth {
+    topic: String,
+    partition: i32,
+    view: PartitionView,
+    lag_ms: Option<i64>,
+    standing: Option<Standing>,
+    stalled: bool,
+    /// The projection claims records the log does not have (the log was reset under it).
+    ahead_of_log: bool,
+}
+
+async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHealth>)>, tidemark_http::Problem> {
+    let now = Utc::now();
+    let mut survey = Vec::new();
+    for (name, topics) in projections(&state.topics) {
+        let ends = state.freshness.log_end_offsets(&topics).await?;
+        let mut db = state.pool.acquire().await.map_err(database)?;
+        let standing = freshness::standings(&mut db, name).await.map_err(database)?;
+        drop(db);
+        let observation = state.freshness.observe(&ends, &standing, true).await;
+        let partitions = observation
+            .into_iter()
+            .map(|((topic, partition), view)| {
+                let standing = standing.iter().find(|s| s.topic == topic && s.partition == partition).cloned();
+                let lag_ms = view.lag_ms(now);
+                // Behind by more than the interval, and no batch applied nor caught-up moment
+                // seen for as long: a consumer that died or hangs, silently or not. (A
+                // projection that just started is behind, but not by old records.)
+                let stall_ms = state.stall_after.as_millis() as i64;
+                let idle_ms = standing.as_ref().map(|s| (now - s.last_progress).num_milliseconds());
+                let stalled = view.lag() > 0 && lag_ms.is_none_or(|ms| ms > stall_ms) && idle_ms.is_none_or(|ms| ms > stall_ms);
+                let ahead_of_log = view.reflected > view.end;
+                PartitionHealth { topic, partition, view, lag_ms, standing, stalled, ahead_of_log }
+            })
+            .collect();
+        survey.push((name, partitions));
+    }
+    Ok(survey)
+}
+
+/// Whether every projection makes progress; 503 naming the stalled partitions otherwise.
+#[utoipa::path(get, path = "/healthz/projections", responses((status = 200), (status = 503)))]
+pub async fn projections_health(State(state): State<AppState>) -> Result<Response, tidemark_http::Problem> {
+    let survey = survey(&state).await?;
+    let mut healthy = true;
+    let mut body = serde_json::Map::new();
+    for (name, partitions) in &survey {
+        let named = |f: fn(&PartitionHealth) -> bool| -> Vec<String> {
+            partitions.iter().filter(|p| f(p)).map(|p| format!("{}/{}", p.topic, p.partition)).collect()
+        };
+        let (stalled, ahead) = (named(|p| p.stalled), named(|p| p.ahead_of_log));
+        healthy &= stalled.is_empty() && ahead.is_empty();
+        body.insert(
+            name.to_string(),
+            json!({
+                "healthy": stalled.is_empty() && ahead.is_empty(),
+                "stalled_partitions": stalled,
+                "ahead_of_log_partitions": ahead,
+                "lag_events": partitions.iter().map(|p| p.view.lag()).sum::<i64>(),
+                "stall_after_ms": state.stall_after.as_millis() as u64,
+            }),
+        );
+    }
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(json!({ "status": if healthy { "ok" } else { "stalled" }, "projections": body }))).into_response())
+}
+
+/// Lag, position, progress and health per projection and partition; the answer cache's
+/// hits. For admins and the system (a scraper sends a bearer token).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
+pub async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
+    if !policy::may_operate(&who.subject()) {
+        let denial = Denial { code: "metrics-need-admin", reason: "metrics are for admins and monitoring systems".into() };
+        return Err(tidemark_http::denials::deny(&state.pool, &who, "read-metrics", "metrics", denial).await);
+    }
+    let survey = survey(&state).await?;
+    type Sample = fn(&PartitionHealth) -> String;
+    let families: [(&str, &str, &str, Sample); 6] = [
+        ("tidemark_projection_lag_events", "gauge", "Records in the log that the projection has not applied.", |p| p.view.lag().to_string()),
+        ("tidemark_projection_lag_ms", "gauge", "Age of the oldest record the projection has not applied (0 when caught up).", |p| {
+            p.lag_ms.map_or("NaN".to_string(), |ms| ms.to_string())
+        }),
+        ("tidemark_projection_applied_offset", "counter", "Next offset the projection will apply; its rate is the projection's throughput.", |p| {
+            p.view.reflected.to_string()
+        }),
+        ("tidemark_projection_log_end_offset", "gauge", "Log end offset of the partition.", |p| p.view.end.to_string()),
+        ("tidemark_projection_last_progress_seconds", "gauge", "Unix time of the projection's last batch or caught-up moment.", |p| {
+            format!("{:.3}", p.standing.as_ref().map_or(0.0, |s| s.last_progress.timestamp_millis() as f64 / 1000.0))
+        }),
+        ("tidemark_projection_stalled", "gauge", "1 when the projection is behind and made no progress for the stall interval.", |p| {
+            u8::from(p.stalled).to_string()
+        }),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, sample) in families {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (projection, partitions) in &survey {
+            for p in partitions {
+                let _ = writeln!(text, "{name}{{projection=\"{projection}\",topic=\"{}\",partition=\"{}\"}} {}", p.topic, p.partition, sample(p));
+            }
+        }
+    }
+    let (hits, misses) = (state.cache.hits(), state.cache.misses());
+    let ratio = if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 };
+    let _ = writeln!(text, "# HELP tidemark_query_cache_hits_total Answers served from the cache.\n# TYPE tidemark_query_cache_hits_total counter\ntidemark_query_cache_hits_total {hits}");
+    let _ = writeln!(text, "# HELP tidemark_query_cache_misses_total Answers computed.\n# TYPE tidemark_query_cache_misses_total counter\ntidemark_query_cache_misses_total {misses}");
+    let _ = writeln!(text, "# HELP tidemark_query_cache_hit_ratio Share of answers served from the cache.\n# TYPE tidemark_query_cache_hit_ratio gauge\ntidemark_query_cache_hit_ratio {ratio:.4}");
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -1,0 +1,205 @@
+//! Tools that read the log itself, the system of record, rather than any read model.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use tidemark_events::account::AccountEvent;
+use tidemark_events::opportunity::OpportunityEvent;
+use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_schemas::{Decoded, EventCodec};
+
+pub mod as_of;
+pub mod export;
+pub mod fold;
+pub mod verify;
+
+/// One record of an event topic, where it lies, and what it holds.
+pub struct LogRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub decoded: Result<Decoded, String>,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn partition_count(brokers: &str, topic: &str) -> anyhow::Result<i32> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).with_context(|| format!("cannot reach the broker at {brokers}"))?;
+    let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+    anyhow::ensure!(count > 0, "topic {topic} does not exist");
+    Ok(count)
+}
+
+/// Reads every record of `topic` (or of one of its partitions) that exists now, in
+/// partition and offset order.
+pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>) -> anyhow::Result<Vec<LogRecord>> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "tidemark-replay")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let partitions: Vec<i32> = match only {
+        Some(p) => vec![p],
+        None => (0..partition_count(brokers, topic)?).collect(),
+    };
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
+        remaining += high - low;
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut records = Vec::with_capacity(remaining as usize);
+    while remaining > 0 {
+        let message = tokio::time::timeout(TIMEOUT, consumer.recv()).await.context("timed out reading the log")??;
+        let decoded = codec.decode(message.payload()).await.map_err(|e| e.to_string());
+        records.push(LogRecord { partition: message.partition(), offset: message.offset(), decoded });
+        remaining -= 1;
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
+/// Every record of `topic` that exists now, in partition and offset order.
+pub async fn read_topic(brokers: &str, codec: &EventCodec, topic: &str) -> anyhow::Result<Vec<LogRecord>> {
+    read_partitions(brokers, codec, topic, None).await
+}
+
+/// What the replay tools need to reach the log.
+pub struct Replayer {
+    pub brokers: String,
+    pub codec: EventCodec,
+    pub topics: Topics,
+}
+
+impl Replayer {
+    pub fn new(brokers: &str, registry_url: &str, topics: Topics) -> anyhow::Result<Replayer> {
+        Ok(Replayer { brokers: brokers.to_string(), codec: EventCodec::new(registry_url)?, topics })
+    }
+
+    fn topic(&self, aggregate: &str) -> anyhow::Result<String> {
+        self.topics.for_aggregate(aggregate).map(String::from).with_context(|| format!("no aggregate type '{aggregate}'; try account or opportunity"))
+    }
+}
+
+/// An event as JSON: its envelope and its data.
+pub fn event_json(record: &EventRecord) -> Value {
+    let data = match &record.event {
+        DomainEvent::Account(AccountEvent::Opened(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::Created(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::AmountChanged(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::CloseDateChanged(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::StageMoved(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::Closed(d)) => json!(d),
+        DomainEvent::Opportunity(OpportunityEvent::Shared(d) | OpportunityEvent::Unshared(d)) => json!(d),
+    };
+    json!({"envelope": record.envelope, "data": data})
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Replay {
+    /// Print the events of the log as JSON lines, with their position.
+    Events {
+        /// account or opportunity
+        #[arg(long, default_value = "opportunity")]
+        aggregate: String,
+        /// Only this aggregate's events.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+    },
+    /// An aggregate as it stood at an instant (or version), with the events that led there.
+    AsOf {
+        /// account or opportunity
+        aggregate: String,
+        id: uuid::Uuid,
+        /// An RFC 3339 instant, e.g. 2026-11-21T09:00:00Z.
+        #[arg(long, conflicts_with = "version")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Decoded events with their envelope, for analysis elsewhere, in a time window.
+    Export {
+        /// Start of the window (RFC 3339), inclusive.
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the window (RFC 3339), exclusive [default: now].
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only these event types, comma-separated (e.g. OpportunityCreated,OpportunityClosed).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: export::Format,
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Replay the log in memory and compare with a live read model, row by row. Exits
+    /// non-zero when they differ.
+    Verify {
+        /// opportunities or pipeline
+        projection: String,
+    },
+}
+
+pub async fn run(command: Replay, brokers: &str, registry_url: &str, database_url: &str, topics: &Topics) -> anyhow::Result<()> {
+    let replayer = Replayer::new(brokers, registry_url, topics.clone())?;
+    match command {
+        Replay::Events { aggregate, id } => {
+            let topic = replayer.topic(&aggregate)?;
+            for r in read_topic(brokers, &replayer.codec, &topic).await? {
+                let line = match &r.decoded {
+                    Ok(Decoded::Event(e)) if id.is_none_or(|id| id == e.envelope.aggregate_id) => event_json(e),
+                    Ok(Decoded::Fence(f)) if id.is_none() => json!({"fence_marker": f}),
+                    Err(reason) if id.is_none() => json!({"undecodable": reason}),
+                    _ => continue,
+                };
+                println!("{}", json!({"topic": topic, "partition": r.partition, "offset": r.offset, "record": line}));
+            }
+            Ok(())
+        }
+        Replay::AsOf { aggregate, id, at, version } => {
+            let until = match (at, version) {
+                (Some(at), _) => as_of::Until::Instant(at),
+                (None, Some(v)) => as_of::Until::Version(v),
+                (None, None) => as_of::Until::Now,
+            };
+            println!("{}", serde_json::to_string_pretty(&as_of::as_of(&replayer, &aggregate, id, until).await?)?);
+            Ok(())
+        }
+        Replay::Export { from, to, types, format, output } => {
+            let window = export::Window { from, to: to.unwrap_or_else(chrono::Utc::now), types };
+            anyhow::ensure!(window.from < window.to, "--from must come before --to");
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let started = std::time::Instant::now();
+            let written = export::export(&replayer, &window, format, &mut *out).await?;
+            out.flush()?;
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            eprintln!("export: {written} events in {secs:.2} s ({:.0} events/s)", written as f64 / secs);
+            Ok(())
+        }
+        Replay::Verify { projection } => {
+            let pool = sqlx::PgPool::connect(database_url).await.with_context(|| format!("cannot connect to {database_url}"))?;
+            let (checked, drift) = verify::verify(&replayer, &pool, &projection).await?;
+            for d in &drift {
+                println!("{}", json!(d));
+            }
+            if drift.is_empty() {
+                eprintln!("verify {projection}: {checked} opportunities replayed from the log; the read model matches");
+                Ok(())
+            } else {
+                anyhow::bail!("verify {projection}: {} differences between the log and the read model ({checked} opportunities replayed)", drift.len())
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Events to and from Avro in the Confluent wire format (magic byte, schema id), through
+//! any Confluent-API schema registry, with subjects named `<topic>-<record full name>`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use chrono::{DateTime, Utc};
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tidemark_events::account::AccountEvent;
+use tidemark_events::opportunity::OpportunityEvent;
+use tidemark_events::{DomainEvent, Envelope, EventRecord};
+
+use crate::catalog;
+
+pub const FENCE_MARKER: &str = "tidemark.FenceMarker";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("schema registry: {0}")]
+    Registry(#[from] SRCError),
+    #[error("avro: {0}")]
+    Avro(#[from] Box<apache_avro::Error>),
+    #[error("record {0} is not a Tidemark event")]
+    UnknownRecord(String),
+    #[error("the record has no value")]
+    Empty,
+}
+
+impl CodecError {
+    /// A registry that does not answer is worth retrying; bad bytes never get better.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CodecError::Registry(e) if e.retriable)
+    }
+}
+
+impl From<apache_avro::Error> for CodecError {
+    fn from(e: apache_avro::Error) -> Self {
+        CodecError::Avro(Box::new(e))
+    }
+}
+
+/// Appended by a new owner of a partition before it serves (see `tidemark_events::fold`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FenceMarker {
+    pub writer_epoch: i64,
+    pub writer_id: String,
+    pub fenced_at: DateTime<Utc>,
+}
+
+/// What one record of an event topic holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Event(EventRecord),
+    Fence(FenceMarker),
+}
+
+#[derive(Serialize)]
+struct WireOut<'a, D> {
+    envelope: &'a Envelope,
+    data: &'a D,
+}
+
+#[derive(Deserialize)]
+struct WireIn<D> {
+    envelope: Envelope,
+    data: D,
+}
+
+pub struct EventCodec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+    /// The latest schema of each record, to read older data through Avro schema resolution.
+    readers: HashMap<&'static str, Schema>,
+}
+
+impl EventCodec {
+    pub fn new(registry_url: &str) -> Result<EventCodec, CodecError> {
+        EventCodec::with_token(registry_url, None)
+    }
+
+    /// `token`: a bearer token, for registries that want one before a schema is registered.
+    pub fn with_token(registry_url: &str, token: Option<&str>) -> Result<EventCodec, CodecError> {
+        // Uuids and other types serialize as text only when serde is told the format is
+        // human-readable; the schemas say "string", so this must hold before any encoding.
+        if !apache_avro::util::set_serde_human_readable(true) {
+            panic!("apache_avro serde was set to non-human-readable elsewhere; Tidemark schemas need text");
+        }
+        let settings = || {
+            let mut builder = SrSettings::new_builder(registry_url.to_string());
+            builder.set_timeout(Duration::from_secs(5));
+            if let Some(token) = token {
+                builder.set_token_authorization(token);
+            }
+            builder.build()
+        };
+        let readers = catalog::LATEST
+            .iter()
+            .map(|(name, _, json)| Ok((*name, Schema::parse_str(json)?)))
+            .collect::<Result<_, apache_avro::Error>>()?;
+        Ok(EventCodec { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?), readers })
+    }
+
+    /// Registers (or finds) the schema of every record on its topics, so that a registry
+    /// that refuses a schema stops the writer at start-up rather than at its first command.
+    pub async fn register_all(&self, topics: &tidemark_events::Topics) -> Result<(), CodecError> {
+        for topic in topics.all() {
+            for (name, _, _) in catalog::LATEST {
+                let belongs = *name == FENCE_MARKER || topics.for_aggregate(aggregate_of(name)) == Some(topic);
+                if belongs {
+                    let strategy = strategy(topic, name);
+                    let subject = strategy.get_subject()?;
+                    self.encoder.get_schema_and_id(&subject, strategy).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn encode_event(&self, topic: &str, record: &EventRecord) -> Result<Vec<u8>, CodecError> {
+        let env = &record.envelope;
+        match &record.event {
+            DomainEvent::Account(AccountEvent::Opened(d)) => self.encode(topic, "tidemark.account.AccountOpened", env, d).await,
+            DomainEvent::Opportunity(e) => {
+                let name = format!("tidemark.opportunity.{}", e.event_type());
+                match e {
+                    OpportunityEvent::Created(d) => self.encode(topic, &name, env, d).await,
+                    OpportunityEvent::AmountChanged(d) => self.encode(topic, &name, env, d).await,
+                    OpportunityEvent::CloseDateChanged(d) => self.encode(topic, &name, env, d).await,
+                    OpportunityEvent::StageMoved(d) => self.encode(topic, &name, env, d).await,
+                    OpportunityEvent::Closed(d) => self.encode(topic, &name, env, d).await,
+                    OpportunityEvent::Shared(d) | OpportunityEvent::Unshared(d) => self.encode(topic, &name, env, d).await,
+                }
+            }
+        }
+    }
+
+    pub async fn encode_fence(&self, topic: &str, marker: &FenceMarker) -> Result<Vec<u8>, CodecError> {
+        Ok(self.encoder.encode_struct(marker, &strategy(topic, FENCE_MARKER)).await?)
+    }
+
+    async fn encode<D: Serialize>(&self, topic: &str, name: &str, envelope: &Envelope, data: &D) -> Result<Vec<u8>, CodecError> {
+        Ok(self.encoder.encode_struct(WireOut { envelope, data }, &strategy(topic, name)).await?)
+    }
+
+    pub async fn decode(&self, bytes: Option<&[u8]>) -> Result<Decoded, CodecError> {
+        let decoded = self.decoder.decode(bytes).await?;
+        let name = decoded.name.ok_or(CodecError::Empty)?.fullname(None);
+        let reader = self.readers.get(name.as_str()).ok_or_else(|| CodecError::UnknownRecord(name.clone()))?;
+        let value = decoded.value.resolve(reader)?;
+        use OpportunityEvent as O;
+        Ok(match name.as_str() {
+            FENCE_MARKER => Decoded::Fence(apache_avro::from_value(&value)?),
+            "tidemark.account.AccountOpened" => event(&value, |d| DomainEvent::Account(AccountEvent::Opened(d)))?,
+            "tidemark.opportunity.OpportunityCreated" => event(&value, |d| DomainEvent::Opportunity(O::Created(d)))?,
+            "tidemark.opportunity.OpportunityAmountChanged" => event(&value, |d| DomainEvent::Opportunity(O::AmountChanged(d)))?,
+            "tidemark.opportunity.OpportunityCloseDateChanged" => {
+                event(&value, |d| DomainEvent::Opportunity(O::CloseDateChanged(d)))?
+            }
+            "tidemark.opportunity.OpportunityStageMoved" => event(&value, |d| DomainEvent::Opportunity(O::StageMoved(d)))?,
+            "tidemark.opportunity.OpportunityClosed" => event(&value, |d| DomainEvent::Opportunity(O::Closed(d)))?,
+            "tidemark.opportunity.OpportunityShared" => event(&value, |d| DomainEvent::Opportunity(O::Shared(d)))?,
+            "tidemark.opportunity.OpportunityUnshared" => event(&value, |d| DomainEvent::Opportunity(O::Unshared(d)))?,
+            _ => return Err(CodecError::UnknownRecord(name)),
+        })
+    }
+}
+
+fn event<D: DeserializeOwned>(value: &Value, wrap: impl FnOnce(D) -> DomainEvent) -> Result<Decoded, CodecError> {
+    let wire: WireIn<D> = apache_avro::from_value(value)?;
+    Ok(Decoded::Event(EventRecord { envelope: wire.envelope, event: wrap(wire.data) }))
+}
+
+/// `tidemark.opportunity.OpportunityCreated` belongs to the `opportunity` aggregate.
+fn aggregate_of(full_name: &str) -> &str {
+    full_name.split('.').nth(1).unwrap_or_default()
+}
+
+fn strategy(topic: &str, full_name: &str) -> SubjectNameStrategy {
+    let json = catalog::LATEST
+        .iter()
+        .find(|(name, _, _)| *name == full_name)
+        .map(|(_, _, json)| *json)
+        .unwrap_or_else(|| panic!("no schema for {full_name} in schemas/avro"));
+    let supplied = SuppliedSchema::new(Some(full_name.to_string()), SchemaType::Avro, json.to_string());
+    SubjectNameStrategy::TopicRecordNameStrategyWithSchema(topic.to_string(), supplied)
+}
