@@ -220,9 +220,9 @@ impl System {
                 batch_size: config.projector_batch.max(1),
             };
             let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run(tidemark_projectors::Opportunities, r, p, s).await) });
+            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Opportunities>(r, p, s).await) });
             let (p, s) = (pool.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run(tidemark_projectors::Pipeline, runner, p, s).await) });
+            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Pipeline>(runner, p, s).await) });
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;
@@ -260,7 +260,8 @@ impl System {
 }
 
 /// Tidemark's own principal, for its calls to the registry.
-fn service_claims() -> Claims {
+/// Who Tidemark's own processes are, to the registry.
+pub fn service_claims() -> Claims {
     let now = now_secs();
     Claims {
         sub: "tidemark-writer".into(),

@@ -89,7 +89,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Replay(replay) => {
-            return tidemark_replay_tools::run(replay, &config.brokers, &config.registry_url, &config.database_url, &config.topics()).await
+            let token = config.service_token.clone().or_else(|| tidemark::users::mint(&config, &tidemark::service_claims()).ok());
+            return tidemark_replay_tools::run(replay, &config.brokers, &config.registry_url, token.as_deref(), &config.database_url, &config.topics()).await
         }
         Command::Serve => {
             tidemark::create_topics(&config).await?;

@@ -1,5 +1,5 @@
-//! The analysts' tools against the real log: `replay as-of` and `replay verify`, run as
-//! the `tidemark` binary would be.
+//! The analysts' and operators' tools against the real log: `replay as-of`, `verify`,
+//! `export` and `rebuild`, run as the `tidemark` binary would be.
 
 mod common;
 
@@ -110,6 +110,101 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     assert_eq!(a, b, "the same log gives the same bytes");
     let mut reader = csv::Reader::from_reader(&a[..]);
     assert_eq!(&reader.headers().unwrap()[4], "event_type");
-    assert_eq!(reader.records().count(), 4, "account, two opportunities, one close");
+    let csv_types: Vec<String> = reader.records().map(|r| r.unwrap()[4].to_string()).collect();
+    assert_eq!(csv_types.len(), 4, "account, two opportunities, one close");
+
+    // Parquet: the same rows and columns, readable by any Parquet reader.
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+    let file = dir.join("all.parquet");
+    let (code, _, err) = replay(&t, &["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet", "--output", &file.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+    let columns: Vec<String> = reader.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(columns.len(), 22);
+    assert_eq!((columns[4].as_str(), columns[21].as_str()), ("event_type", "data"));
+    let parquet_types: Vec<String> = reader.get_row_iter(None).unwrap().map(|row| row.unwrap().get_string(4).unwrap().clone()).collect();
+    assert_eq!(parquet_types, csv_types);
+    let (code, _, err) = replay(&t, &["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet"]);
+    assert!(code != 0 && err.contains("needs --output"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after_an_interruption() {
+    use std::ops::ControlFlow;
+    use tidemark_projectors::rebuild::Rebuild;
+    use tidemark_projectors::Opportunities;
+
+    let t = TestSystem::start().await;
+    let account = t.open_account("Initech").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let created = t.create_opportunity(&account, "alice", &format!("{}.50", 100 + i)).await;
+        ids.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    let moved = t.command(&format!("/v1/opportunities/{}/stage", ids[0]), json!({"stage": "Negotiation"}), &[]).await;
+    let list = |token: String| t.get(&format!("{}/v1/opportunities?owner=alice&limit=200&consistency_token={token}", t.queries()));
+    let before = list(moved.token()).await;
+    assert_eq!(before.body["data"].as_array().unwrap().len(), 12);
+    // A row damaged behind the projection's back, and read once so the answer is cached.
+    let pool = t.pool().await;
+    let damaged = uuid::Uuid::parse_str(&ids[3]).unwrap();
+    sqlx::query("UPDATE opportunities SET name = 'damaged' WHERE id = $1").bind(damaged).execute(&pool).await.unwrap();
+    let cached = list(moved.token()).await;
+    assert!(cached.body["data"].as_array().unwrap().iter().any(|o| o["name"] == "damaged"));
+    let indexes = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'opportunities' ORDER BY indexname")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let indexes_before = indexes(pool.clone()).await;
+
+    // A rebuild stopped after its first batch of five records leaves its tables beside the
+    // live ones, which keep serving.
+    let (mut rebuild, start) = Rebuild::prepare::<Opportunities>(&pool, &t.config.brokers, &t.config.topics(), false).await.unwrap();
+    assert!(!start.resumed);
+    rebuild.batch_size = 5;
+    let codec = tidemark_schemas::EventCodec::new(&t.registry()).unwrap();
+    let applied = rebuild.catch_up::<Opportunities>(&t.config.brokers, &codec, &t.config.topics(), |_| ControlFlow::Break(())).await.unwrap();
+    assert!((1..=5).contains(&applied), "{applied}");
+    drop(rebuild);
+    let partial: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_opportunities.opportunities").fetch_one(&pool).await.unwrap();
+    assert!(partial < 12, "{partial} rows rebuilt so far");
+    // The log moves on meanwhile.
+    let late = t.create_opportunity(&account, "alice", "999").await;
+    assert_eq!(list(late.token()).await.body["data"].as_array().unwrap().len(), 13);
+
+    let (code, _, err) = replay(&t, &["rebuild", "opportunities"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming an interrupted rebuild"), "{err}");
+    assert!(err.contains("events/s") && err.contains("switched over"), "{err}");
+
+    // Same offsets as the cached answer, new tables: the answer is the rebuilt one.
+    let after = list(late.token()).await;
+    let rows = after.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 13);
+    assert!(rows.iter().all(|o| o["name"] != "damaged"), "{}", after.body);
+    let (code, _, err) = replay(&t, &["verify", "opportunities"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(indexes(pool.clone()).await, indexes_before, "the same keys and indexes, under the same names");
+    let schemas: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild_%'").fetch_one(&pool).await.unwrap();
+    assert_eq!(schemas, 0, "nothing left behind");
+
+    // The live projector goes on into the rebuilt tables.
+    let closed = t.command(&format!("/v1/opportunities/{}/close", ids[3]), json!({"outcome": "lost", "reason": "budget"}), &[]).await;
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    let last = list(closed.token()).await;
+    let row = last.body["data"].as_array().unwrap().iter().find(|o| o["id"] == ids[3].as_str()).cloned().unwrap();
+    assert_eq!(row["stage"], "Closed Lost");
+
+    // The pipeline, from scratch, in one go.
+    let (code, _, err) = replay(&t, &["rebuild", "pipeline", "--batch-size", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("building new tables"), "{err}");
+    let (code, _, err) = replay(&t, &["verify", "pipeline"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = replay(&t, &["rebuild", "forecast"]);
+    assert!(code != 0 && err.contains("no projection 'forecast'"), "{err}");
 }

@@ -1,11 +1,19 @@
 //! Projector workers: each projection is its own consumer group that folds events into
 //! PostgreSQL tables, storing its per-partition offsets in the same transaction as the
 //! rows it changed.
+//!
+//! A projection is written as a fold: `evolve` is pure, and the runner loads and stores
+//! the rows a whole batch touches in a few set-based statements, so that a projector (and a
+//! rebuild over millions of events) is bound by PostgreSQL's bulk-write speed rather than by
+//! one round trip per event.
 
+mod apply;
 mod opportunities;
 mod pipeline;
+pub mod rebuild;
 mod runner;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use sqlx::PgConnection;
@@ -23,16 +31,44 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator
 }
 
-/// A read model built from the log.
+/// The names of every projection, for tools that take one by name.
+pub const PROJECTIONS: [&str; 2] = [Opportunities::NAME, Pipeline::NAME];
+
+/// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {
     /// Names the consumer group and the rows in `projection_offsets`.
     const NAME: &'static str;
+    /// The tables that hold this read model; a rebuild builds copies and swaps them in.
+    const TABLES: &'static [&'static str];
+
+    /// What the projection keeps of one aggregate.
+    type Row: Clone + Send + Sync + 'static;
 
     fn topics(topics: &Topics) -> Vec<String>;
 
-    /// The aggregate version this read model reflects (0 when it has none), for the fold rule.
-    fn applied_version(&self, db: &mut PgConnection, aggregate_id: Uuid) -> impl Future<Output = sqlx::Result<i64>> + Send;
+    /// The aggregate version a row reflects, for the fold rule.
+    fn version(row: &Self::Row) -> i64;
 
-    /// Applies one event that the fold rule accepted.
-    fn apply(&self, db: &mut PgConnection, record: &EventRecord) -> impl Future<Output = sqlx::Result<()>> + Send;
+    /// The row after `record`, or why the event cannot apply; `Ok(None)` when the event is
+    /// not this projection's business. Pure.
+    fn evolve(row: Option<&Self::Row>, record: &EventRecord) -> Result<Option<Self::Row>, String>;
+
+    /// The stored rows of these aggregates (absent ones are left out).
+    fn load(db: &mut PgConnection, ids: &[Uuid]) -> impl Future<Output = sqlx::Result<HashMap<Uuid, Self::Row>>> + Send;
+
+    /// Stores what one batch changed, in a few set-based statements.
+    fn store(db: &mut PgConnection, changes: &[Change<Self::Row>]) -> impl Future<Output = sqlx::Result<()>> + Send;
+}
+
+/// One aggregate's row before a batch (as stored; `None` when new) and after it.
+#[derive(Debug, Clone)]
+pub struct Change<R> {
+    pub id: Uuid,
+    pub before: Option<R>,
+    pub after: R,
+}
+
+/// One column of a batch's new rows, to bind as an array for `UNNEST`.
+fn column<R, T>(changes: &[Change<R>], value: impl Fn(&R) -> T) -> Vec<T> {
+    changes.iter().map(|c| value(&c.after)).collect()
 }

@@ -1,44 +1,54 @@
 //! `pipeline`: count and amount of opportunities per owner, stage and currency (amounts in
 //! different currencies are never added up).
 
+use std::collections::{BTreeMap, HashMap};
+
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, Row};
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
-use crate::Projection;
+use crate::{column, Change, Projection};
 
 pub struct Pipeline;
 
 /// Where one opportunity counts in the pipeline.
-#[derive(Clone)]
-struct Member {
+#[derive(Debug, Clone)]
+pub struct Member {
     tenant_id: String,
     team_id: String,
     owner_id: String,
     stage: String,
     currency: String,
     amount: Decimal,
+    version: i64,
+}
+
+impl Member {
+    fn cell(&self) -> (String, String, String, String, String) {
+        (self.tenant_id.clone(), self.team_id.clone(), self.owner_id.clone(), self.stage.clone(), self.currency.clone())
+    }
 }
 
 impl Projection for Pipeline {
     const NAME: &'static str = "pipeline";
+    const TABLES: &'static [&'static str] = &["pipeline", "pipeline_members"];
+    type Row = Member;
 
     fn topics(topics: &Topics) -> Vec<String> {
         vec![topics.opportunity.clone()]
     }
 
-    async fn applied_version(&self, db: &mut PgConnection, id: Uuid) -> sqlx::Result<i64> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM pipeline_members WHERE id = $1").bind(id).fetch_optional(db).await?;
-        Ok(version.unwrap_or(0))
+    fn version(row: &Member) -> i64 {
+        row.version
     }
 
-    async fn apply(&self, db: &mut PgConnection, record: &EventRecord) -> sqlx::Result<()> {
-        let DomainEvent::Opportunity(event) = &record.event else { return Ok(()) };
+    fn evolve(row: Option<&Member>, record: &EventRecord) -> Result<Option<Member>, String> {
+        let DomainEvent::Opportunity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
-        let before = load(&mut *db, env.aggregate_id).await?;
-        let after = match (event, &before) {
+        let version = env.aggregate_version;
+        let member = match (event, row) {
             (OpportunityEvent::Created(e), _) => Member {
                 tenant_id: env.tenant_id.clone(),
                 team_id: e.team_id.clone().unwrap_or_default(),
@@ -46,75 +56,104 @@ impl Projection for Pipeline {
                 stage: e.stage.name().to_string(),
                 currency: e.amount.currency.to_string(),
                 amount: e.amount.value,
+                version,
             },
-            (_, None) => return Err(sqlx::Error::Protocol(format!("{} before OpportunityCreated", env.event_type))),
-            (OpportunityEvent::AmountChanged(e), Some(m)) => Member { amount: e.amount.value, ..m.clone() },
-            (OpportunityEvent::StageMoved(e), Some(m)) => Member { stage: e.stage.name().to_string(), ..m.clone() },
-            (OpportunityEvent::Closed(e), Some(m)) => Member { stage: e.stage.name().to_string(), ..m.clone() },
-            (OpportunityEvent::CloseDateChanged(_) | OpportunityEvent::Shared(_) | OpportunityEvent::Unshared(_), Some(m)) => m.clone(),
+            (_, None) => return Err(format!("{} before OpportunityCreated", env.event_type)),
+            (OpportunityEvent::AmountChanged(e), Some(m)) => {
+                Member { amount: e.amount.value, currency: e.amount.currency.to_string(), version, ..m.clone() }
+            }
+            (OpportunityEvent::StageMoved(e), Some(m)) => Member { stage: e.stage.name().to_string(), version, ..m.clone() },
+            (OpportunityEvent::Closed(e), Some(m)) => Member { stage: e.stage.name().to_string(), version, ..m.clone() },
+            (OpportunityEvent::CloseDateChanged(_) | OpportunityEvent::Shared(_) | OpportunityEvent::Unshared(_), Some(m)) => {
+                Member { version, ..m.clone() }
+            }
         };
-        if let Some(m) = &before {
-            add(&mut *db, m, -1, -m.amount).await?;
+        Ok(Some(member))
+    }
+
+    async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Member>> {
+        let rows = sqlx::query("SELECT id, tenant_id, team_id, owner_id, stage, currency, amount, version FROM pipeline_members WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let member = Member {
+                    tenant_id: r.get("tenant_id"),
+                    team_id: r.get("team_id"),
+                    owner_id: r.get("owner_id"),
+                    stage: r.get("stage"),
+                    currency: r.get("currency"),
+                    amount: r.get("amount"),
+                    version: r.get("version"),
+                };
+                (r.get("id"), member)
+            })
+            .collect())
+    }
+
+    async fn store(db: &mut PgConnection, changes: &[Change<Member>]) -> sqlx::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
         }
-        add(&mut *db, &after, 1, after.amount).await?;
+        // Each changed opportunity leaves its old cell and joins its new one; the batch's moves
+        // are summed per cell first, so each cell is written once.
+        let mut deltas: BTreeMap<(String, String, String, String, String), (i64, Decimal)> = BTreeMap::new();
+        for c in changes {
+            if let Some(before) = &c.before {
+                let d = deltas.entry(before.cell()).or_default();
+                *d = (d.0 - 1, d.1 - before.amount);
+            }
+            let d = deltas.entry(c.after.cell()).or_default();
+            *d = (d.0 + 1, d.1 + c.after.amount);
+        }
+        deltas.retain(|_, (count, amount)| *count != 0 || !amount.is_zero());
+        let cells: Vec<_> = deltas.into_iter().collect();
+        let part = |f: fn(&(String, String, String, String, String)) -> &String| cells.iter().map(|(k, _)| f(k).clone()).collect::<Vec<_>>();
         sqlx::query(
-            "INSERT INTO pipeline_members (id, tenant_id, owner_id, stage, currency, amount, version, team_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO pipeline (tenant_id, team_id, owner_id, stage, currency, count, amount)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::numeric[])
+             ON CONFLICT (tenant_id, team_id, owner_id, stage, currency)
+             DO UPDATE SET count = pipeline.count + EXCLUDED.count, amount = pipeline.amount + EXCLUDED.amount",
+        )
+        .bind(part(|k| &k.0))
+        .bind(part(|k| &k.1))
+        .bind(part(|k| &k.2))
+        .bind(part(|k| &k.3))
+        .bind(part(|k| &k.4))
+        .bind(cells.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
+        .bind(cells.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
+        .execute(&mut *db)
+        .await?;
+        // A cell nobody counts in any more goes away.
+        sqlx::query(
+            "DELETE FROM pipeline p USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(tenant_id, team_id, owner_id, stage, currency)
+             WHERE p.count = 0 AND (p.tenant_id, p.team_id, p.owner_id, p.stage, p.currency) = (u.tenant_id, u.team_id, u.owner_id, u.stage, u.currency)",
+        )
+        .bind(part(|k| &k.0))
+        .bind(part(|k| &k.1))
+        .bind(part(|k| &k.2))
+        .bind(part(|k| &k.3))
+        .bind(part(|k| &k.4))
+        .execute(&mut *db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO pipeline_members (id, tenant_id, team_id, owner_id, stage, currency, amount, version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::numeric[], $8::bigint[])
              ON CONFLICT (id) DO UPDATE SET owner_id = EXCLUDED.owner_id, stage = EXCLUDED.stage,
                  currency = EXCLUDED.currency, amount = EXCLUDED.amount, version = EXCLUDED.version",
         )
-        .bind(env.aggregate_id)
-        .bind(&after.tenant_id)
-        .bind(&after.owner_id)
-        .bind(&after.stage)
-        .bind(&after.currency)
-        .bind(after.amount)
-        .bind(env.aggregate_version)
-        .bind(&after.team_id)
+        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(column(changes, |m| m.tenant_id.clone()))
+        .bind(column(changes, |m| m.team_id.clone()))
+        .bind(column(changes, |m| m.owner_id.clone()))
+        .bind(column(changes, |m| m.stage.clone()))
+        .bind(column(changes, |m| m.currency.clone()))
+        .bind(column(changes, |m| m.amount))
+        .bind(column(changes, |m| m.version))
         .execute(db)
         .await?;
         Ok(())
     }
-}
-
-async fn load(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Member>> {
-    let row = sqlx::query("SELECT tenant_id, owner_id, stage, currency, amount, team_id FROM pipeline_members WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.map(|r| Member {
-        tenant_id: r.get(0),
-        owner_id: r.get(1),
-        stage: r.get(2),
-        currency: r.get(3),
-        amount: r.get(4),
-        team_id: r.get(5),
-    }))
-}
-
-/// Adds `count` and `amount` to a member's cell; a cell that drops to zero is removed.
-async fn add(db: &mut PgConnection, m: &Member, count: i64, amount: Decimal) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO pipeline (tenant_id, owner_id, stage, currency, count, amount, team_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (tenant_id, team_id, owner_id, stage, currency)
-         DO UPDATE SET count = pipeline.count + EXCLUDED.count, amount = pipeline.amount + EXCLUDED.amount",
-    )
-    .bind(&m.tenant_id)
-    .bind(&m.owner_id)
-    .bind(&m.stage)
-    .bind(&m.currency)
-    .bind(count)
-    .bind(amount)
-    .bind(&m.team_id)
-    .execute(&mut *db)
-    .await?;
-    sqlx::query("DELETE FROM pipeline WHERE tenant_id = $1 AND owner_id = $2 AND stage = $3 AND currency = $4 AND team_id = $5 AND count = 0")
-        .bind(&m.tenant_id)
-        .bind(&m.owner_id)
-        .bind(&m.stage)
-        .bind(&m.currency)
-        .bind(&m.team_id)
-        .execute(db)
-        .await?;
-    Ok(())
 }

@@ -5,26 +5,24 @@
 //! offset is skipped, so a redelivery after a crash is harmless. Offsets are also committed
 //! to Kafka after each batch, but only so that a restart does not read from the beginning.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::{Acquire, PgConnection, PgPool};
-use tidemark_events::fold::{PartitionFold, Verdict};
+use sqlx::PgPool;
 use tidemark_events::Topics;
 use tidemark_schemas::codec::CodecError;
-use tidemark_schemas::{Decoded, EventCodec};
+use tidemark_schemas::EventCodec;
 use tokio_util::sync::CancellationToken;
 
+use crate::apply::{self, ensure_standing};
 use crate::Projection;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
-
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -51,11 +49,10 @@ enum RunError {
 
 /// Runs the projection until `shutdown`, restarting after any failure (broker or database
 /// gone, …) with a growing pause, so a projector outlives the outages of its dependencies.
-pub async fn run<P: Projection>(projection: P, config: RunnerConfig, pool: PgPool, shutdown: CancellationToken) {
-    let projection = Arc::new(projection);
+pub async fn run<P: Projection>(config: RunnerConfig, pool: PgPool, shutdown: CancellationToken) {
     let mut pause = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match run_once(&projection, &config, &pool, &shutdown).await {
+        match run_once::<P>(&config, &pool, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting");
@@ -70,13 +67,13 @@ pub async fn run<P: Projection>(projection: P, config: RunnerConfig, pool: PgPoo
 }
 
 struct Worker<'a, P> {
-    projection: &'a P,
+    projection: std::marker::PhantomData<P>,
     pool: &'a PgPool,
     codec: EventCodec,
     consumer: Arc<StreamConsumer>,
 }
 
-async fn run_once<P: Projection>(projection: &Arc<P>, config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), RunError> {
+async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), RunError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         // Freshness over broker load: an idle fetch returns after at most this long.
@@ -93,7 +90,7 @@ async fn run_once<P: Projection>(projection: &Arc<P>, config: &RunnerConfig, poo
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     let consumer = Arc::new(consumer);
     let batch_size = config.batch_size;
-    let worker = Worker { projection: projection.as_ref(), pool, codec: EventCodec::new(&config.registry_url)?, consumer: consumer.clone() };
+    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?, consumer: consumer.clone() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.
@@ -121,86 +118,16 @@ async fn run_once<P: Projection>(projection: &Arc<P>, config: &RunnerConfig, poo
     }
 }
 
-/// Where the projection stands in one partition, as stored.
-struct Standing {
-    next_offset: i64,
-    fold: PartitionFold,
-}
-
 impl<P: Projection> Worker<'_, P> {
     async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), RunError> {
-        let mut decoded = Vec::with_capacity(batch.len());
-        for message in &batch {
-            match self.codec.decode(message.payload()).await {
-                // The registry is away: fail the batch; it is retried, never quarantined.
-                Err(e) if e.is_retryable() => return Err(e.into()),
-                result => decoded.push(result),
-            }
-        }
+        let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
-        let mut standings: HashMap<(String, i32), Standing> = HashMap::new();
-        for message in &batch {
-            let key = (message.topic().to_string(), message.partition());
-            if !standings.contains_key(&key) {
-                let standing = lock_standing(&mut tx, P::NAME, &key.0, key.1).await?;
-                standings.insert(key.clone(), standing);
-            }
-        }
-        for (message, decoded) in batch.iter().zip(decoded) {
-            let standing = standings.get_mut(&(message.topic().to_string(), message.partition())).expect("locked above");
-            if message.offset() < standing.next_offset {
-                continue; // applied before a crash or rebalance; PostgreSQL says so
-            }
-            match decoded {
-                Ok(Decoded::Fence(marker)) => standing.fold.observe_fence(marker.writer_epoch),
-                Ok(Decoded::Event(record)) => {
-                    let env = &record.envelope;
-                    let applied = self.projection.applied_version(&mut tx, env.aggregate_id).await?;
-                    match standing.fold.judge(env.writer_epoch, applied, env.aggregate_version) {
-                        Verdict::Apply => {
-                            // A savepoint, so that one event the database refuses is quarantined
-                            // without undoing the rest of the batch.
-                            let mut savepoint = tx.begin().await?;
-                            match self.projection.apply(&mut savepoint, &record).await {
-                                Ok(()) => savepoint.commit().await?,
-                                Err(e @ (sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Protocol(_))) => {
-                                    savepoint.rollback().await?;
-                                    quarantine(&mut tx, P::NAME, message, &format!("cannot apply {}: {e}", env.event_type)).await?;
-                                }
-                                Err(e) => return Err(e.into()),
-                            }
-                        }
-                        Verdict::Duplicate | Verdict::Fenced { .. } => {
-                            tracing::debug!(projection = P::NAME, offset = message.offset(), ?env.aggregate_id, "skipped by the fold rule");
-                        }
-                        Verdict::Gap { expected, found } => {
-                            let reason = format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id);
-                            quarantine(&mut tx, P::NAME, message, &reason).await?;
-                        }
-                    }
-                }
-                Err(e) => quarantine(&mut tx, P::NAME, message, &format!("cannot decode: {e}")).await?,
-            }
-            standing.next_offset = message.offset() + 1;
-        }
-        for ((topic, partition), standing) in &standings {
-            sqlx::query(
-                "UPDATE projection_offsets SET next_offset = $4, fence_epoch = $5, updated_at = now()
-                 WHERE projection = $1 AND topic = $2 AND partition = $3",
-            )
-            .bind(P::NAME)
-            .bind(topic)
-            .bind(partition)
-            .bind(standing.next_offset)
-            .bind(standing.fold.fence_epoch)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
         tx.commit().await?;
         // Built only now: a TopicPartitionList must not live across an await (it is not Send).
         let mut commit = TopicPartitionList::new();
-        for ((topic, partition), standing) in &standings {
-            commit.add_partition_offset(topic, *partition, Offset::Offset(standing.next_offset))?;
+        for ((topic, partition), next_offset) in &reached {
+            commit.add_partition_offset(topic, *partition, Offset::Offset(*next_offset))?;
         }
         if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
             tracing::debug!(error = %e, "committing offsets to Kafka failed; PostgreSQL holds the truth");
@@ -262,47 +189,4 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(projection)
-        .bind(topic)
-        .bind(partition)
-        .execute(db)
-        .await
-        .map(|_| ())
-}
-
-/// Reads and locks a partition's standing, so that two workers of one projection (during a
-/// rebalance) cannot both apply the same records.
-async fn lock_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<Standing> {
-    ensure_standing(&mut *db, projection, topic, partition).await?;
-    let (next_offset, fence_epoch): (i64, i64) = sqlx::query_as(
-        "SELECT next_offset, fence_epoch FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-    )
-    .bind(projection)
-    .bind(topic)
-    .bind(partition)
-    .fetch_one(db)
-    .await?;
-    Ok(Standing { next_offset, fold: PartitionFold { fence_epoch } })
-}
-
-async fn quarantine(db: &mut PgConnection, projection: &str, message: &OwnedMessage, reason: &str) -> sqlx::Result<()> {
-    tracing::error!(projection, topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "quarantined a record");
-    sqlx::query(
-        "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, reason, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(projection)
-    .bind(message.topic())
-    .bind(message.partition())
-    .bind(message.offset())
-    .bind(message.key().map(|k| String::from_utf8_lossy(k).into_owned()))
-    .bind(reason)
-    .bind(message.payload())
-    .execute(db)
-    .await
-    .map(|_| ())
 }

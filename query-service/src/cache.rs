@@ -4,7 +4,8 @@
 //! the same snapshot as the answer would be. A read model is a function of the records it
 //! applied, so a cached answer is exactly what a fresh query at that position returns: it
 //! can never be older than the bound a read waited for. When the projection moves on, the
-//! key changes, and old entries age out unused. The tenant is part of the key, so no answer
+//! key changes, and old entries age out unused. A rebuild that swaps the tables bumps the
+//! projection's generation, which is part of the position too. The tenant is part of the key, so no answer
 //! crosses tenants; when permission scopes arrive, they join the key the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,12 @@ use crate::freshness::Standing;
 pub struct CacheKey {
     tenant: String,
     query: String,
-    position: Vec<(String, i32, i64)>,
+    position: Vec<(String, i32, i64, i64)>,
 }
 
 impl CacheKey {
     pub fn new(tenant: &str, query: String, standing: &[Standing]) -> CacheKey {
-        let mut position: Vec<_> = standing.iter().map(|s| (s.topic.clone(), s.partition, s.next_offset)).collect();
+        let mut position: Vec<_> = standing.iter().map(|s| (s.topic.clone(), s.partition, s.next_offset, s.generation)).collect();
         position.sort();
         CacheKey { tenant: tenant.to_string(), query, position }
     }

@@ -51,11 +51,13 @@ pub struct Standing {
     pub caught_up_at: Option<DateTime<Utc>>,
     /// The last time the projection applied a batch or found itself caught up here.
     pub last_progress: DateTime<Utc>,
+    /// How many times a rebuild replaced the projection's tables.
+    pub generation: i64,
 }
 
 pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<Vec<Standing>> {
-    let rows: Vec<(String, i32, i64, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at)
+    let rows: Vec<(String, i32, i64, Option<DateTime<Utc>>, DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at), generation
          FROM projection_offsets WHERE projection = $1",
     )
     .bind(projection)
@@ -63,7 +65,14 @@ pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(topic, partition, next_offset, caught_up_at, last_progress)| Standing { topic, partition, next_offset, caught_up_at, last_progress })
+        .map(|(topic, partition, next_offset, caught_up_at, last_progress, generation)| Standing {
+            topic,
+            partition,
+            next_offset,
+            caught_up_at,
+            last_progress,
+            generation,
+        })
         .collect())
 }
 

@@ -7,6 +7,7 @@
 //! same bytes: records go out in topic, partition and offset order.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,12 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::record::RecordWriter;
+use parquet_derive::ParquetRecordWriter;
+use tidemark_events::EventRecord;
 use tidemark_schemas::Decoded;
 
 use crate::{event_json, Replayer};
@@ -23,6 +30,7 @@ use crate::{event_json, Replayer};
 pub enum Format {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 pub struct Window {
@@ -33,11 +41,127 @@ pub struct Window {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const CSV_HEADER: [&str; 22] = [
-    "topic", "partition", "offset", "event_id", "event_type", "aggregate_type", "aggregate_id", "aggregate_version",
-    "tenant_id", "occurred_at", "recorded_at", "command_id", "correlation_id", "causation_id", "actor_id", "actor_kind",
-    "client_id", "policy_version", "code_version", "writer_epoch", "rationale", "data",
-];
+/// Rows per Parquet row group: large enough for good compression, small enough to hold in memory.
+const ROW_GROUP: usize = 100_000;
+
+/// One event as a flat row: its position, every envelope field, and its data as JSON. The
+/// columns of CSV and Parquet, in this order.
+#[derive(Debug, serde::Serialize, ParquetRecordWriter)]
+struct Row {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    event_id: String,
+    event_type: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    aggregate_version: i64,
+    tenant_id: String,
+    occurred_at: String,
+    recorded_at: String,
+    command_id: String,
+    correlation_id: String,
+    causation_id: Option<String>,
+    actor_id: String,
+    actor_kind: String,
+    client_id: String,
+    policy_version: String,
+    code_version: String,
+    writer_epoch: i64,
+    rationale: Option<String>,
+    data: String,
+}
+
+impl Row {
+    fn new(topic: &str, partition: i32, offset: i64, event: &EventRecord) -> Row {
+        let env = &event.envelope;
+        Row {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            event_id: env.event_id.to_string(),
+            event_type: env.event_type.clone(),
+            aggregate_type: env.aggregate_type.clone(),
+            aggregate_id: env.aggregate_id.to_string(),
+            aggregate_version: env.aggregate_version,
+            tenant_id: env.tenant_id.clone(),
+            occurred_at: env.occurred_at.to_rfc3339(),
+            recorded_at: env.recorded_at.to_rfc3339(),
+            command_id: env.command_id.clone(),
+            correlation_id: env.correlation_id.clone(),
+            causation_id: env.causation_id.clone(),
+            actor_id: env.actor_id.clone(),
+            actor_kind: env.actor_kind.name().to_string(),
+            client_id: env.client_id.clone(),
+            policy_version: env.policy_version.clone(),
+            code_version: env.code_version.clone(),
+            writer_epoch: env.writer_epoch,
+            rationale: env.rationale.clone(),
+            data: event_json(event)["data"].to_string(),
+        }
+    }
+}
+
+/// Where exported events go, in the format asked for.
+enum Sink<W: Write + Send> {
+    Jsonl(W),
+    Csv(csv::Writer<W>),
+    Parquet { writer: SerializedFileWriter<W>, rows: Vec<Row> },
+}
+
+impl<W: Write + Send> Sink<W> {
+    fn new(format: Format, out: W) -> anyhow::Result<Sink<W>> {
+        Ok(match format {
+            Format::Jsonl => Sink::Jsonl(out),
+            Format::Csv => Sink::Csv(csv::Writer::from_writer(out)),
+            Format::Parquet => {
+                let schema = (&[] as &[Row]).schema()?;
+                let properties = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+                Sink::Parquet { writer: SerializedFileWriter::new(out, schema, Arc::new(properties))?, rows: Vec::new() }
+            }
+        })
+    }
+
+    fn write(&mut self, topic: &str, partition: i32, offset: i64, event: &EventRecord) -> anyhow::Result<()> {
+        match self {
+            Sink::Jsonl(out) => {
+                let json = event_json(event);
+                let line = serde_json::json!({"topic": topic, "partition": partition, "offset": offset, "envelope": json["envelope"], "data": json["data"]});
+                writeln!(out, "{line}")?;
+            }
+            Sink::Csv(w) => w.serialize(Row::new(topic, partition, offset, event))?,
+            Sink::Parquet { writer, rows } => {
+                rows.push(Row::new(topic, partition, offset, event));
+                if rows.len() >= ROW_GROUP {
+                    write_row_group(writer, rows)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::Jsonl(mut out) => out.flush()?,
+            Sink::Csv(mut w) => w.flush()?,
+            Sink::Parquet { mut writer, mut rows } => {
+                write_row_group(&mut writer, &mut rows)?;
+                writer.close()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_row_group<W: Write + Send>(writer: &mut SerializedFileWriter<W>, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    if !rows.is_empty() {
+        let mut group = writer.next_row_group()?;
+        rows.as_slice().write_to_row_group(&mut group)?;
+        group.close()?;
+        rows.clear();
+    }
+    Ok(())
+}
 
 /// The first offset at or after `at` in each partition, as the broker says (the log end
 /// when there is none).
@@ -59,7 +183,7 @@ fn offsets_at(consumer: &BaseConsumer, topic: &str, partitions: i32, at: DateTim
 }
 
 /// Writes the window's events to `out`; returns how many it wrote.
-pub async fn export(replayer: &Replayer, window: &Window, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
+pub async fn export<W: Write + Send>(replayer: &Replayer, window: &Window, format: Format, out: W) -> anyhow::Result<u64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &replayer.brokers)
         .set("group.id", "tidemark-export")
@@ -67,10 +191,7 @@ pub async fn export(replayer: &Replayer, window: &Window, format: Format, out: &
         // Partitions are read one after another: do not linger at the end of each.
         .set("fetch.wait.max.ms", "10")
         .create()?;
-    let mut csv = (format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
-    if let Some(w) = csv.as_mut() {
-        w.write_record(CSV_HEADER)?;
-    }
+    let mut sink = Sink::new(format, out)?;
     let mut written = 0;
     let mut topics: Vec<String> = replayer.topics.all().iter().map(|t| t.to_string()).collect();
     topics.sort();
@@ -103,28 +224,12 @@ pub async fn export(replayer: &Replayer, window: &Window, format: Format, out: &
                 if !in_window || (!window.types.is_empty() && !window.types.contains(&env.event_type)) {
                     continue;
                 }
-                let json = event_json(&event);
-                match csv.as_mut() {
-                    Some(w) => w.write_record([
-                        topic.clone(), p.to_string(), message.offset().to_string(), env.event_id.to_string(), env.event_type.clone(),
-                        env.aggregate_type.clone(), env.aggregate_id.to_string(), env.aggregate_version.to_string(), env.tenant_id.clone(),
-                        env.occurred_at.to_rfc3339(), env.recorded_at.to_rfc3339(), env.command_id.clone(), env.correlation_id.clone(),
-                        env.causation_id.clone().unwrap_or_default(), env.actor_id.clone(), env.actor_kind.name().to_string(),
-                        env.client_id.clone(), env.policy_version.clone(), env.code_version.clone(), env.writer_epoch.to_string(),
-                        env.rationale.clone().unwrap_or_default(), json["data"].to_string(),
-                    ])?,
-                    None => {
-                        let line = serde_json::json!({"topic": topic, "partition": p, "offset": message.offset(), "envelope": json["envelope"], "data": json["data"]});
-                        writeln!(out, "{line}")?;
-                    }
-                }
+                sink.write(&topic, p, message.offset(), &event)?;
                 written += 1;
             }
         }
         progress.finish_and_clear();
     }
-    if let Some(w) = csv {
-        out.write_all(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
-    }
+    sink.finish()?;
     Ok(written)
 }

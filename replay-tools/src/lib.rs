@@ -16,6 +16,8 @@ use tidemark_schemas::{Decoded, EventCodec};
 pub mod as_of;
 pub mod export;
 pub mod fold;
+pub mod generate;
+pub mod rebuild;
 pub mod verify;
 
 /// One record of an event topic, where it lies, and what it holds.
@@ -66,6 +68,17 @@ pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, onl
     Ok(records)
 }
 
+/// How many records the partitions of `topic` hold now.
+pub fn log_end_total(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let mut total = 0;
+    for p in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
+        total += high - low;
+    }
+    Ok(total)
+}
+
 /// Every record of `topic` that exists now, in partition and offset order.
 pub async fn read_topic(brokers: &str, codec: &EventCodec, topic: &str) -> anyhow::Result<Vec<LogRecord>> {
     read_partitions(brokers, codec, topic, None).await
@@ -79,8 +92,10 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    pub fn new(brokers: &str, registry_url: &str, topics: Topics) -> anyhow::Result<Replayer> {
-        Ok(Replayer { brokers: brokers.to_string(), codec: EventCodec::new(registry_url)?, topics })
+    /// `registry_token`: for registries that want one before a schema is registered (only
+    /// `generate` registers).
+    pub fn new(brokers: &str, registry_url: &str, registry_token: Option<&str>, topics: Topics) -> anyhow::Result<Replayer> {
+        Ok(Replayer { brokers: brokers.to_string(), codec: EventCodec::with_token(registry_url, registry_token)?, topics })
     }
 
     fn topic(&self, aggregate: &str) -> anyhow::Result<String> {
@@ -147,10 +162,34 @@ pub enum Replay {
         /// opportunities or pipeline
         projection: String,
     },
+    /// Rebuild a projection from the log into new tables while the live ones keep serving,
+    /// then switch over atomically. Interrupted (Ctrl-C), it resumes on the next run.
+    Rebuild {
+        /// opportunities or pipeline
+        projection: String,
+        /// Throw away an interrupted rebuild's tables and start from the beginning of the log.
+        #[arg(long)]
+        restart: bool,
+        /// Records applied per transaction [default: 10000].
+        #[arg(long)]
+        batch_size: Option<usize>,
+    },
+    /// Write a synthetic log of opportunity events (with their accounts) into an empty
+    /// deployment, for measuring rebuild and export.
+    Generate {
+        /// How many opportunity events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The same seed gives the same deals, stages and amounts.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
-pub async fn run(command: Replay, brokers: &str, registry_url: &str, database_url: &str, topics: &Topics) -> anyhow::Result<()> {
-    let replayer = Replayer::new(brokers, registry_url, topics.clone())?;
+pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_token: Option<&str>, database_url: &str, topics: &Topics) -> anyhow::Result<()> {
+    let replayer = Replayer::new(brokers, registry_url, registry_token, topics.clone())?;
     match command {
         Replay::Events { aggregate, id } => {
             let topic = replayer.topic(&aggregate)?;
@@ -177,19 +216,37 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, database_ur
         Replay::Export { from, to, types, format, output } => {
             let window = export::Window { from, to: to.unwrap_or_else(chrono::Utc::now), types };
             anyhow::ensure!(window.from < window.to, "--from must come before --to");
-            let mut out: Box<dyn std::io::Write> = match &output {
+            anyhow::ensure!(
+                format != export::Format::Parquet || output.is_some(),
+                "--format parquet needs --output <file>: Parquet is a binary file format"
+            );
+            let out: Box<dyn std::io::Write + Send> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?)),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
             let started = std::time::Instant::now();
-            let written = export::export(&replayer, &window, format, &mut *out).await?;
-            out.flush()?;
+            let written = export::export(&replayer, &window, format, out).await?;
             let secs = started.elapsed().as_secs_f64().max(0.001);
             eprintln!("export: {written} events in {secs:.2} s ({:.0} events/s)", written as f64 / secs);
             Ok(())
         }
+        Replay::Generate { events, tenant, seed } => {
+            let summary = generate::generate(&replayer, events, &tenant, seed).await?;
+            eprintln!(
+                "generate: {} events of {} opportunities in {:.1} s ({:.0} events/s)",
+                summary.events,
+                summary.opportunities,
+                summary.seconds,
+                summary.events as f64 / summary.seconds.max(0.001)
+            );
+            Ok(())
+        }
+        Replay::Rebuild { projection, restart, batch_size } => {
+            let pool = connect(database_url).await?;
+            rebuild::rebuild(&replayer, &pool, &projection, restart, batch_size).await.map(|_| ())
+        }
         Replay::Verify { projection } => {
-            let pool = sqlx::PgPool::connect(database_url).await.with_context(|| format!("cannot connect to {database_url}"))?;
+            let pool = connect(database_url).await?;
             let (checked, drift) = verify::verify(&replayer, &pool, &projection).await?;
             for d in &drift {
                 println!("{}", json!(d));
@@ -202,4 +259,8 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, database_ur
             }
         }
     }
+}
+
+async fn connect(database_url: &str) -> anyhow::Result<sqlx::PgPool> {
+    sqlx::PgPool::connect(database_url).await.with_context(|| format!("cannot connect to {database_url}"))
 }

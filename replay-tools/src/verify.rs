@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::fold::fold_log;
 use tidemark_events::Aggregate;
 use crate::{read_partitions, Replayer};
+use tidemark_projectors::PROJECTIONS;
 
 /// One difference between the log and the read model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -23,8 +24,6 @@ pub struct Drift {
     pub expected: String,
     pub found: String,
 }
-
-pub const PROJECTIONS: [&str; 2] = ["opportunities", "pipeline"];
 
 pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> anyhow::Result<(usize, Vec<Drift>)> {
     anyhow::ensure!(PROJECTIONS.contains(&projection), "no projection '{projection}'; there are {}", PROJECTIONS.join(", "));

@@ -1,0 +1,249 @@
+//! Rebuilding a projection from the log beside the live one.
+//!
+//! The rebuild writes into copies of the projection's tables in a schema of its own,
+//! `rebuild_<projection>`, with its own `projection_offsets` and `quarantine`, through the
+//! very code the live projector runs (only the search path differs). The live tables keep
+//! serving meanwhile. Stopped, a rebuild resumes from its stored offsets.
+//!
+//! The switchover is one transaction: it locks the live projection's offsets (the live
+//! projector waits), checks that the rebuild has applied at least as much of every partition,
+//! swaps the tables, hands the rebuild's offsets to the live projector and bumps the
+//! generation so that no cached answer outlives the old tables. If the live projector got
+//! ahead meanwhile, nothing changes and the caller catches up again.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgConnection, PgPool};
+use tidemark_events::Topics;
+use tidemark_schemas::codec::CodecError;
+use tidemark_schemas::EventCodec;
+
+use crate::apply::{self, ensure_standing};
+use crate::Projection;
+
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Records applied per transaction by default: large enough that a batch's few statements,
+/// not round trips, dominate.
+const BATCH: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("topic {0} does not exist")]
+    NoTopic(String),
+    #[error("no record arrived for {0:?} while the log holds more; is the broker up?")]
+    Stalled(Duration),
+    #[error("cannot copy index {0}: its definition does not name its table as expected")]
+    UnexpectedIndex(String),
+}
+
+/// A rebuild in progress: its schema and a pool whose connections write there.
+pub struct Rebuild {
+    pub schema: String,
+    /// Records applied per transaction.
+    pub batch_size: usize,
+    shadow: PgPool,
+    live: PgPool,
+}
+
+/// Where the rebuild stands against the log when it starts.
+pub struct Start {
+    /// The rebuild went on from an earlier, interrupted one.
+    pub resumed: bool,
+    /// Records between the rebuild's offsets and the log end.
+    pub remaining: i64,
+}
+
+impl Rebuild {
+    /// Prepares the rebuild's tables, or finds those of an interrupted rebuild (unless
+    /// `restart`, which drops them first).
+    pub async fn prepare<P: Projection>(live: &PgPool, brokers: &str, topics: &Topics, restart: bool) -> Result<(Rebuild, Start), RebuildError> {
+        let schema = format!("rebuild_{}", P::NAME);
+        let mut tx = live.begin().await?;
+        if restart {
+            tx.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
+        }
+        let resumed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)").bind(&schema).fetch_one(&mut *tx).await?;
+        if !resumed {
+            tx.execute(format!("CREATE SCHEMA \"{schema}\"").as_str()).await?;
+            for table in P::TABLES.iter().chain(&["projection_offsets", "quarantine"]) {
+                copy_table(&mut tx, &schema, table).await?;
+            }
+        }
+        tx.commit().await?;
+        let options = (*live.connect_options()).clone().options([("search_path", schema.as_str())]);
+        let shadow = PgPoolOptions::new().max_connections(2).connect_with(options).await?;
+        let rebuild = Rebuild { schema, batch_size: BATCH, shadow, live: live.clone() };
+        let ends = log_ends(brokers, &P::topics(topics))?;
+        let mut db = rebuild.shadow.acquire().await?;
+        for (topic, partition) in ends.keys() {
+            ensure_standing(&mut db, P::NAME, topic, *partition).await?;
+        }
+        let applied = offsets(&mut db, "projection_offsets", P::NAME).await?;
+        let remaining = ends.iter().map(|(key, end)| (end - applied.get(key).copied().unwrap_or(0)).max(0)).sum();
+        Ok((rebuild, Start { resumed, remaining }))
+    }
+
+    /// Applies the log from the rebuild's offsets up to at least the log end as it is now,
+    /// calling `progress` with the number of records of each applied batch; it can stop the
+    /// rebuild there (to be resumed later). Returns how many records it applied.
+    pub async fn catch_up<P: Projection>(
+        &self,
+        brokers: &str,
+        codec: &EventCodec,
+        topics: &Topics,
+        mut progress: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> Result<u64, RebuildError> {
+        let ends = log_ends(brokers, &P::topics(topics))?;
+        let mut positions = offsets(&mut *self.shadow.acquire().await?, "projection_offsets", P::NAME).await?;
+        let behind = |positions: &BTreeMap<(String, i32), i64>| {
+            ends.iter().filter(|(key, end)| positions.get(*key).copied().unwrap_or(0) < **end).map(|(key, _)| key.clone()).collect::<Vec<_>>()
+        };
+        let todo = behind(&positions);
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("tidemark-rebuild-{}", P::NAME))
+            .set("client.id", format!("tidemark-rebuild-{}", P::NAME))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in &todo {
+            let from = positions.get(&(topic.clone(), *partition)).copied().unwrap_or(0);
+            assignment.add_partition_offset(topic, *partition, Offset::Offset(from))?;
+        }
+        consumer.assign(&assignment)?;
+        let mut applied = 0u64;
+        while !behind(&positions).is_empty() {
+            let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| RebuildError::Stalled(BROKER_TIMEOUT))??;
+            let mut batch: Vec<OwnedMessage> = vec![first.detach()];
+            while batch.len() < self.batch_size {
+                match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await {
+                    Ok(message) => batch.push(message?.detach()),
+                    Err(_) => break,
+                }
+            }
+            let count = batch.len();
+            let received = apply::decode(codec, batch).await?;
+            let mut tx = self.shadow.begin().await?;
+            let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+            tx.commit().await?;
+            positions.extend(reached);
+            applied += count as u64;
+            if progress(count).is_break() {
+                break;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Swaps the rebuilt tables in when the rebuild has applied at least what the live
+    /// projection has, in every partition. Otherwise changes nothing and returns the
+    /// partitions where the live projection is ahead.
+    pub async fn switch_over<P: Projection>(&self) -> Result<Vec<(String, i32)>, RebuildError> {
+        let schema = &self.schema;
+        let mut tx = self.live.begin().await?;
+        let live: BTreeMap<(String, i32), i64> =
+            sqlx::query_as::<_, (String, i32, i64)>("SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1 FOR UPDATE")
+                .bind(P::NAME)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(t, p, o)| ((t, p), o))
+                .collect();
+        let rebuilt = offsets(&mut tx, &format!("\"{schema}\".projection_offsets"), P::NAME).await?;
+        let ahead: Vec<(String, i32)> =
+            live.iter().filter(|(key, offset)| rebuilt.get(*key).copied().unwrap_or(0) < **offset).map(|(key, _)| key.clone()).collect();
+        if !ahead.is_empty() {
+            tx.rollback().await?;
+            return Ok(ahead);
+        }
+        for table in P::TABLES {
+            tx.execute(format!("DROP TABLE public.\"{table}\"; ALTER TABLE \"{schema}\".\"{table}\" SET SCHEMA public").as_str()).await?;
+        }
+        sqlx::query("UPDATE projection_offsets SET generation = generation + 1 WHERE projection = $1").bind(P::NAME).execute(&mut *tx).await?;
+        sqlx::query(&format!(
+            "INSERT INTO projection_offsets (projection, topic, partition, next_offset, fence_epoch, generation)
+             SELECT projection, topic, partition, next_offset, fence_epoch, 1 FROM \"{schema}\".projection_offsets WHERE projection = $1
+             ON CONFLICT (projection, topic, partition) DO UPDATE
+             SET next_offset = EXCLUDED.next_offset, fence_epoch = EXCLUDED.fence_epoch, updated_at = now()"
+        ))
+        .bind(P::NAME)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM quarantine WHERE projection = $1").bind(P::NAME).execute(&mut *tx).await?;
+        sqlx::query(&format!(
+            "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, reason, payload, quarantined_at)
+             SELECT projection, topic, partition, \"offset\", key, reason, payload, quarantined_at FROM \"{schema}\".quarantine"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.execute(format!("DROP SCHEMA \"{schema}\" CASCADE").as_str()).await?;
+        tx.commit().await?;
+        self.shadow.close().await;
+        Ok(Vec::new())
+    }
+}
+
+/// An empty copy of `public.<table>` in `schema`, with the same columns, defaults, keys and
+/// indexes under the same names (names are per schema), so that the copy can replace the
+/// original without a trace.
+async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<(), RebuildError> {
+    db.execute(format!("CREATE TABLE \"{schema}\".\"{table}\" (LIKE public.\"{table}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").as_str()).await?;
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
+    )
+    .bind(table)
+    .fetch_all(&mut *db)
+    .await?;
+    for (name, definition) in &keys {
+        db.execute(format!("ALTER TABLE \"{schema}\".\"{table}\" ADD CONSTRAINT \"{name}\" {definition}").as_str()).await?;
+    }
+    let indexes: Vec<(String, String)> = sqlx::query_as("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1").bind(table).fetch_all(&mut *db).await?;
+    for (name, definition) in indexes.iter().filter(|(name, _)| !keys.iter().any(|(key, _)| key == name)) {
+        let on_copy = definition.replacen(&format!(" ON public.{table} "), &format!(" ON \"{schema}\".\"{table}\" "), 1);
+        if &on_copy == definition {
+            return Err(RebuildError::UnexpectedIndex(name.clone()));
+        }
+        db.execute(on_copy.as_str()).await?;
+    }
+    Ok(())
+}
+
+async fn offsets(db: &mut PgConnection, table: &str, projection: &str) -> sqlx::Result<BTreeMap<(String, i32), i64>> {
+    let rows: Vec<(String, i32, i64)> =
+        sqlx::query_as(&format!("SELECT topic, partition, next_offset FROM {table} WHERE projection = $1")).bind(projection).fetch_all(db).await?;
+    Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+}
+
+/// The log end offset of every partition of `topics`, now.
+fn log_ends(brokers: &str, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, RebuildError> {
+    let client: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let mut ends = BTreeMap::new();
+    for topic in topics {
+        let metadata = client.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
+        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
+        if partitions == 0 {
+            return Err(RebuildError::NoTopic(topic.clone()));
+        }
+        for partition in 0..partitions {
+            let (_, high) = client.fetch_watermarks(topic, partition, BROKER_TIMEOUT)?;
+            ends.insert((topic.clone(), partition), high);
+        }
+    }
+    Ok(ends)
+}

@@ -1,0 +1,92 @@
+//! `tidemark replay rebuild`: rebuilds a projection from the log beside the live one and
+//! swaps it in (see `tidemark_projectors::rebuild`), showing progress and the speed reached.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+use tidemark_projectors::rebuild::Rebuild;
+use tidemark_projectors::{Opportunities, Pipeline, Projection, PROJECTIONS};
+
+use crate::Replayer;
+
+/// What a finished rebuild reports.
+#[derive(Debug)]
+pub struct Summary {
+    pub applied: u64,
+    pub seconds: f64,
+    /// False when it was interrupted before switching over.
+    pub switched: bool,
+}
+
+impl Summary {
+    pub fn events_per_second(&self) -> f64 {
+        self.applied as f64 / self.seconds.max(0.001)
+    }
+}
+
+pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
+    match projection {
+        Opportunities::NAME => run::<Opportunities>(replayer, pool, restart, batch_size).await,
+        Pipeline::NAME => run::<Pipeline>(replayer, pool, restart, batch_size).await,
+        _ => anyhow::bail!("no projection '{projection}'; there are {}", PROJECTIONS.join(", ")),
+    }
+}
+
+async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
+    let (mut rebuild, start) = Rebuild::prepare::<P>(pool, &replayer.brokers, &replayer.topics, restart).await.context("preparing the rebuild")?;
+    if let Some(size) = batch_size {
+        rebuild.batch_size = size;
+    }
+    eprintln!(
+        "rebuild {}: {} into schema {}; {} records to apply",
+        P::NAME,
+        if start.resumed { "resuming an interrupted rebuild" } else { "building new tables" },
+        rebuild.schema,
+        start.remaining
+    );
+    // Ctrl-C finishes the batch at hand and stops; the next run resumes from there.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let bar = ProgressBar::new(start.remaining as u64).with_style(
+        ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} records, {per_sec}, eta {eta}").expect("a valid template"),
+    );
+    let began = Instant::now();
+    let mut applied = 0;
+    let mut switched = false;
+    while !interrupted.load(Ordering::SeqCst) {
+        applied += rebuild
+            .catch_up::<P>(&replayer.brokers, &replayer.codec, &replayer.topics, |count| {
+                bar.inc(count as u64);
+                if interrupted.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .await?;
+        // The live projector keeps going meanwhile; when it got ahead, catch up once more.
+        let ahead = rebuild.switch_over::<P>().await?;
+        if ahead.is_empty() {
+            switched = true;
+            break;
+        }
+    }
+    ctrl_c.abort();
+    bar.finish_and_clear();
+    let summary = Summary { applied, seconds: began.elapsed().as_secs_f64(), switched };
+    eprintln!(
+        "rebuild {}: {} records applied in {:.2} s ({:.0} events/s); {}",
+        P::NAME,
+        summary.applied,
+        summary.seconds,
+        summary.events_per_second(),
+        if switched { "switched over: the rebuilt tables are live".to_string() } else { format!("interrupted; run it again to resume from schema {}", rebuild.schema) }
+    );
+    Ok(summary)
+}
