@@ -111,11 +111,17 @@ impl Projection for Pipeline {
         deltas.retain(|_, (count, amount)| *count != 0 || !amount.is_zero());
         let cells: Vec<_> = deltas.into_iter().collect();
         let part = |f: fn(&(String, String, String, String, String)) -> &String| cells.iter().map(|(k, _)| f(k).clone()).collect::<Vec<_>>();
+        // A sum's scale depends on the order of the additions (1.50 - 1.50 + 2 is 2.00), and so
+        // on how the log was cut into batches; amounts are stored in one canonical form, with
+        // at least two decimals, so that any batching gives the same rows.
         sqlx::query(
             "INSERT INTO pipeline (tenant_id, team_id, owner_id, stage, currency, count, amount)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::numeric[])
+             SELECT tenant_id, team_id, owner_id, stage, currency, count, round(amount, greatest(2, scale(trim_scale(amount))))
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::numeric[])
+                  AS u(tenant_id, team_id, owner_id, stage, currency, count, amount)
              ON CONFLICT (tenant_id, team_id, owner_id, stage, currency)
-             DO UPDATE SET count = pipeline.count + EXCLUDED.count, amount = pipeline.amount + EXCLUDED.amount",
+             DO UPDATE SET count = pipeline.count + EXCLUDED.count,
+                 amount = round(pipeline.amount + EXCLUDED.amount, greatest(2, scale(trim_scale(pipeline.amount + EXCLUDED.amount))))",
         )
         .bind(part(|k| &k.0))
         .bind(part(|k| &k.1))
