@@ -5,9 +5,9 @@
 //! applied, so a cached answer is exactly what a fresh query at that position returns: it
 //! can never be older than the bound a read waited for. When the projection moves on, the
 //! key changes, and old entries age out unused. A rebuild that swaps the tables bumps the
-//! projection's generation, which is part of the position too. The tenant is part of the
-//! key, so no answer crosses tenants; when permission scopes arrive, they join the key the
-//! same way.
+//! projection's generation, which is part of the position too. The tenant and the
+//! caller's permission scope (inside the query) are part of the key, so no answer crosses
+//! tenants or scopes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
