@@ -170,7 +170,7 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     assert!(!start.resumed);
     rebuild.batch_size = 5;
     let codec = tidemark_schemas::EventCodec::new(&t.registry()).unwrap();
-    let applied = rebuild.catch_up::<Opportunities>(&t.config.brokers, &codec, &t.config.topics(), |_| ControlFlow::Break(())).await.unwrap();
+    let applied = rebuild.catch_up::<Opportunities>(&t.config.brokers, &codec, &t.config.topics(), |_| ControlFlow::Break(())).await.unwrap().records;
     assert!((1..=5).contains(&applied), "{applied}");
     drop(rebuild);
     let partial: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_opportunities.opportunities").fetch_one(&pool).await.unwrap();

@@ -60,6 +60,24 @@ pub trait Projection: Send + Sync + 'static {
     fn store(db: &mut PgConnection, changes: &[Change<Self::Row>]) -> impl Future<Output = sqlx::Result<()>> + Send;
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("codec: {0}")]
+    Codec(#[from] tidemark_schemas::codec::CodecError),
+    #[error("the heartbeat task stopped")]
+    Heartbeat,
+    #[error("topic {0} does not exist")]
+    NoTopic(String),
+    #[error("no record arrived for {0:?} while the log holds more; is the broker up?")]
+    Stalled(std::time::Duration),
+    #[error("cannot copy index {0}: its definition does not name its table as expected")]
+    UnexpectedIndex(String),
+}
+
 /// One aggregate's row before a batch (as stored; `None` when new) and after it.
 #[derive(Debug, Clone)]
 pub struct Change<R> {

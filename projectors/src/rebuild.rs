@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -22,32 +22,15 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgConnection, PgPool};
 use tidemark_events::Topics;
-use tidemark_schemas::codec::CodecError;
 use tidemark_schemas::EventCodec;
 
 use crate::apply::{self, ensure_standing};
-use crate::Projection;
+use crate::{Projection, ProjectionError};
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records applied per transaction by default: large enough that a batch's few statements,
 /// not round trips, dominate.
 const BATCH: usize = 10_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RebuildError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-    #[error("codec: {0}")]
-    Codec(#[from] CodecError),
-    #[error("topic {0} does not exist")]
-    NoTopic(String),
-    #[error("no record arrived for {0:?} while the log holds more; is the broker up?")]
-    Stalled(Duration),
-    #[error("cannot copy index {0}: its definition does not name its table as expected")]
-    UnexpectedIndex(String),
-}
 
 /// A rebuild in progress: its schema and a pool whose connections write there.
 pub struct Rebuild {
@@ -56,6 +39,16 @@ pub struct Rebuild {
     pub batch_size: usize,
     shadow: PgPool,
     live: PgPool,
+}
+
+/// What a catch-up applied, and where its time went.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CatchUp {
+    pub records: u64,
+    /// Fetching from the broker and decoding.
+    pub reading: Duration,
+    /// Folding and writing to PostgreSQL, commits included.
+    pub writing: Duration,
 }
 
 /// Where the rebuild stands against the log when it starts.
@@ -69,7 +62,7 @@ pub struct Start {
 impl Rebuild {
     /// Prepares the rebuild's tables, or finds those of an interrupted rebuild (unless
     /// `restart`, which drops them first).
-    pub async fn prepare<P: Projection>(live: &PgPool, brokers: &str, topics: &Topics, restart: bool) -> Result<(Rebuild, Start), RebuildError> {
+    pub async fn prepare<P: Projection>(live: &PgPool, brokers: &str, topics: &Topics, restart: bool) -> Result<(Rebuild, Start), ProjectionError> {
         let schema = format!("rebuild_{}", P::NAME);
         let mut tx = live.begin().await?;
         if restart {
@@ -98,22 +91,23 @@ impl Rebuild {
 
     /// Applies the log from the rebuild's offsets up to at least the log end as it is now,
     /// calling `progress` with the number of records of each applied batch; it can stop the
-    /// rebuild there (to be resumed later). Returns how many records it applied.
+    /// rebuild there (to be resumed later). Returns what it applied and where the time went.
     pub async fn catch_up<P: Projection>(
         &self,
         brokers: &str,
         codec: &EventCodec,
         topics: &Topics,
         mut progress: impl FnMut(usize) -> ControlFlow<()>,
-    ) -> Result<u64, RebuildError> {
+    ) -> Result<CatchUp, ProjectionError> {
         let ends = log_ends(brokers, &P::topics(topics))?;
         let mut positions = offsets(&mut *self.shadow.acquire().await?, "projection_offsets", P::NAME).await?;
         let behind = |positions: &BTreeMap<(String, i32), i64>| {
             ends.iter().filter(|(key, end)| positions.get(*key).copied().unwrap_or(0) < **end).map(|(key, _)| key.clone()).collect::<Vec<_>>()
         };
         let todo = behind(&positions);
+        let mut done = CatchUp::default();
         if todo.is_empty() {
-            return Ok(0);
+            return Ok(done);
         }
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -127,9 +121,9 @@ impl Rebuild {
             assignment.add_partition_offset(topic, *partition, Offset::Offset(from))?;
         }
         consumer.assign(&assignment)?;
-        let mut applied = 0u64;
         while !behind(&positions).is_empty() {
-            let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| RebuildError::Stalled(BROKER_TIMEOUT))??;
+            let started = Instant::now();
+            let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| ProjectionError::Stalled(BROKER_TIMEOUT))??;
             let mut batch: Vec<OwnedMessage> = vec![first.detach()];
             while batch.len() < self.batch_size {
                 match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await {
@@ -139,22 +133,25 @@ impl Rebuild {
             }
             let count = batch.len();
             let received = apply::decode(codec, batch).await?;
+            let decoded = Instant::now();
             let mut tx = self.shadow.begin().await?;
             let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
             tx.commit().await?;
             positions.extend(reached);
-            applied += count as u64;
+            done.records += count as u64;
+            done.reading += decoded - started;
+            done.writing += decoded.elapsed();
             if progress(count).is_break() {
                 break;
             }
         }
-        Ok(applied)
+        Ok(done)
     }
 
     /// Swaps the rebuilt tables in when the rebuild has applied at least what the live
     /// projection has, in every partition. Otherwise changes nothing and returns the
     /// partitions where the live projection is ahead.
-    pub async fn switch_over<P: Projection>(&self) -> Result<Vec<(String, i32)>, RebuildError> {
+    pub async fn switch_over<P: Projection>(&self) -> Result<Vec<(String, i32)>, ProjectionError> {
         let schema = &self.schema;
         let mut tx = self.live.begin().await?;
         let live: BTreeMap<(String, i32), i64> =
@@ -202,7 +199,7 @@ impl Rebuild {
 /// An empty copy of `public.<table>` in `schema`, with the same columns, defaults, keys and
 /// indexes under the same names (names are per schema), so that the copy can replace the
 /// original without a trace.
-async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<(), RebuildError> {
+async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<(), ProjectionError> {
     db.execute(format!("CREATE TABLE \"{schema}\".\"{table}\" (LIKE public.\"{table}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").as_str()).await?;
     let keys: Vec<(String, String)> = sqlx::query_as(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
@@ -217,7 +214,7 @@ async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<
     for (name, definition) in indexes.iter().filter(|(name, _)| !keys.iter().any(|(key, _)| key == name)) {
         let on_copy = definition.replacen(&format!(" ON public.{table} "), &format!(" ON \"{schema}\".\"{table}\" "), 1);
         if &on_copy == definition {
-            return Err(RebuildError::UnexpectedIndex(name.clone()));
+            return Err(ProjectionError::UnexpectedIndex(name.clone()));
         }
         db.execute(on_copy.as_str()).await?;
     }
@@ -231,14 +228,14 @@ async fn offsets(db: &mut PgConnection, table: &str, projection: &str) -> sqlx::
 }
 
 /// The log end offset of every partition of `topics`, now.
-fn log_ends(brokers: &str, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, RebuildError> {
+fn log_ends(brokers: &str, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, ProjectionError> {
     let client: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let mut ends = BTreeMap::new();
     for topic in topics {
         let metadata = client.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
         let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
         if partitions == 0 {
-            return Err(RebuildError::NoTopic(topic.clone()));
+            return Err(ProjectionError::NoTopic(topic.clone()));
         }
         for partition in 0..partitions {
             let (_, high) = client.fetch_watermarks(topic, partition, BROKER_TIMEOUT)?;

@@ -15,12 +15,11 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tidemark_events::Topics;
-use tidemark_schemas::codec::CodecError;
 use tidemark_schemas::EventCodec;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ensure_standing};
-use crate::Projection;
+use crate::{Projection, ProjectionError};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -33,18 +32,6 @@ pub struct RunnerConfig {
     pub group_prefix: String,
     /// Most records applied in one transaction.
     pub batch_size: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum RunError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-    #[error("codec: {0}")]
-    Codec(#[from] CodecError),
-    #[error("the heartbeat task stopped")]
-    Heartbeat,
 }
 
 /// Runs the projection until `shutdown`, restarting after any failure (broker or database
@@ -73,7 +60,7 @@ struct Worker<'a, P> {
     consumer: Arc<StreamConsumer>,
 }
 
-async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), RunError> {
+async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         // Freshness over broker load: an idle fetch returns after at most this long.
@@ -103,7 +90,7 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            result = &mut heartbeat.0 => return Err(match result { Ok(Err(e)) => e, _ => RunError::Heartbeat }),
+            result = &mut heartbeat.0 => return Err(match result { Ok(Err(e)) => e, _ => ProjectionError::Heartbeat }),
             first = worker.consumer.recv() => {
                 let mut batch = vec![first?.detach()];
                 while batch.len() < batch_size {
@@ -119,7 +106,7 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
 }
 
 impl<P: Projection> Worker<'_, P> {
-    async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), RunError> {
+    async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
         let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
@@ -139,7 +126,7 @@ impl<P: Projection> Worker<'_, P> {
 /// Marks, every second, the partitions where nothing is left to apply: whatever the
 /// projection has not applied there yet was appended after `checked_at`, which bounds the
 /// staleness of its answers.
-async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: BaseConsumer, pool: PgPool) -> Result<(), RunError> {
+async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: BaseConsumer, pool: PgPool) -> Result<(), ProjectionError> {
     let watermarks = Arc::new(watermarks);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {

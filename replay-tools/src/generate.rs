@@ -114,8 +114,9 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
     let mut open: Vec<(Uuid, Opportunity)> = Vec::new();
     let (mut written, mut opportunities) = (0u64, 0u64);
     while written < events {
-        clock += step;
-        let m = meta(&mut rng, clock);
+        // The clock moves only for commands that produce events, so the last lands about now.
+        let at = clock + step;
+        let m = meta(&mut rng, at);
         // About one deal in five events is new, so a deal gets some four changes in its life.
         let (slot, id, state, command) = if open.is_empty() || rng.below(5) == 0 {
             opportunities += 1;
@@ -127,7 +128,7 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
                 owner_id: m.actor_id.clone(),
                 team_id: Some(format!("team-{}", rng.below(TEAMS) + 1)),
                 amount: money(rng.below(500_000_00) + 1_000_00, currency),
-                close_date: clock.date_naive() + Days::days(30 + rng.below(180) as i64),
+                close_date: at.date_naive() + Days::days(30 + rng.below(180) as i64),
             });
             (None, rng.uuid(), None, command)
         } else {
@@ -148,6 +149,7 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
         // Commands the domain refuses (a share with the owner, a move to the same stage) are
         // skipped, as the command service would refuse them.
         let Ok(decided) = opportunity::decide(state.as_ref(), &command) else { continue };
+        clock = at;
         let mut state = state;
         for event in decided {
             let version = state.as_ref().map_or(0, |s: &Opportunity| s.version) + 1;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
-use tidemark_projectors::rebuild::Rebuild;
+use tidemark_projectors::rebuild::{CatchUp, Rebuild};
 use tidemark_projectors::{Opportunities, Pipeline, Projection, PROJECTIONS};
 
 use crate::Replayer;
@@ -17,7 +17,7 @@ use crate::Replayer;
 /// What a finished rebuild reports.
 #[derive(Debug)]
 pub struct Summary {
-    pub applied: u64,
+    pub applied: CatchUp,
     pub seconds: f64,
     /// False when it was interrupted before switching over.
     pub switched: bool,
@@ -25,7 +25,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn events_per_second(&self) -> f64 {
-        self.applied as f64 / self.seconds.max(0.001)
+        self.applied.records as f64 / self.seconds.max(0.001)
     }
 }
 
@@ -61,15 +61,18 @@ async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, b
         ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} records, {per_sec}, eta {eta}").expect("a valid template"),
     );
     let began = Instant::now();
-    let mut applied = 0;
+    let mut applied = CatchUp::default();
     let mut switched = false;
     while !interrupted.load(Ordering::SeqCst) {
-        applied += rebuild
+        let done = rebuild
             .catch_up::<P>(&replayer.brokers, &replayer.codec, &replayer.topics, |count| {
                 bar.inc(count as u64);
                 if interrupted.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             })
             .await?;
+        applied.records += done.records;
+        applied.reading += done.reading;
+        applied.writing += done.writing;
         // The live projector keeps going meanwhile; when it got ahead, catch up once more.
         let ahead = rebuild.switch_over::<P>().await?;
         if ahead.is_empty() {
@@ -81,11 +84,13 @@ async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, b
     bar.finish_and_clear();
     let summary = Summary { applied, seconds: began.elapsed().as_secs_f64(), switched };
     eprintln!(
-        "rebuild {}: {} records applied in {:.2} s ({:.0} events/s); {}",
+        "rebuild {}: {} records applied in {:.2} s ({:.0} events/s; reading and decoding {:.1} s, writing {:.1} s); {}",
         P::NAME,
-        summary.applied,
+        summary.applied.records,
         summary.seconds,
         summary.events_per_second(),
+        summary.applied.reading.as_secs_f64(),
+        summary.applied.writing.as_secs_f64(),
         if switched { "switched over: the rebuilt tables are live".to_string() } else { format!("interrupted; run it again to resume from schema {}", rebuild.schema) }
     );
     Ok(summary)
