@@ -12,7 +12,6 @@
 //! ahead meanwhile, nothing changes and the caller catches up again.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -25,9 +24,7 @@ use sqlx::{Executor, PgConnection, PgPool};
 use tidemark_events::Topics;
 use tidemark_schemas::EventCodec;
 
-use tokio::sync::mpsc;
-
-use crate::apply::{self, ensure_standing, Received};
+use crate::apply::{self, ensure_standing};
 use crate::{Projection, ProjectionError};
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,8 +45,8 @@ pub struct Rebuild {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CatchUp {
     pub records: u64,
-    /// Waiting for the next decoded batch: when large, reading the log is what limits.
-    pub waiting: Duration,
+    /// Fetching from the broker and decoding.
+    pub reading: Duration,
     /// Folding and writing to PostgreSQL, commits included.
     pub writing: Duration,
 }
@@ -124,32 +121,31 @@ impl Rebuild {
             assignment.add_partition_offset(topic, *partition, Offset::Offset(from))?;
         }
         consumer.assign(&assignment)?;
-        // Reading and decoding (CPU here) overlap with writing (mostly PostgreSQL's work, in
-        // its own process): both futures are polled by this task, one batch apart.
-        let (decoded, mut batches) = mpsc::channel(1);
-        let read = read_batches(&consumer, codec, self.batch_size, decoded);
-        let write = async {
-            while !behind(&positions).is_empty() {
-                let waiting = Instant::now();
-                let received = batches.recv().await.expect("the reader runs as long as the writer");
-                let writing = Instant::now();
-                let mut tx = self.shadow.begin().await?;
-                let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
-                tx.commit().await?;
-                positions.extend(reached);
-                done.records += received.len() as u64;
-                done.waiting += writing - waiting;
-                done.writing += writing.elapsed();
-                if progress(received.len()).is_break() {
-                    break;
+        while !behind(&positions).is_empty() {
+            let started = Instant::now();
+            let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| ProjectionError::Stalled(BROKER_TIMEOUT))??;
+            let mut batch: Vec<OwnedMessage> = vec![first.detach()];
+            while batch.len() < self.batch_size {
+                match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await {
+                    Ok(message) => batch.push(message?.detach()),
+                    Err(_) => break,
                 }
             }
-            Ok(done)
-        };
-        tokio::select! {
-            failed = read => Err(match failed { Err(e) => e, Ok(never) => match never {} }),
-            done = write => done,
+            let count = batch.len();
+            let received = apply::decode(codec, batch).await?;
+            let decoded = Instant::now();
+            let mut tx = self.shadow.begin().await?;
+            let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+            tx.commit().await?;
+            positions.extend(reached);
+            done.records += count as u64;
+            done.reading += decoded - started;
+            done.writing += decoded.elapsed();
+            if progress(count).is_break() {
+                break;
+            }
         }
+        Ok(done)
     }
 
     /// Swaps the rebuilt tables in when the rebuild has applied at least what the live
@@ -197,23 +193,6 @@ impl Rebuild {
         tx.commit().await?;
         self.shadow.close().await;
         Ok(Vec::new())
-    }
-}
-
-/// Reads and decodes batches for `catch_up` until dropped.
-async fn read_batches(consumer: &StreamConsumer, codec: &EventCodec, batch_size: usize, out: mpsc::Sender<Vec<Received>>) -> Result<Infallible, ProjectionError> {
-    loop {
-        let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| ProjectionError::Stalled(BROKER_TIMEOUT))??;
-        let mut batch: Vec<OwnedMessage> = vec![first.detach()];
-        while batch.len() < batch_size {
-            match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await {
-                Ok(message) => batch.push(message?.detach()),
-                Err(_) => break,
-            }
-        }
-        let received = apply::decode(codec, batch).await?;
-        // The channel closes only when the writer is done, and this future is dropped with it.
-        let _ = out.send(received).await;
     }
 }
 

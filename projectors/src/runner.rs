@@ -53,6 +53,13 @@ pub async fn run<P: Projection>(config: RunnerConfig, pool: PgPool, shutdown: Ca
     }
 }
 
+struct Worker<'a, P> {
+    projection: std::marker::PhantomData<P>,
+    pool: &'a PgPool,
+    codec: EventCodec,
+    consumer: Arc<StreamConsumer>,
+}
+
 async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
@@ -70,7 +77,7 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     let consumer = Arc::new(consumer);
     let batch_size = config.batch_size;
-    let codec = EventCodec::new(&config.registry_url)?;
+    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?, consumer: consumer.clone() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.
@@ -78,41 +85,42 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
         .set("bootstrap.servers", &config.brokers)
         .set("client.id", format!("tidemark-projector-{}-watermarks", P::NAME))
         .create()?;
-    let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat::<P>(consumer.clone(), watermarks, pool.clone())));
+    let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat::<P>(consumer, watermarks, pool.clone())));
     tracing::info!(projection = P::NAME, ?topics, "projector started");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             result = &mut heartbeat.0 => return Err(match result { Ok(Err(e)) => e, _ => ProjectionError::Heartbeat }),
-            first = consumer.recv() => {
+            first = worker.consumer.recv() => {
                 let mut batch = vec![first?.detach()];
                 while batch.len() < batch_size {
-                    match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
+                    match tokio::time::timeout(Duration::from_millis(2), worker.consumer.recv()).await {
                         Ok(message) => batch.push(message?.detach()),
                         Err(_) => break,
                     }
                 }
-                apply_and_commit::<P>(pool, &codec, &consumer, batch).await?;
+                worker.apply_batch(batch).await?;
             }
         }
     }
 }
 
-/// Applies a batch in one transaction, then tells Kafka where the projection stands.
-async fn apply_and_commit<P: Projection>(pool: &PgPool, codec: &EventCodec, consumer: &StreamConsumer, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
-    let received = apply::decode(codec, batch).await?;
-    let mut tx = pool.begin().await?;
-    let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
-    tx.commit().await?;
-    // Built only now: a TopicPartitionList must not live across an await (it is not Send).
-    let mut commit = TopicPartitionList::new();
-    for ((topic, partition), next_offset) in &reached {
-        commit.add_partition_offset(topic, *partition, Offset::Offset(*next_offset))?;
+impl<P: Projection> Worker<'_, P> {
+    async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
+        let received = apply::decode(&self.codec, batch).await?;
+        let mut tx = self.pool.begin().await?;
+        let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+        tx.commit().await?;
+        // Built only now: a TopicPartitionList must not live across an await (it is not Send).
+        let mut commit = TopicPartitionList::new();
+        for ((topic, partition), next_offset) in &reached {
+            commit.add_partition_offset(topic, *partition, Offset::Offset(*next_offset))?;
+        }
+        if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
+            tracing::debug!(error = %e, "committing offsets to Kafka failed; PostgreSQL holds the truth");
+        }
+        Ok(())
     }
-    if let Err(e) = consumer.commit(&commit, CommitMode::Async) {
-        tracing::debug!(error = %e, "committing offsets to Kafka failed; PostgreSQL holds the truth");
-    }
-    Ok(())
 }
 
 /// Marks, every second, the partitions where nothing is left to apply: whatever the

@@ -71,7 +71,7 @@ async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, b
             })
             .await?;
         applied.records += done.records;
-        applied.waiting += done.waiting;
+        applied.reading += done.reading;
         applied.writing += done.writing;
         // The live projector keeps going meanwhile; when it got ahead, catch up once more.
         let ahead = rebuild.switch_over::<P>().await?;
@@ -84,13 +84,13 @@ async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, b
     bar.finish_and_clear();
     let summary = Summary { applied, seconds: began.elapsed().as_secs_f64(), switched };
     eprintln!(
-        "rebuild {}: {} records applied in {:.2} s ({:.0} events/s; writing {:.1} s, waiting for the log {:.1} s); {}",
+        "rebuild {}: {} records applied in {:.2} s ({:.0} events/s; reading and decoding {:.1} s, writing {:.1} s); {}",
         P::NAME,
         summary.applied.records,
         summary.seconds,
         summary.events_per_second(),
+        summary.applied.reading.as_secs_f64(),
         summary.applied.writing.as_secs_f64(),
-        summary.applied.waiting.as_secs_f64(),
         if switched { "switched over: the rebuilt tables are live".to_string() } else { format!("interrupted; run it again to resume from schema {}", rebuild.schema) }
     );
     Ok(summary)
