@@ -356,7 +356,7 @@ async fn appends_of_a_fenced_writer_are_ignored_by_every_reader() {
     assert_eq!(read.body["data"]["amount"]["value"], "250", "the fenced append was skipped");
     assert_eq!(read.body["data"]["version"], 2);
     let pipeline = old.get(&format!("{}/v1/pipeline?owner=kim&consistency_token={both}", old.queries())).await;
-    assert_eq!(pipeline.body["data"][0]["amount"], "250");
+    assert_eq!(pipeline.body["data"][0]["amount"], "250.00", "pipeline amounts have at least two decimals");
 
     // A third writer rebuilds its state from the log with the same rule: version 3 is next.
     drop(new);
