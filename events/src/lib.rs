@@ -5,12 +5,14 @@
 //! same [`fold`] rule. Services are thin shells that add I/O around these functions.
 
 pub mod account;
+pub mod approval;
 pub mod envelope;
 pub mod fold;
 pub mod money;
 pub mod opportunity;
 pub mod partition;
 pub mod policy;
+pub mod quote;
 pub mod rejection;
 
 pub use envelope::{ActorKind, CommandMeta, Envelope};

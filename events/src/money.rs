@@ -49,7 +49,7 @@ pub struct Money {
     pub currency: Currency,
 }
 
-mod decimal_text {
+pub(crate) mod decimal_text {
     use std::str::FromStr;
 
     use rust_decimal::Decimal;

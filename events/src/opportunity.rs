@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::quote::{self, Quote, QuoteCommand, QuoteStatus};
 use crate::{Money, Rejection};
 
 pub const AGGREGATE_TYPE: &str = "opportunity";
@@ -123,6 +124,10 @@ pub struct Opportunity {
     pub close_reason: Option<String>,
     /// Users it is shared with: they may read it as if it were theirs.
     pub shared_with: std::collections::BTreeSet<String>,
+    /// Its quotes, oldest first, each with its approval history.
+    pub quotes: Vec<Quote>,
+    /// The accepted quote whose total the amount follows (one at a time).
+    pub synced_quote: Option<Uuid>,
     pub version: i64,
 }
 
@@ -135,6 +140,7 @@ pub enum OpportunityCommand {
     Close { outcome: Outcome, reason: String },
     Share { user_id: String },
     Unshare { user_id: String },
+    Quote(QuoteCommand),
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
@@ -194,7 +200,9 @@ pub struct Shared {
     pub user_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serializes as its payload alone: the event type travels beside it (Avro record name).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum OpportunityEvent {
     Created(OpportunityCreated),
     AmountChanged(AmountChanged),
@@ -203,6 +211,13 @@ pub enum OpportunityEvent {
     Closed(Closed),
     Shared(Shared),
     Unshared(Shared),
+    QuoteDrafted(quote::QuoteDrafted),
+    QuoteRevised(quote::QuoteRevised),
+    QuoteSubmitted(quote::QuoteSubmitted),
+    QuoteApprovalDecided(quote::QuoteApprovalDecided),
+    QuoteRecalled(quote::QuoteRecalled),
+    QuoteAccepted(quote::QuoteAccepted),
+    QuoteDeclined(quote::QuoteDeclined),
 }
 
 impl OpportunityEvent {
@@ -215,6 +230,13 @@ impl OpportunityEvent {
             OpportunityEvent::Closed(_) => "OpportunityClosed",
             OpportunityEvent::Shared(_) => "OpportunityShared",
             OpportunityEvent::Unshared(_) => "OpportunityUnshared",
+            OpportunityEvent::QuoteDrafted(_) => "QuoteDrafted",
+            OpportunityEvent::QuoteRevised(_) => "QuoteRevised",
+            OpportunityEvent::QuoteSubmitted(_) => "QuoteSubmitted",
+            OpportunityEvent::QuoteApprovalDecided(_) => "QuoteApprovalDecided",
+            OpportunityEvent::QuoteRecalled(_) => "QuoteRecalled",
+            OpportunityEvent::QuoteAccepted(_) => "QuoteAccepted",
+            OpportunityEvent::QuoteDeclined(_) => "QuoteDeclined",
         }
     }
 }
@@ -264,8 +286,15 @@ pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Resu
         OpportunityCommand::Create(_) | OpportunityCommand::Share { .. } | OpportunityCommand::Unshare { .. } => {
             unreachable!("handled above")
         }
+        OpportunityCommand::Quote(command) => return quote::decide(opp, command),
         OpportunityCommand::ChangeAmount { amount } => {
             amount.validate("amount")?;
+            if opp.synced_quote.is_some() {
+                return Err(Rejection::Broken {
+                    rule: "amount-follows-quote",
+                    message: "the amount follows the accepted quote; revise the quote instead".into(),
+                });
+            }
             if amount.currency != opp.amount.currency {
                 return Err(Rejection::CurrencyMismatch {
                     fixed: opp.amount.currency.to_string(),
@@ -296,14 +325,37 @@ pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Resu
                 probability: stage.default_probability(),
             })
         }
-        OpportunityCommand::Close { outcome, reason } => OpportunityEvent::Closed(Closed {
+        OpportunityCommand::Close { outcome, reason } => {
+            if *outcome == Outcome::Won {
+                may_close_won(opp)?;
+            }
+            OpportunityEvent::Closed(Closed {
             outcome: *outcome,
             reason: valid_name("reason", reason)?,
             stage: outcome.stage(),
             probability: outcome.stage().default_probability(),
-        }),
+            })
+        }
     };
     Ok(vec![event])
+}
+
+/// A deal is won on an accepted quote, when it has quotes at all, and never while one
+/// awaits approval.
+fn may_close_won(opp: &Opportunity) -> Result<(), Rejection> {
+    if opp.quotes.iter().any(|q| q.status == QuoteStatus::PendingApproval) {
+        return Err(Rejection::Broken {
+            rule: "quote-pending-approval",
+            message: "a quote of this opportunity is pending approval; it cannot be closed won until that is decided or recalled".into(),
+        });
+    }
+    if !opp.quotes.is_empty() && !opp.quotes.iter().any(|q| q.status == QuoteStatus::Accepted) {
+        return Err(Rejection::Broken {
+            rule: "accepted-quote-required",
+            message: "the opportunity has quotes, and none is accepted: record the customer's acceptance first".into(),
+        });
+    }
+    Ok(())
 }
 
 fn create(new: &NewOpportunity) -> Result<Vec<OpportunityEvent>, Rejection> {
@@ -340,6 +392,8 @@ pub fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportuni
                 probability: e.probability,
                 close_reason: None,
                 shared_with: Default::default(),
+                quotes: Vec::new(),
+                synced_quote: None,
                 version: 1,
             }
         }
@@ -365,6 +419,13 @@ pub fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportuni
         OpportunityEvent::Unshared(e) => {
             opp.shared_with.remove(&e.user_id);
         }
+        OpportunityEvent::QuoteDrafted(_)
+        | OpportunityEvent::QuoteRevised(_)
+        | OpportunityEvent::QuoteSubmitted(_)
+        | OpportunityEvent::QuoteApprovalDecided(_)
+        | OpportunityEvent::QuoteRecalled(_)
+        | OpportunityEvent::QuoteAccepted(_)
+        | OpportunityEvent::QuoteDeclined(_) => quote::evolve(&mut opp, event),
     }
     opp.version += 1;
     opp

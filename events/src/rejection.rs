@@ -21,6 +21,14 @@ pub enum Rejection {
     CloseThroughCloseCommand(&'static str),
     #[error("the opportunity's currency is {fixed}; an amount in {given} cannot replace it")]
     CurrencyMismatch { fixed: String, given: String },
+    #[error("the opportunity has no quote {0}")]
+    QuoteNotFound(uuid::Uuid),
+    /// A business rule, named by `rule`, with a sentence saying what to do instead.
+    #[error("{message}")]
+    Broken { rule: &'static str, message: String },
+    /// The command is fine, but not this person's to give: the shell records it as a denial.
+    #[error("{message}")]
+    NotYours { code: &'static str, message: String },
 }
 
 impl Rejection {
@@ -35,6 +43,9 @@ impl Rejection {
             Rejection::NoChange(_) => "no-change",
             Rejection::CloseThroughCloseCommand(_) => "close-through-close-command",
             Rejection::CurrencyMismatch { .. } => "currency-is-fixed",
+            Rejection::QuoteNotFound(_) => "quote-not-found",
+            Rejection::Broken { rule, .. } => rule,
+            Rejection::NotYours { code, .. } => code,
         }
     }
 
