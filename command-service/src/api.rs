@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tidemark_events::account::{self, AccountCommand};
 use tidemark_events::opportunity::{self, NewOpportunity, OpportunityCommand, Outcome as DealOutcome, Stage};
-use tidemark_events::policy::{self, Action, Owned, Subject};
+use tidemark_events::policy::{self, Action, Denial, Owned, Subject};
+use tidemark_events::quote::QuoteCommand;
 use tidemark_events::{CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
 use utoipa::{OpenApi, ToSchema};
@@ -23,7 +24,7 @@ use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Ou
 use tidemark_events::Aggregate;
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     writer: Arc<Writer>,
     pool: sqlx::PgPool,
     registry_url: String,
@@ -49,6 +50,7 @@ pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, cod
         .routes(routes!(close_opportunity))
         .routes(routes!(share_opportunity))
         .routes(routes!(unshare_opportunity))
+        .merge(crate::quotes::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();
@@ -59,7 +61,7 @@ impl From<CommandError> for Problem {
     fn from(error: CommandError) -> Problem {
         let detail = error.to_string();
         match error {
-            CommandError::Rejected(Rejection::NotFound) => Problem::not_found(detail),
+            CommandError::Rejected(Rejection::NotFound | Rejection::QuoteNotFound(_)) => Problem::not_found(detail),
             CommandError::Rejected(Rejection::InvalidField { field, message }) => Problem::invalid_field(field, message),
             CommandError::Rejected(rejection) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.rule(), "A domain rule refused the command", detail)
@@ -89,8 +91,8 @@ impl From<CommandError> for Problem {
 
 /// What every command request carries besides its body: the principal and the headers
 /// that govern concurrency and retries.
-struct CommandContext {
-    principal: Principal,
+pub(crate) struct CommandContext {
+    pub(crate) principal: Principal,
     expected_version: Option<i64>,
     idempotency_key: Option<String>,
     causation_id: Option<String>,
@@ -143,11 +145,11 @@ impl FromRequestParts<AppState> for CommandContext {
 }
 
 impl CommandContext {
-    fn request(self, state: &AppState, aggregate_type: &'static str, aggregate_id: Uuid, content: impl std::hash::Hash) -> (CommandRequest, Session) {
+    pub(crate) fn request(self, state: &AppState, aggregate_type: &'static str, aggregate_id: Uuid, content: impl std::hash::Hash) -> (CommandRequest, Session) {
         let idempotent = self.idempotency_key.is_some();
         let command_id = self.idempotency_key.unwrap_or_else(|| Uuid::now_v7().to_string());
         let p = self.principal.clone();
-        let session = Session { principal: self.principal, asked: self.session, tokens: state.tokens.clone() };
+        let session = Session { principal: self.principal, asked: self.session, tokens: state.tokens.clone(), quote_id: None, new_quote: false };
         let request = CommandRequest {
             meta: CommandMeta {
                 command_id,
@@ -173,18 +175,23 @@ impl CommandContext {
 }
 
 /// Who sent the command, and the token its answer builds on.
-struct Session {
+pub(crate) struct Session {
     principal: Principal,
     asked: Option<ConsistencyToken>,
     tokens: TokenCodec,
+    /// The quote a quote command is about, named in the answer; `new_quote` when it drafts one.
+    pub(crate) quote_id: Option<Uuid>,
+    pub(crate) new_quote: bool,
 }
 
 #[derive(Serialize, ToSchema)]
-struct CommandAnswer {
+pub(crate) struct CommandAnswer {
     id: Uuid,
     version: i64,
     consistency_token: String,
     events: Vec<AppendedEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote_id: Option<Uuid>,
 }
 
 fn answer(outcome: Outcome, session: Session) -> Response {
@@ -195,26 +202,29 @@ fn answer(outcome: Outcome, session: Session) -> Response {
         .collect();
     let written = ConsistencyToken::from_positions(&positions);
     let token = session.tokens.encode(&session.asked.map_or(written.clone(), |asked| asked.merge(&written)));
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created || session.new_quote { StatusCode::CREATED } else { StatusCode::OK };
     let mut headers = HeaderMap::new();
     headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
     headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}\"", outcome.version)).expect("ASCII"));
     if outcome.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    let body = CommandAnswer { id: outcome.aggregate_id, version: outcome.version, consistency_token: token, events: outcome.events };
+    let body = CommandAnswer { id: outcome.aggregate_id, version: outcome.version, consistency_token: token, events: outcome.events, quote_id: session.quote_id };
     (status, headers, Json(body)).into_response()
 }
 
 /// Authorizes a change against the opportunity as the writer holds it, then decides.
-fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
     move |state| {
         let state = match state {
             Some(Aggregate::Opportunity(o)) => Some(o),
             Some(_) => return Err(Rejection::NotFound.into()),
             None => None,
         };
-        if let Some(o) = state {
+        // An approval step is decided by its approver, whom the domain names; not by whoever
+        // may change the opportunity.
+        let approving = matches!(cmd, OpportunityCommand::Quote(QuoteCommand::Decide { .. }));
+        if let Some(o) = state.filter(|_| !approving) {
             let amount = match &cmd {
                 OpportunityCommand::ChangeAmount { amount } => Some(amount),
                 _ => None,
@@ -228,7 +238,7 @@ fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnc
 }
 
 /// Runs a command and answers; a denial is recorded for auditors on the way out.
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     (request, session): (CommandRequest, Session),
     action: &str,
@@ -238,6 +248,9 @@ async fn run(
     match state.writer.execute(request, decide).await {
         Ok(outcome) => Ok(answer(outcome, session)),
         Err(CommandError::Denied(denial)) => Err(denials::deny(&state.pool, &session.principal, action, &target, denial).await),
+        Err(CommandError::Rejected(Rejection::NotYours { code, message })) => {
+            Err(denials::deny(&state.pool, &session.principal, action, &target, Denial { code, reason: message }).await)
+        }
         Err(e) => Err(e.into()),
     }
 }

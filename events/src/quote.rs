@@ -25,7 +25,7 @@ pub struct LineItem {
     #[serde(with = "decimal_text")]
     pub unit_price: Decimal,
     /// Percent off this line's list price, 0 to 100.
-    #[serde(with = "decimal_text")]
+    #[serde(with = "decimal_text", default)]
     pub discount_percent: Decimal,
 }
 

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, Row};
+use tidemark_events::approval::Step;
 use tidemark_events::opportunity::{self, Opportunity, Stage};
+use tidemark_events::quote::Quote;
 use tidemark_events::{Currency, DomainEvent, EventRecord, Money, Topics};
 use uuid::Uuid;
 
@@ -25,7 +27,7 @@ pub struct OpportunityRow {
 
 impl Projection for Opportunities {
     const NAME: &'static str = "opportunities";
-    const TABLES: &'static [&'static str] = &["opportunities"];
+    const TABLES: &'static [&'static str] = &["opportunities", "pending_approvals"];
     type Row = OpportunityRow;
 
     fn topics(topics: &Topics) -> Vec<String> {
@@ -51,7 +53,7 @@ impl Projection for Opportunities {
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, OpportunityRow>> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                    version, team_id, shared_with, created_at, updated_at
+                    version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at
              FROM opportunities WHERE id = ANY($1)",
         )
         .bind(ids)
@@ -71,6 +73,8 @@ impl Projection for Opportunities {
                     probability: row.get("probability"),
                     close_reason: row.get("close_reason"),
                     shared_with: row.get::<Vec<String>, _>("shared_with").into_iter().collect(),
+                    quotes: serde_json::from_value(row.get("quotes")).map_err(|e| corrupt(format!("quotes: {e}")))?,
+                    synced_quote: row.get("synced_quote_id"),
                     version: row.get("version"),
                 };
                 let r = OpportunityRow { tenant_id: row.get("tenant_id"), created_at: row.get("created_at"), updated_at: row.get("updated_at"), state };
@@ -85,17 +89,20 @@ impl Projection for Opportunities {
         }
         sqlx::query(
             "INSERT INTO opportunities (id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage,
-                                        probability, close_reason, version, created_at, updated_at, team_id, shared_with)
+                                        probability, close_reason, version, created_at, updated_at, team_id, shared_with,
+                                        quotes, synced_quote_id)
              SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                    version, created_at, updated_at, team_id, ARRAY(SELECT jsonb_array_elements_text(shared_with))
+                    version, created_at, updated_at, team_id, ARRAY(SELECT jsonb_array_elements_text(shared_with)), quotes, synced_quote_id
              FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::text[], $8::date[],
-                         $9::text[], $10::int[], $11::text[], $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[])
+                         $9::text[], $10::int[], $11::text[], $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[],
+                         $17::jsonb[], $18::uuid[])
                   AS u(id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                       version, created_at, updated_at, team_id, shared_with)
+                       version, created_at, updated_at, team_id, shared_with, quotes, synced_quote_id)
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, owner_id = EXCLUDED.owner_id, amount = EXCLUDED.amount,
                  currency = EXCLUDED.currency, close_date = EXCLUDED.close_date, stage = EXCLUDED.stage,
                  probability = EXCLUDED.probability, close_reason = EXCLUDED.close_reason, version = EXCLUDED.version,
-                 updated_at = EXCLUDED.updated_at, shared_with = EXCLUDED.shared_with",
+                 updated_at = EXCLUDED.updated_at, shared_with = EXCLUDED.shared_with, quotes = EXCLUDED.quotes,
+                 synced_quote_id = EXCLUDED.synced_quote_id",
         )
         .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
         .bind(column(changes, |r| r.tenant_id.clone()))
@@ -114,8 +121,57 @@ impl Projection for Opportunities {
         .bind(column(changes, |r| r.state.team_id.clone()))
         // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
         .bind(column(changes, |r| serde_json::json!(r.state.shared_with)))
-        .execute(db)
+        .bind(column(changes, |r| serde_json::json!(r.state.quotes)))
+        .bind(column(changes, |r| r.state.synced_quote))
+        .execute(&mut *db)
         .await?;
-        Ok(())
+        store_pending_approvals(db, changes).await
     }
+}
+
+/// Replaces the pending approval steps of the changed opportunities.
+async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM pending_approvals WHERE opportunity_id = ANY($1)")
+        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+        .execute(&mut *db)
+        .await?;
+    let pending: Vec<(Uuid, &OpportunityRow, &Quote, &Step)> = changes
+        .iter()
+        .flat_map(|c| c.after.state.quotes.iter().filter_map(move |q| Some((c.id, &c.after, q, q.current_step()?))))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&(Uuid, &OpportunityRow, &Quote, &Step)) -> String| pending.iter().map(f).collect::<Vec<_>>();
+    let amount = |f: &dyn Fn(&Quote) -> Decimal| pending.iter().map(|p| f(p.2)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO pending_approvals (quote_id, opportunity_id, tenant_id, opportunity_name, account_id, owner_id, revision, step,
+                                        steps, approver, approver_team, requested_by, submitted_at, waiting_since, currency,
+                                        list_amount, net_amount, discount_percent, max_line_discount_percent)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::int[],
+                              $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[],
+                              $16::numeric[], $17::numeric[], $18::numeric[], $19::numeric[])",
+    )
+    .bind(pending.iter().map(|p| p.2.id).collect::<Vec<_>>())
+    .bind(pending.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(col(&|p| p.1.tenant_id.clone()))
+    .bind(col(&|p| p.1.state.name.clone()))
+    .bind(pending.iter().map(|p| p.1.state.account_id).collect::<Vec<_>>())
+    .bind(col(&|p| p.1.state.owner_id.clone()))
+    .bind(pending.iter().map(|p| p.2.revision).collect::<Vec<_>>())
+    .bind(pending.iter().map(|p| p.2.approved_steps as i32 + 1).collect::<Vec<_>>())
+    .bind(pending.iter().map(|p| p.2.chain.len() as i32).collect::<Vec<_>>())
+    .bind(col(&|p| p.3.approver.name().to_string()))
+    .bind(pending.iter().map(|p| p.3.team.clone()).collect::<Vec<_>>())
+    .bind(col(&|p| p.2.submitted_by.clone().unwrap_or_default()))
+    .bind(pending.iter().map(|p| p.2.submitted_at).collect::<Vec<_>>())
+    .bind(pending.iter().map(|p| p.2.waiting_since).collect::<Vec<_>>())
+    .bind(col(&|p| p.2.currency.to_string()))
+    .bind(amount(&|q| q.totals.list))
+    .bind(amount(&|q| q.totals.net))
+    .bind(amount(&|q| q.totals.discount_percent))
+    .bind(amount(&|q| q.totals.max_line_discount_percent))
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -64,9 +64,9 @@ impl Projection for Pipeline {
             }
             (OpportunityEvent::StageMoved(e), Some(m)) => Member { stage: e.stage.name().to_string(), version, ..m.clone() },
             (OpportunityEvent::Closed(e), Some(m)) => Member { stage: e.stage.name().to_string(), version, ..m.clone() },
-            (OpportunityEvent::CloseDateChanged(_) | OpportunityEvent::Shared(_) | OpportunityEvent::Unshared(_), Some(m)) => {
-                Member { version, ..m.clone() }
-            }
+            // Quotes move no deal between cells; an accepted one changes the amount in an
+            // OpportunityAmountChanged of its own.
+            (_, Some(m)) => Member { version, ..m.clone() },
         };
         Ok(Some(member))
     }

@@ -1,6 +1,7 @@
 //! The query API over the read models. Every answer says what it is based on and whether
 //! it meets the bound the caller asked for; see CONSISTENCY.md for the contract.
 
+mod approvals;
 pub mod bound;
 mod cache;
 pub mod freshness;
@@ -71,6 +72,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(get_opportunity))
         .routes(routes!(list_opportunities))
         .routes(routes!(get_pipeline))
+        .routes(routes!(my_approvals))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
@@ -145,6 +147,8 @@ enum Query {
     Opportunity { id: Uuid, subject: Subject },
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
     Pipeline { scope: Scope, owner: Option<String> },
+    /// `at`, to the second, dates the answer's ages; a cached answer is at most a second old.
+    MyApprovals { subject: Subject, at: DateTime<Utc> },
 }
 
 /// Why a read was refused.
@@ -227,7 +231,7 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
     let data = |v: Value| Cached { data: v, extra: json!({}) };
     match query {
         Query::Opportunity { id, subject } => {
-            let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM opportunities WHERE id = $1 AND tenant_id = $2"))
+            let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
                 .bind(id)
                 .bind(tenant)
                 .fetch_optional(db)
@@ -242,8 +246,9 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
         }
         Query::Opportunities { scope, owner, stage, after, limit } => {
             let (scope_owner, scope_team) = scope_filter(scope);
+            // Lists leave the quotes out; the detail has them.
             let rows: Vec<OpportunityRow> = sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM opportunities
+                "SELECT {COLUMNS}, NULL::jsonb AS quotes FROM opportunities
                  WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR stage = $3)
                    AND ($4::uuid IS NULL OR id > $4)
                    AND ($6::text IS NULL OR owner_id = $6 OR $6 = ANY(shared_with)) AND ($7::text IS NULL OR team_id = $7)
@@ -283,6 +288,7 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             cells.sort_by(|a, b| (&a.owner_id, order(&a.stage), &a.currency).cmp(&(&b.owner_id, order(&b.stage), &b.currency)));
             Ok(data(json!(cells)))
         }
+        Query::MyApprovals { subject, at } => Ok(data(json!(approvals::mine(db, tenant, subject, *at).await?))),
     }
 }
 
@@ -302,6 +308,12 @@ struct OpportunityRow {
     stage: String,
     probability: i32,
     close_reason: Option<String>,
+    /// The accepted quote whose total the amount follows.
+    synced_quote_id: Option<Uuid>,
+    /// Each quote with its lines, totals, status, approval chain and history (detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    quotes: Option<Value>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -337,7 +349,8 @@ struct OpportunityAnswer {
     consistency_token: String,
 }
 
-const COLUMNS: &str = "id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason, version, created_at, updated_at";
+const COLUMNS: &str =
+    "id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason, synced_quote_id, version, created_at, updated_at";
 
 /// One opportunity. It carries money, so it is a strong read unless `consistency=eventual`.
 #[utoipa::path(get, path = "/v1/opportunities/{id}", params(BoundParams), tag = "opportunities",
@@ -423,6 +436,18 @@ async fn get_pipeline(
 ) -> Result<Response, Problem> {
     let scope = list_scope(&state, &who).await?;
     state.read::<Pipeline>(&who, asked.with_default(false), Query::Pipeline { scope, owner: params.owner }).await
+}
+
+/// The quote approval steps that wait for you, oldest first, with their age, amount,
+/// discount and requester: a manager sees their team's manager steps, finance the finance
+/// steps; never your own quotes. A strong read unless `consistency=eventual`: it is where
+/// approvers decide.
+#[utoipa::path(get, path = "/v1/approvals/mine", params(BoundParams), tag = "approvals",
+    responses((status = 200, description = "`data`: pending approval steps; `staleness`; `consistency_token`"), (status = 400), (status = 503)))]
+async fn my_approvals(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    let now = Utc::now();
+    let at = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    state.read::<Opportunities>(&who, asked.with_default(true), Query::MyApprovals { subject: who.subject(), at }).await
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -9,7 +9,6 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tidemark_events::account::AccountEvent;
-use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
 use tidemark_schemas::{Decoded, EventCodec};
 
@@ -107,12 +106,7 @@ impl Replayer {
 pub fn event_json(record: &EventRecord) -> Value {
     let data = match &record.event {
         DomainEvent::Account(AccountEvent::Opened(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::Created(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::AmountChanged(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::CloseDateChanged(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::StageMoved(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::Closed(d)) => json!(d),
-        DomainEvent::Opportunity(OpportunityEvent::Shared(d) | OpportunityEvent::Unshared(d)) => json!(d),
+        DomainEvent::Opportunity(e) => json!(e),
     };
     json!({"envelope": record.envelope, "data": data})
 }

@@ -64,7 +64,7 @@ fn field(drift: &mut Vec<Drift>, table: &'static str, key: &str, name: &str, exp
 async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<Uuid, (String, Opportunity, i64)>) -> anyhow::Result<Vec<Drift>> {
     let rows = sqlx::query(
         "SELECT id, tenant_id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage,
-                probability, close_reason, version FROM opportunities",
+                probability, close_reason, quotes, synced_quote_id, version FROM opportunities",
     )
     .fetch_all(db)
     .await?;
@@ -92,6 +92,8 @@ async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<
         field(f, t, &key, "stage", o.stage.name(), row.get::<String, _>("stage"));
         field(f, t, &key, "probability", o.probability, row.get::<i32, _>("probability"));
         field(f, t, &key, "close_reason", format!("{:?}", o.close_reason), format!("{:?}", row.get::<Option<String>, _>("close_reason")));
+        field(f, t, &key, "quotes", serde_json::json!(o.quotes), row.get::<serde_json::Value, _>("quotes"));
+        field(f, t, &key, "synced_quote_id", format!("{:?}", o.synced_quote), format!("{:?}", row.get::<Option<Uuid>, _>("synced_quote_id")));
         field(f, t, &key, "version", version, row.get::<i64, _>("version"));
     }
     for id in expected.keys().filter(|id| !seen.contains(id)) {

@@ -127,17 +127,8 @@ impl EventCodec {
         let env = &record.envelope;
         match &record.event {
             DomainEvent::Account(AccountEvent::Opened(d)) => self.encode(topic, "tidemark.account.AccountOpened", env, d).await,
-            DomainEvent::Opportunity(e) => {
-                let name = format!("tidemark.opportunity.{}", e.event_type());
-                match e {
-                    OpportunityEvent::Created(d) => self.encode(topic, &name, env, d).await,
-                    OpportunityEvent::AmountChanged(d) => self.encode(topic, &name, env, d).await,
-                    OpportunityEvent::CloseDateChanged(d) => self.encode(topic, &name, env, d).await,
-                    OpportunityEvent::StageMoved(d) => self.encode(topic, &name, env, d).await,
-                    OpportunityEvent::Closed(d) => self.encode(topic, &name, env, d).await,
-                    OpportunityEvent::Shared(d) | OpportunityEvent::Unshared(d) => self.encode(topic, &name, env, d).await,
-                }
-            }
+            // An opportunity event serializes as its payload; its type names the record.
+            DomainEvent::Opportunity(e) => self.encode(topic, &format!("tidemark.opportunity.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -167,6 +158,13 @@ impl EventCodec {
             "tidemark.opportunity.OpportunityClosed" => event(&value, |d| DomainEvent::Opportunity(O::Closed(d)))?,
             "tidemark.opportunity.OpportunityShared" => event(&value, |d| DomainEvent::Opportunity(O::Shared(d)))?,
             "tidemark.opportunity.OpportunityUnshared" => event(&value, |d| DomainEvent::Opportunity(O::Unshared(d)))?,
+            "tidemark.opportunity.QuoteDrafted" => event(&value, |d| DomainEvent::Opportunity(O::QuoteDrafted(d)))?,
+            "tidemark.opportunity.QuoteRevised" => event(&value, |d| DomainEvent::Opportunity(O::QuoteRevised(d)))?,
+            "tidemark.opportunity.QuoteSubmitted" => event(&value, |d| DomainEvent::Opportunity(O::QuoteSubmitted(d)))?,
+            "tidemark.opportunity.QuoteApprovalDecided" => event(&value, |d| DomainEvent::Opportunity(O::QuoteApprovalDecided(d)))?,
+            "tidemark.opportunity.QuoteRecalled" => event(&value, |d| DomainEvent::Opportunity(O::QuoteRecalled(d)))?,
+            "tidemark.opportunity.QuoteAccepted" => event(&value, |d| DomainEvent::Opportunity(O::QuoteAccepted(d)))?,
+            "tidemark.opportunity.QuoteDeclined" => event(&value, |d| DomainEvent::Opportunity(O::QuoteDeclined(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         })
     }
