@@ -3,25 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::TestSystem;
 use serde_json::{json, Value};
-
-fn replay(t: &TestSystem, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-        .arg("replay")
-        .args(args)
-        .env("DATABASE_URL", &t.config.database_url)
-        .env("TIDEMARK_BROKERS", &t.config.brokers)
-        .env("TIDEMARK_REGISTRY_URL", t.registry())
-        .env("TIDEMARK_TOPIC_PREFIX", &t.config.topic_prefix)
-        .env("TIDEMARK_JWT_SECRET", &t.config.jwt_secret)
-        .env("TIDEMARK_LOG", "warn")
-        .output()
-        .expect("the tidemark binary runs");
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn as_of_and_verify_read_the_log_itself() {
@@ -43,37 +26,37 @@ async fn as_of_and_verify_read_the_log_itself() {
     assert_eq!(strong("v1/pipeline").await.status, 200);
 
     // as-of: by version, and now.
-    let (code, out, err) = replay(&t, &["as-of", "opportunity", &id, "--version", "2"]);
+    let (code, out, err) = t.replay(&["as-of", "opportunity", &id, "--version", "2"]);
     assert_eq!(code, 0, "{err}");
     let at_v2: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((at_v2["version"].as_i64(), at_v2["state"]["stage"].as_str()), (Some(2), Some("Proposal")));
     assert_eq!(at_v2["state"]["amount"]["value"], "100.00");
     assert_eq!(at_v2["events"].as_array().unwrap().len(), 2);
-    let (_, out, _) = replay(&t, &["as-of", "opportunity", &id]);
+    let (_, out, _) = t.replay(&["as-of", "opportunity", &id]);
     let now: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((now["version"].as_i64(), now["state"]["amount"]["value"].as_str()), (Some(4), Some("250.00")));
     assert_eq!(now["state"]["shared_with"], json!(["bob"]));
     // as-of an instant: the moment the second event was recorded.
     let second_at = at_v2["events"][1]["event"]["envelope"]["recorded_at"].as_str().unwrap().to_string();
-    let (_, out, _) = replay(&t, &["as-of", "opportunity", &id, "--at", &second_at]);
+    let (_, out, _) = t.replay(&["as-of", "opportunity", &id, "--at", &second_at]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["version"], 2);
-    let (code, _, err) = replay(&t, &["as-of", "opportunity", &uuid::Uuid::now_v7().to_string()]);
+    let (code, _, err) = t.replay(&["as-of", "opportunity", &uuid::Uuid::now_v7().to_string()]);
     assert!(code != 0 && err.contains("no opportunity"), "{err}");
 
     // verify: a healthy system matches; a corrupted row and a missing cell are caught.
     for projection in ["opportunities", "pipeline"] {
-        let (code, out, err) = replay(&t, &["verify", projection]);
+        let (code, out, err) = t.replay(&["verify", projection]);
         assert_eq!(code, 0, "{projection}: {out}{err}");
         assert!(err.contains("6 opportunities replayed"), "{err}");
     }
     let pool = t.pool().await;
     sqlx::query("UPDATE opportunities SET stage = 'Negotiation' WHERE id = $1").bind(uuid::Uuid::parse_str(&id).unwrap()).execute(&pool).await.unwrap();
     sqlx::query("DELETE FROM pipeline WHERE owner_id = 'bob'").execute(&pool).await.unwrap();
-    let (code, out, err) = replay(&t, &["verify", "opportunities"]);
+    let (code, out, err) = t.replay(&["verify", "opportunities"]);
     assert_eq!(code, 1, "drift makes verify fail: {err}");
     let drift: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(drift, vec![json!({"table": "opportunities", "key": id, "field": "stage", "expected": "Proposal", "found": "Negotiation"})]);
-    let (code, out, _) = replay(&t, &["verify", "pipeline"]);
+    let (code, out, _) = t.replay(&["verify", "pipeline"]);
     assert_eq!(code, 1);
     assert!(out.contains("/bob/Prospecting/EUR") && out.contains("no row"), "{out}");
 }
@@ -89,7 +72,7 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     let id = late.body["id"].as_str().unwrap();
     assert_eq!(t.command(&format!("/v1/opportunities/{id}/close"), json!({"outcome": "won", "reason": "fast"}), &[]).await.status, 200);
 
-    let (code, out, err) = replay(&t, &["export", "--from", &from]);
+    let (code, out, err) = t.replay(&["export", "--from", &from]);
     assert_eq!(code, 0, "{err}");
     let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let types: Vec<&str> = events.iter().map(|e| e["envelope"]["event_type"].as_str().unwrap()).collect();
@@ -97,14 +80,14 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     assert_eq!(events[1]["data"]["reason"], "fast");
     assert!(err.contains("export: 2 events"), "a summary: {err}");
 
-    let (_, closed, _) = replay(&t, &["export", "--from", &from, "--types", "OpportunityClosed"]);
+    let (_, closed, _) = t.replay(&["export", "--from", &from, "--types", "OpportunityClosed"]);
     assert_eq!(closed.lines().count(), 1);
 
     let dir = std::env::temp_dir().join(format!("tidemark-export-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let files: Vec<String> = (0..2).map(|i| dir.join(format!("{i}.csv")).display().to_string()).collect();
     for file in &files {
-        let (code, _, err) = replay(&t, &["export", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--format", "csv", "--output", file]);
+        let (code, _, err) = t.replay(&["export", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--format", "csv", "--output", file]);
         assert_eq!(code, 0, "{err}");
     }
     let (a, b) = (std::fs::read(&files[0]).unwrap(), std::fs::read(&files[1]).unwrap());
@@ -118,7 +101,7 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::RowAccessor;
     let file = dir.join("all.parquet");
-    let (code, _, err) = replay(&t, &["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet", "--output", &file.display().to_string()]);
+    let (code, _, err) = t.replay(&["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet", "--output", &file.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
     let columns: Vec<String> = reader.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
@@ -126,7 +109,7 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     assert_eq!((columns[4].as_str(), columns[21].as_str()), ("event_type", "data"));
     let parquet_types: Vec<String> = reader.get_row_iter(None).unwrap().map(|row| row.unwrap().get_string(4).unwrap().clone()).collect();
     assert_eq!(parquet_types, csv_types);
-    let (code, _, err) = replay(&t, &["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet"]);
+    let (code, _, err) = t.replay(&["export", "--from", "2020-01-01T00:00:00Z", "--format", "parquet"]);
     assert!(code != 0 && err.contains("needs --output"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -179,7 +162,7 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     t.create_opportunity(&account, "alice", "999").await;
     assert_eq!(list().await.body["data"].as_array().unwrap().len(), 13);
 
-    let (code, _, err) = replay(&t, &["rebuild", "opportunities"]);
+    let (code, _, err) = t.replay(&["rebuild", "opportunities"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming an interrupted rebuild"), "{err}");
     assert!(err.contains("events/s") && err.contains("switched over"), "{err}");
@@ -189,7 +172,7 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     let rows = after.body["data"].as_array().unwrap();
     assert_eq!(rows.len(), 13);
     assert!(rows.iter().all(|o| o["name"] != "damaged"), "{}", after.body);
-    let (code, _, err) = replay(&t, &["verify", "opportunities"]);
+    let (code, _, err) = t.replay(&["verify", "opportunities"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(indexes(pool.clone()).await, indexes_before, "the same keys and indexes, under the same names");
     let schemas: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild_%'").fetch_one(&pool).await.unwrap();
@@ -203,12 +186,12 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     assert_eq!(row["stage"], "Closed Lost");
 
     // The pipeline, from scratch, in one go.
-    let (code, _, err) = replay(&t, &["rebuild", "pipeline", "--batch-size", "4"]);
+    let (code, _, err) = t.replay(&["rebuild", "pipeline", "--batch-size", "4"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("building new tables"), "{err}");
-    let (code, _, err) = replay(&t, &["verify", "pipeline"]);
+    let (code, _, err) = t.replay(&["verify", "pipeline"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = replay(&t, &["rebuild", "forecast"]);
+    let (code, _, err) = t.replay(&["rebuild", "forecast"]);
     assert!(code != 0 && err.contains("no projection 'forecast'"), "{err}");
 }
 
@@ -216,17 +199,17 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
 async fn a_generated_log_rebuilds_into_read_models_that_verify() {
     // Only the registry runs: the deployment's topics are empty, as `generate` requires.
     let t = TestSystem::start_with(common::test_config(), tidemark::Services { registry: true, ..tidemark::Services::NONE }).await;
-    let (code, _, err) = replay(&t, &["generate", "--events", "400", "--seed", "11"]);
+    let (code, _, err) = t.replay(&["generate", "--events", "400", "--seed", "11"]);
     assert_eq!(code, 0, "{err}");
     let summary = err.lines().find(|l| l.starts_with("generate:")).unwrap_or_else(|| panic!("a summary: {err}"));
     let opportunities: i64 = summary.split_whitespace().nth(4).unwrap().parse().unwrap();
     assert!(summary.starts_with("generate: 400 events of") && opportunities > 40, "{summary}");
 
     for projection in ["opportunities", "pipeline"] {
-        let (code, _, err) = replay(&t, &["rebuild", projection, "--batch-size", "64"]);
+        let (code, _, err) = t.replay(&["rebuild", projection, "--batch-size", "64"]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("400 records applied"), "{err}");
-        let (code, _, err) = replay(&t, &["verify", projection]);
+        let (code, _, err) = t.replay(&["verify", projection]);
         assert_eq!(code, 0, "{projection}: {err}");
         assert!(err.contains(&format!("{opportunities} opportunities replayed")), "{err}");
     }
@@ -236,6 +219,6 @@ async fn a_generated_log_rebuilds_into_read_models_that_verify() {
     assert_eq!(rows, opportunities);
     assert!(stages >= 4, "deals in many stages: {stages}");
 
-    let (code, _, err) = replay(&t, &["generate", "--events", "10"]);
+    let (code, _, err) = t.replay(&["generate", "--events", "10"]);
     assert!(code != 0 && err.contains("only into an empty deployment"), "{err}");
 }

@@ -144,10 +144,12 @@ async fn approve_step(
     ProblemPath(ids): ProblemPath<(Uuid, Uuid)>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    // The body is optional here: an approval needs no comment.
+    // The body is optional here (none, `null` or `{}`): an approval needs no comment.
     let body = match body.is_empty() {
         true => StepDecision::default(),
-        false => serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("the body is not a decision: {e}")))?,
+        false => serde_json::from_slice::<Option<StepDecision>>(&body)
+            .map_err(|e| Problem::bad_request(format!("the body is not a decision: {e}")))?
+            .unwrap_or_default(),
     };
     decide(state, ctx, ids, Decision::Approved, body).await
 }

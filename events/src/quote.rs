@@ -46,8 +46,11 @@ pub struct Totals {
     pub discount_percent: Decimal,
 }
 
+/// Rounded half away from zero to two decimals, and always written with two.
 fn cents(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut value = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    value.rescale(2);
+    value
 }
 
 pub fn totals(lines: &[LineItem]) -> Totals {

@@ -150,6 +150,23 @@ impl TestSystem {
     pub async fn log_end_offsets(&self, topic: &str) -> BTreeMap<i32, i64> {
         log_end_offsets(&self.config.brokers, topic)
     }
+
+    /// Runs `tidemark replay ARGS` against this system, as the binary would be run; returns
+    /// the exit code, stdout and stderr.
+    pub fn replay(&self, args: &[&str]) -> (i32, String, String) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .arg("replay")
+            .args(args)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("TIDEMARK_BROKERS", &self.config.brokers)
+            .env("TIDEMARK_REGISTRY_URL", self.registry())
+            .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
+            .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
+            .env("TIDEMARK_LOG", "warn")
+            .output()
+            .expect("the tidemark binary runs");
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+    }
 }
 
 impl Drop for TestSystem {
