@@ -221,8 +221,10 @@ impl System {
             };
             let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
             tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Opportunities>(r, p, s).await) });
+            let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
+            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Pipeline>(r, p, s).await) });
             let (p, s) = (pool.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Pipeline>(runner, p, s).await) });
+            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Delegations>(runner, p, s).await) });
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;

@@ -214,3 +214,54 @@ async fn bad_quotes_get_a_clear_4xx_and_change_nothing() {
     assert_eq!(first.body["quote_id"], retry.body["quote_id"]);
     assert_eq!(first.body["events"], retry.body["events"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delegate_decides_on_behalf_of_the_approver_while_the_delegation_lasts() {
+    let t = TestSystem::start().await;
+    let p = team(&t);
+    let today = chrono::Utc::now().date_naive();
+    let span = json!({"delegate": "bob", "valid_from": today.to_string(), "valid_until": (today + chrono::Days::new(7)).to_string()});
+    // Only approvers have approvals to delegate.
+    let rep = post(&t, "/v1/delegations", span.clone(), &p.alice).await;
+    assert_eq!((rep.status, rep.body["reason_code"].as_str()), (403, Some("only-approvers-delegate")), "{}", rep.body);
+    let granted = post(&t, "/v1/delegations", span, &p.mia).await;
+    assert_eq!(granted.status, 201, "{}", granted.body);
+    let delegation = granted.body["id"].as_str().unwrap().to_string();
+
+    // Carol (team west) asks; bob holds mia's authority, wes is another team's manager.
+    let carol = t.token("carol", "default", &["rep"], Some("west"), None);
+    let account = t.open_account("Initech").await;
+    let body = json!({"account_id": account, "name": "Pilot", "owner_id": "carol", "amount": {"value": "10000.00", "currency": "EUR"}, "close_date": "2099-01-31"});
+    let created = post(&t, "/v1/opportunities", body, &carol).await;
+    let west_deal = created.body["id"].as_str().unwrap().to_string();
+    let east_deal = opportunity(&t).await;
+    let east_quote = draft(&t, &east_deal, "15", &p.alice).await;
+    let west_quote = draft(&t, &west_deal, "15", &carol).await;
+    assert_eq!(post(&t, &format!("/v1/opportunities/{east_deal}/quotes/{east_quote}/submit"), json!({}), &p.alice).await.status, 200);
+    assert_eq!(post(&t, &format!("/v1/opportunities/{west_deal}/quotes/{west_quote}/submit"), json!({}), &carol).await.status, 200);
+
+    // Bob sees alice's step on mia's behalf (it is not his own quote), and not carol's.
+    let bobs = my_approvals(&t, &p.bob).await;
+    let seen: Vec<_> = bobs.iter().map(|a| (a["quote_id"].as_str().unwrap().to_string(), a["on_behalf_of"].as_str().map(String::from))).collect();
+    assert_eq!(seen, [(east_quote.clone(), Some("mia".to_string()))], "only mia's team's step, on her behalf");
+    let other_team = post(&t, &format!("/v1/opportunities/{west_deal}/quotes/{west_quote}/approve"), json!({}), &p.bob).await;
+    assert_eq!((other_team.status, other_team.body["reason_code"].as_str()), (403, Some("not-the-approver")), "{}", other_team.body);
+    let approved = post(&t, &format!("/v1/opportunities/{east_deal}/quotes/{east_quote}/approve"), json!({"comment": "for mia"}), &p.bob).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let detail = t.get_as(&format!("{}/v1/opportunities/{east_deal}?consistency_token={}", t.queries(), approved.token()), &p.alice).await;
+    let step = &detail.body["data"]["quotes"][0]["history"][0];
+    assert_eq!((step["decided_by"].as_str(), step["on_behalf_of"].as_str()), (Some("bob"), Some("mia")), "{step}");
+
+    // Revoked, the delegation gives bob nothing more.
+    let second = draft(&t, &east_deal, "12", &p.alice).await;
+    assert_eq!(post(&t, &format!("/v1/opportunities/{east_deal}/quotes/{second}/submit"), json!({}), &p.alice).await.status, 200);
+    let (name, value) = auth(&p.bob);
+    let not_his = t.http.delete(format!("{}/v1/delegations/{delegation}", t.commands())).header(name, &value).send().await.unwrap();
+    assert_eq!(not_his.status(), 403);
+    let (name, value) = auth(&p.mia);
+    let revoked = t.http.delete(format!("{}/v1/delegations/{delegation}", t.commands())).header(name, &value).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert!(my_approvals(&t, &p.bob).await.is_empty());
+    let late = post(&t, &format!("/v1/opportunities/{east_deal}/quotes/{second}/approve"), json!({}), &p.bob).await;
+    assert_eq!((late.status, late.body["reason_code"].as_str()), (403, Some("not-the-approver")), "{}", late.body);
+}

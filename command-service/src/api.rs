@@ -25,7 +25,7 @@ use tidemark_events::Aggregate;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
-    writer: Arc<Writer>,
+    pub(crate) writer: Arc<Writer>,
     pool: sqlx::PgPool,
     registry_url: String,
     code_version: String,
@@ -51,6 +51,7 @@ pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, cod
         .routes(routes!(share_opportunity))
         .routes(routes!(unshare_opportunity))
         .merge(crate::quotes::routes())
+        .merge(crate::delegations::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();

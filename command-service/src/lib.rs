@@ -2,6 +2,7 @@
 //! decide with the pure domain core, and append to Kafka as the single writer.
 
 mod api;
+mod delegations;
 mod quotes;
 pub mod writer;
 

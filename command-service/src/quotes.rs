@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use tidemark_events::opportunity::{self, OpportunityCommand};
 use tidemark_events::quote::{Acting, Decision, LineItem, QuoteCommand};
-use tidemark_events::{CommandMeta, Currency};
+use tidemark_events::{ActorKind, CommandMeta, Currency};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -46,8 +46,10 @@ async fn quote_command(
     let quote_id = quote_id.unwrap_or_else(|| Uuid::new_v5(&id, request.meta.command_id.as_bytes()));
     session.quote_id = Some(quote_id);
     session.new_quote = action == "draft-quote";
-    // Delegations come with the approver delegation work; until then, nobody holds one.
-    let acting = Acting { user: who.actor_id.clone(), roles: who.roles.clone(), team: who.team.clone(), delegations: vec![] };
+    let delegations = state.writer.delegated_to(&who.tenant_id, &who.actor_id, request.meta.received_at.date_naive());
+    // Roles in a token grant an automation nothing (see the policy).
+    let roles = if who.actor_kind == ActorKind::User { who.roles.clone() } else { vec![] };
+    let acting = Acting { user: who.actor_id.clone(), roles, team: who.team.clone(), delegations };
     let cmd = make(&request.meta, quote_id, acting);
     run(&state, (request, session), action, opportunity_decision(OpportunityCommand::Quote(cmd), who.subject())).await
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, RwLock};
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta, Utc};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -20,7 +20,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::fold::{PartitionFold, Verdict};
+use tidemark_events::delegation::Delegation;
 use tidemark_events::partition::partition_for;
+use tidemark_events::quote::Delegated;
 use tidemark_events::{Aggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
 use tokio::sync::Mutex;
@@ -149,6 +151,8 @@ pub struct Writer {
     partition_counts: HashMap<String, i32>,
     /// Accounts are never removed, so opportunities can check them without a partition lock.
     accounts: RwLock<HashMap<Uuid, String>>,
+    /// Every delegation, by id, with its tenant: approvals consult them across partitions.
+    delegations: RwLock<HashMap<Uuid, (String, Delegation)>>,
     /// Outcomes of commands by (tenant, command id), from the log and from this writer.
     outcomes: SyncMutex<HashMap<IdempotencyKey, Outcome>>,
     /// Serializes requests that carry the same Idempotency-Key.
@@ -198,6 +202,7 @@ impl Writer {
             partitions,
             partition_counts,
             accounts: RwLock::default(),
+            delegations: RwLock::default(),
             outcomes: SyncMutex::default(),
             in_flight: SyncMutex::default(),
             uncertain_generation: AtomicU64::new(0),
@@ -305,6 +310,10 @@ impl Writer {
         }
         let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
         let evolved = tidemark_events::evolve(previous, &record.event);
+        if let Aggregate::Delegation(d) = &evolved {
+            // Approvals on any partition consult delegations: keep them where all can look.
+            self.delegations.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), d.clone()));
+        }
         state.streams.insert(
             env.aggregate_id,
             Stream { tenant_id: env.tenant_id.clone(), version: env.aggregate_version, state: evolved },
@@ -327,6 +336,19 @@ impl Writer {
         });
         outcome.version = outcome.version.max(env.aggregate_version);
         outcome.events.push(position);
+    }
+
+    /// The approval authority delegated to `user` for `day`, by whom, in the tenant.
+    pub fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
+        let delegations = self.delegations.read().expect("not poisoned");
+        let mut found: Vec<Delegated> = delegations
+            .values()
+            .filter(|(tenant, d)| tenant == tenant_id && d.delegate == user && d.active_on(day))
+            .map(|(_, d)| d.authority())
+            .collect();
+        // The same answer whatever the map's order, so decisions are reproducible.
+        found.sort_by(|a, b| a.delegator.cmp(&b.delegator));
+        found
     }
 
     pub fn account_exists(&self, tenant_id: &str, id: Uuid) -> bool {

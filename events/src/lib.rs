@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod approval;
+pub mod delegation;
 pub mod envelope;
 pub mod fold;
 pub mod money;
@@ -25,6 +26,7 @@ pub use rejection::Rejection;
 pub struct Topics {
     pub account: String,
     pub opportunity: String,
+    pub delegation: String,
 }
 
 impl Topics {
@@ -32,17 +34,19 @@ impl Topics {
         Topics {
             account: format!("{prefix}crm.{}.events", account::AGGREGATE_TYPE),
             opportunity: format!("{prefix}crm.{}.events", opportunity::AGGREGATE_TYPE),
+            delegation: format!("{prefix}crm.{}.events", delegation::AGGREGATE_TYPE),
         }
     }
 
-    pub fn all(&self) -> [&str; 2] {
-        [&self.account, &self.opportunity]
+    pub fn all(&self) -> [&str; 3] {
+        [&self.account, &self.opportunity, &self.delegation]
     }
 
     pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
         match aggregate_type {
             account::AGGREGATE_TYPE => Some(&self.account),
             opportunity::AGGREGATE_TYPE => Some(&self.opportunity),
+            delegation::AGGREGATE_TYPE => Some(&self.delegation),
             _ => None,
         }
     }
@@ -55,6 +59,7 @@ pub use policy::POLICY_VERSION;
 pub enum DomainEvent {
     Account(account::AccountEvent),
     Opportunity(opportunity::OpportunityEvent),
+    Delegation(delegation::DelegationEvent),
 }
 
 impl DomainEvent {
@@ -62,6 +67,7 @@ impl DomainEvent {
         match self {
             DomainEvent::Account(e) => e.event_type(),
             DomainEvent::Opportunity(e) => e.event_type(),
+            DomainEvent::Delegation(e) => e.event_type(),
         }
     }
 }
@@ -72,6 +78,7 @@ impl DomainEvent {
 pub enum Aggregate {
     Account(account::Account),
     Opportunity(opportunity::Opportunity),
+    Delegation(delegation::Delegation),
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
@@ -87,6 +94,13 @@ pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
         DomainEvent::Opportunity(e) => Aggregate::Opportunity(opportunity::evolve(
             match state {
                 Some(Aggregate::Opportunity(o)) => Some(o),
+                _ => None,
+            },
+            e,
+        )),
+        DomainEvent::Delegation(e) => Aggregate::Delegation(delegation::evolve(
+            match state {
+                Some(Aggregate::Delegation(d)) => Some(d),
                 _ => None,
             },
             e,

@@ -8,6 +8,7 @@
 //! one round trip per event.
 
 mod apply;
+mod delegations;
 mod opportunities;
 mod pipeline;
 pub mod rebuild;
@@ -20,6 +21,7 @@ use sqlx::PgConnection;
 use tidemark_events::{EventRecord, Topics};
 use uuid::Uuid;
 
+pub use delegations::Delegations;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
 pub use runner::{run, RunnerConfig};
@@ -32,7 +34,7 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 2] = [Opportunities::NAME, Pipeline::NAME];
+pub const PROJECTIONS: [&str; 3] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

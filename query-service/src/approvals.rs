@@ -5,7 +5,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgConnection;
 use tidemark_events::approval::{self, Approver, Step};
-use tidemark_events::policy::Subject;
+use tidemark_events::policy::{Role, Subject};
+use tidemark_events::ActorKind;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -47,33 +48,56 @@ pub struct PendingApproval {
     /// Seconds waited, at the moment of the answer.
     #[sqlx(skip)]
     age_seconds: i64,
+    /// Whose step this is, when you see it as their delegate.
+    #[sqlx(skip)]
+    on_behalf_of: Option<String>,
 }
 
-/// The pending steps that `subject` may decide at `at`. Who may decide a step is the domain's
-/// rule (`approval::may_decide`), applied here to the candidates of the caller's team.
+/// The pending steps that `subject` may decide at `at`, themselves or as a delegate. Who
+/// may decide a step is the domain's rule (`approval::may_decide`), applied here to the
+/// candidates of the teams involved.
 pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: DateTime<Utc>) -> Result<Vec<PendingApproval>, Problem> {
+    let delegated: Vec<(String, Vec<String>, Option<String>)> = sqlx::query_as(
+        "SELECT delegator, delegator_roles, delegator_team FROM delegations
+         WHERE tenant_id = $1 AND delegate = $2 AND NOT revoked AND valid_from <= $3 AND valid_until >= $3 ORDER BY delegator",
+    )
+    .bind(tenant)
+    .bind(&subject.user)
+    .bind(at.date_naive())
+    .fetch_all(&mut *db)
+    .await
+    .map_err(database)?;
+    let delegated: Vec<(String, Vec<Role>, Option<String>)> =
+        delegated.into_iter().map(|(who, roles, team)| (who, roles.iter().filter_map(|r| Role::parse(r)).collect(), team)).collect();
+    // Roles in a token grant an automation nothing (see the policy).
+    let own_roles: &[Role] = if subject.kind == ActorKind::User { &subject.roles } else { &[] };
+    let teams: Vec<&str> = subject.team.iter().map(String::as_str).chain(delegated.iter().filter_map(|d| d.2.as_deref())).collect();
     let rows: Vec<PendingApproval> = sqlx::query_as(
         "SELECT quote_id, opportunity_id, opportunity_name, account_id, owner_id, revision, step, steps, approver, approver_team,
                 requested_by, submitted_at, waiting_since, currency, list_amount, net_amount, discount_percent, max_line_discount_percent
          FROM pending_approvals
          WHERE tenant_id = $1 AND requested_by <> $2 AND owner_id <> $2
-           AND (approver = 'finance' OR approver_team IS NULL OR approver_team = $3)
+           AND (approver = 'finance' OR approver_team IS NULL OR approver_team = ANY($3))
          ORDER BY waiting_since, quote_id",
     )
     .bind(tenant)
     .bind(&subject.user)
-    .bind(&subject.team)
-    .fetch_all(db)
+    .bind(&teams)
+    .fetch_all(&mut *db)
     .await
     .map_err(database)?;
     Ok(rows
         .into_iter()
-        .filter(|row| {
-            let approver = Approver::try_from(row.approver.clone()).ok();
-            approver.is_some_and(|approver| {
-                approval::may_decide(&Step { approver, team: row.approver_team.clone() }, &subject.roles, subject.team.as_deref())
-            })
+        .filter_map(|row| {
+            let step = Step { approver: Approver::try_from(row.approver.clone()).ok()?, team: row.approver_team.clone() };
+            let on_behalf_of = if approval::may_decide(&step, own_roles, subject.team.as_deref()) {
+                None
+            } else {
+                let own = |who: &str| who == row.requested_by || who == row.owner_id;
+                let (who, _, _) = delegated.iter().find(|(who, roles, team)| !own(who) && approval::may_decide(&step, roles, team.as_deref()))?;
+                Some(who.clone())
+            };
+            Some(PendingApproval { age_seconds: (at - row.waiting_since).num_seconds().max(0), on_behalf_of, ..row })
         })
-        .map(|row| PendingApproval { age_seconds: (at - row.waiting_since).num_seconds().max(0), ..row })
         .collect())
 }

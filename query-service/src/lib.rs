@@ -26,7 +26,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Delegations, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -148,7 +148,10 @@ enum Query {
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
     Pipeline { scope: Scope, owner: Option<String> },
     /// `at`, to the second, dates the answer's ages; a cached answer is at most a second old.
-    MyApprovals { subject: Subject, at: DateTime<Utc> },
+    /// `delegations_at`: where the delegations projection stood, as the answer depends on it
+    /// too; it is read only through Debug, as part of the cache key.
+    #[allow(dead_code)]
+    MyApprovals { subject: Subject, at: DateTime<Utc>, delegations_at: Vec<(i32, i64)> },
 }
 
 /// Why a read was refused.
@@ -288,7 +291,7 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             cells.sort_by(|a, b| (&a.owner_id, order(&a.stage), &a.currency).cmp(&(&b.owner_id, order(&b.stage), &b.currency)));
             Ok(data(json!(cells)))
         }
-        Query::MyApprovals { subject, at } => Ok(data(json!(approvals::mine(db, tenant, subject, *at).await?))),
+        Query::MyApprovals { subject, at, .. } => Ok(data(json!(approvals::mine(db, tenant, subject, *at).await?))),
     }
 }
 
@@ -447,7 +450,17 @@ async fn get_pipeline(
 async fn my_approvals(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
     let now = Utc::now();
     let at = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-    state.read::<Opportunities>(&who, asked.with_default(true), Query::MyApprovals { subject: who.subject(), at }).await
+    let bound = asked.with_default(true);
+    // Delegated steps come from the delegations projection: hold it to the same bound. The
+    // staleness note speaks of the opportunities projection, where the steps themselves are.
+    let ends = state.freshness.log_end_offsets(&Delegations::topics(&state.topics)).await?;
+    state.freshness.await_bound(&state.pool, Delegations::NAME, &ends, &bound).await?;
+    let delegations_at = sqlx::query_as("SELECT partition, next_offset FROM projection_offsets WHERE projection = $1 ORDER BY partition")
+        .bind(Delegations::NAME)
+        .fetch_all(&state.pool)
+        .await
+        .map_err(database)?;
+    state.read::<Opportunities>(&who, bound, Query::MyApprovals { subject: who.subject(), at, delegations_at }).await
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -107,6 +107,7 @@ pub fn event_json(record: &EventRecord) -> Value {
     let data = match &record.event {
         DomainEvent::Account(AccountEvent::Opened(d)) => json!(d),
         DomainEvent::Opportunity(e) => json!(e),
+        DomainEvent::Delegation(e) => json!(e),
     };
     json!({"envelope": record.envelope, "data": data})
 }

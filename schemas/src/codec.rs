@@ -14,6 +14,7 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameS
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tidemark_events::account::AccountEvent;
+use tidemark_events::delegation::DelegationEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
 
@@ -129,6 +130,7 @@ impl EventCodec {
             DomainEvent::Account(AccountEvent::Opened(d)) => self.encode(topic, "tidemark.account.AccountOpened", env, d).await,
             // An opportunity event serializes as its payload; its type names the record.
             DomainEvent::Opportunity(e) => self.encode(topic, &format!("tidemark.opportunity.{}", e.event_type()), env, e).await,
+            DomainEvent::Delegation(e) => self.encode(topic, &format!("tidemark.delegation.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -165,6 +167,8 @@ impl EventCodec {
             "tidemark.opportunity.QuoteRecalled" => event(&value, |d| DomainEvent::Opportunity(O::QuoteRecalled(d)))?,
             "tidemark.opportunity.QuoteAccepted" => event(&value, |d| DomainEvent::Opportunity(O::QuoteAccepted(d)))?,
             "tidemark.opportunity.QuoteDeclined" => event(&value, |d| DomainEvent::Opportunity(O::QuoteDeclined(d)))?,
+            "tidemark.delegation.DelegationGranted" => event(&value, |d| DomainEvent::Delegation(DelegationEvent::Granted(d)))?,
+            "tidemark.delegation.DelegationRevoked" => event(&value, |d| DomainEvent::Delegation(DelegationEvent::Revoked(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         })
     }

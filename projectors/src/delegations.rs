@@ -1,0 +1,93 @@
+//! `delegations`: one row per delegation of approvals, for "my approvals" to show a
+//! delegate the steps they may decide on someone's behalf.
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, Row};
+use tidemark_events::delegation::{self, Delegation};
+use tidemark_events::{DomainEvent, EventRecord, Topics};
+use uuid::Uuid;
+
+use crate::{column, Change, Projection};
+
+pub struct Delegations;
+
+#[derive(Debug, Clone)]
+pub struct DelegationRow {
+    tenant_id: String,
+    state: Delegation,
+}
+
+impl Projection for Delegations {
+    const NAME: &'static str = "delegations";
+    const TABLES: &'static [&'static str] = &["delegations"];
+    type Row = DelegationRow;
+
+    fn topics(topics: &Topics) -> Vec<String> {
+        vec![topics.delegation.clone()]
+    }
+
+    fn version(row: &DelegationRow) -> i64 {
+        row.state.version
+    }
+
+    fn evolve(row: Option<&DelegationRow>, record: &EventRecord) -> Result<Option<DelegationRow>, String> {
+        let DomainEvent::Delegation(event) = &record.event else { return Ok(None) };
+        let state = delegation::evolve(row.map(|r| r.state.clone()), event);
+        Ok(Some(DelegationRow { tenant_id: record.envelope.tenant_id.clone(), state }))
+    }
+
+    async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, DelegationRow>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, delegator, delegator_roles, delegator_team, delegate, valid_from, valid_until, revoked, version
+             FROM delegations WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let state = Delegation {
+                    delegator: r.get("delegator"),
+                    delegator_roles: r.get("delegator_roles"),
+                    delegator_team: r.get("delegator_team"),
+                    delegate: r.get("delegate"),
+                    valid_from: r.get("valid_from"),
+                    valid_until: r.get("valid_until"),
+                    revoked: r.get("revoked"),
+                    version: r.get("version"),
+                };
+                (r.get("id"), DelegationRow { tenant_id: r.get("tenant_id"), state })
+            })
+            .collect())
+    }
+
+    async fn store(db: &mut PgConnection, changes: &[Change<DelegationRow>]) -> sqlx::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO delegations (id, tenant_id, delegator, delegator_roles, delegator_team, delegate, valid_from, valid_until, revoked, version)
+             SELECT id, tenant_id, delegator, ARRAY(SELECT jsonb_array_elements_text(roles)), delegator_team, delegate, valid_from,
+                    valid_until, revoked, version
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::date[], $8::date[], $9::bool[], $10::bigint[])
+                  AS u(id, tenant_id, delegator, roles, delegator_team, delegate, valid_from, valid_until, revoked, version)
+             ON CONFLICT (id) DO UPDATE SET revoked = EXCLUDED.revoked, version = EXCLUDED.version",
+        )
+        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(column(changes, |r| r.tenant_id.clone()))
+        .bind(column(changes, |r| r.state.delegator.clone()))
+        // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
+        .bind(column(changes, |r| serde_json::json!(r.state.delegator_roles)))
+        .bind(column(changes, |r| r.state.delegator_team.clone()))
+        .bind(column(changes, |r| r.state.delegate.clone()))
+        .bind(column(changes, |r| r.state.valid_from))
+        .bind(column(changes, |r| r.state.valid_until))
+        .bind(column(changes, |r| r.state.revoked))
+        .bind(column(changes, |r| r.state.version))
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+}
