@@ -56,6 +56,27 @@ impl Stage {
     pub fn parse(name: &str) -> Option<Stage> {
         STAGES.iter().map(|(s, _)| *s).find(|s| s.name() == name)
     }
+
+    /// Where a deal in this stage counts in the forecast; lost deals count nowhere.
+    pub fn forecast_category(self) -> Option<ForecastCategory> {
+        match self {
+            Stage::Prospecting | Stage::Qualification => Some(ForecastCategory::Pipeline),
+            Stage::Proposal => Some(ForecastCategory::BestCase),
+            Stage::Negotiation => Some(ForecastCategory::Commit),
+            Stage::ClosedWon => Some(ForecastCategory::Closed),
+            Stage::ClosedLost => None,
+        }
+    }
+}
+
+/// The forecast categories, from least to most certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastCategory {
+    Pipeline,
+    BestCase,
+    Commit,
+    Closed,
 }
 
 impl TryFrom<String> for Stage {

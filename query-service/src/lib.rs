@@ -4,6 +4,7 @@
 mod approvals;
 pub mod bound;
 mod cache;
+mod forecast;
 pub mod freshness;
 mod observability;
 
@@ -73,6 +74,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(list_opportunities))
         .routes(routes!(get_pipeline))
         .routes(routes!(my_approvals))
+        .routes(routes!(get_forecast))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
@@ -147,6 +149,7 @@ enum Query {
     Opportunity { id: Uuid, subject: Subject },
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
     Pipeline { scope: Scope, owner: Option<String> },
+    Forecast { scope: Scope, owner: Option<String>, period: forecast::Period },
     /// `at`, to the second, dates the answer's ages; a cached answer is at most a second old.
     /// `delegations_at`: where the delegations projection stood, as the answer depends on it
     /// too; it is read only through Debug, as part of the cache key.
@@ -290,6 +293,9 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             let order = |name: &str| STAGES.iter().position(|(s, _)| s.name() == name).unwrap_or(STAGES.len());
             cells.sort_by(|a, b| (&a.owner_id, order(&a.stage), &a.currency).cmp(&(&b.owner_id, order(&b.stage), &b.currency)));
             Ok(data(json!(cells)))
+        }
+        Query::Forecast { scope, owner, period } => {
+            Ok(data(json!(forecast::forecast(db, tenant, scope_filter(scope), owner.as_deref(), *period).await?)))
         }
         Query::MyApprovals { subject, at, .. } => Ok(data(json!(approvals::mine(db, tenant, subject, *at).await?))),
     }
@@ -439,6 +445,31 @@ async fn get_pipeline(
 ) -> Result<Response, Problem> {
     let scope = list_scope(&state, &who).await?;
     state.read::<Pipeline>(&who, asked.with_default(false), Query::Pipeline { scope, owner: params.owner }).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ForecastParams {
+    /// `month` or `quarter` (default), of the close date.
+    period: Option<String>,
+    owner: Option<String>,
+}
+
+/// The forecast by owner, period and currency: count, amount and probability-weighted
+/// amount in each category (pipeline: Prospecting and Qualification; best case: Proposal;
+/// commit: Negotiation; closed: won), and in total. Lost deals count nowhere. Eventual
+/// unless asked otherwise (a planning view).
+#[utoipa::path(get, path = "/v1/forecast", params(ForecastParams, BoundParams), tag = "pipeline",
+    responses((status = 200, description = "`data`: forecast rows; `staleness`; `consistency_token`"), (status = 400), (status = 422), (status = 503)))]
+async fn get_forecast(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<ForecastParams>,
+) -> Result<Response, Problem> {
+    let period = forecast::Period::parse(params.period.as_deref().unwrap_or("quarter"))?;
+    let scope = list_scope(&state, &who).await?;
+    state.read::<Opportunities>(&who, asked.with_default(false), Query::Forecast { scope, owner: params.owner, period }).await
 }
 
 /// The quote approval steps that wait for you, oldest first, with their age, amount,

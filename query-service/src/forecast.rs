@@ -1,0 +1,124 @@
+//! The forecast: open and won deals by owner, period of their close date and currency, in
+//! the categories pipeline, best case, commit and closed, with probability-weighted
+//! amounts. The stage decides the category (`Stage::forecast_category`, in the domain).
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgConnection;
+use tidemark_events::opportunity::{ForecastCategory, Stage};
+use tidemark_http::Problem;
+use utoipa::ToSchema;
+
+use crate::freshness::database;
+
+/// month or quarter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    Month,
+    Quarter,
+}
+
+impl Period {
+    pub fn parse(name: &str) -> Result<Period, Problem> {
+        match name {
+            "month" => Ok(Period::Month),
+            "quarter" => Ok(Period::Quarter),
+            other => Err(Problem::invalid_field("period", format!("'{other}' is neither month nor quarter"))),
+        }
+    }
+
+    /// `date_trunc` unit and `to_char` format: 2027-03, or 2027-Q1.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Period::Month => ("month", "YYYY-MM"),
+            Period::Quarter => ("quarter", "YYYY-\"Q\"Q"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Figures {
+    count: i64,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    amount: Decimal,
+    /// Each deal's amount times its probability, summed.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    weighted: Decimal,
+}
+
+impl Figures {
+    fn add(&mut self, count: i64, amount: Decimal, weighted: Decimal) {
+        self.count += count;
+        self.amount = money(self.amount + amount);
+        self.weighted = money(self.weighted + weighted);
+    }
+}
+
+/// Two decimals at least, as every amount the API shows.
+fn money(value: Decimal) -> Decimal {
+    let mut value = value.normalize();
+    if value.scale() < 2 {
+        value.rescale(2);
+    }
+    value
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForecastRow {
+    owner_id: String,
+    /// 2027-03 or 2027-Q1, from the close date.
+    period: String,
+    currency: String,
+    /// pipeline, best_case, commit, closed: each with count, amount and weighted amount.
+    #[schema(value_type = Object)]
+    categories: BTreeMap<ForecastCategory, Figures>,
+    /// Everything that is not lost.
+    total: Figures,
+}
+
+/// The forecast rows in a scope (owner and team filters, as for the pipeline).
+pub async fn forecast(
+    db: &mut PgConnection,
+    tenant: &str,
+    (scope_owner, scope_team): (Option<&str>, Option<&str>),
+    owner: Option<&str>,
+    period: Period,
+) -> Result<Vec<ForecastRow>, Problem> {
+    let (unit, format) = period.sql();
+    let cells: Vec<(String, String, String, String, i64, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT owner_id, to_char(date_trunc($5, close_date), $6) AS period, stage, currency,
+                count(*) AS count, sum(amount) AS amount, sum(amount * probability / 100) AS weighted
+         FROM opportunities
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
+           AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)
+         GROUP BY 1, 2, 3, 4",
+    )
+    .bind(tenant)
+    .bind(owner)
+    .bind(scope_owner)
+    .bind(scope_team)
+    .bind(unit)
+    .bind(format)
+    .fetch_all(db)
+    .await
+    .map_err(database)?;
+    let mut rows: BTreeMap<(String, String, String), ForecastRow> = BTreeMap::new();
+    for (owner_id, period, stage, currency, count, amount, weighted) in cells {
+        let Some(category) = Stage::parse(&stage).and_then(Stage::forecast_category) else { continue };
+        let weighted = weighted.round_dp(2);
+        let row = rows.entry((owner_id.clone(), period.clone(), currency.clone())).or_insert_with(|| ForecastRow {
+            owner_id,
+            period,
+            currency,
+            categories: BTreeMap::new(),
+            total: Figures::default(),
+        });
+        row.categories.entry(category).or_default().add(count, amount, weighted);
+        row.total.add(count, amount, weighted);
+    }
+    Ok(rows.into_values().collect())
+}
