@@ -219,12 +219,10 @@ impl System {
                 group_prefix: config.consumer_group_prefix.clone().unwrap_or_else(|| format!("{}tidemark.projection.", config.topic_prefix)),
                 batch_size: config.projector_batch.max(1),
             };
-            let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Opportunities>(r, p, s).await) });
-            let (p, r, s) = (pool.clone(), runner.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Pipeline>(r, p, s).await) });
-            let (p, s) = (pool.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(tidemark_projectors::run::<tidemark_projectors::Delegations>(runner, p, s).await) });
+            spawn_projection::<tidemark_projectors::Opportunities>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::Pipeline>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::Delegations>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::Activities>(&mut tasks, &runner, &pool, &shutdown);
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;
@@ -259,6 +257,16 @@ impl System {
         }
         result
     }
+}
+
+fn spawn_projection<P: tidemark_projectors::Projection>(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    runner: &tidemark_projectors::RunnerConfig,
+    pool: &PgPool,
+    shutdown: &CancellationToken,
+) {
+    let (r, p, s) = (runner.clone(), pool.clone(), shutdown.clone());
+    tasks.spawn(async move { Ok(tidemark_projectors::run::<P>(r, p, s).await) });
 }
 
 /// Tidemark's own principal, for its calls to the registry.

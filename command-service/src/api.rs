@@ -52,6 +52,7 @@ pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, cod
         .routes(routes!(unshare_opportunity))
         .merge(crate::quotes::routes())
         .merge(crate::delegations::routes())
+        .merge(crate::activities::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();
@@ -257,7 +258,7 @@ pub(crate) async fn run(
 }
 
 /// Refuses early what the policy refuses without looking at any record.
-async fn authorize(state: &AppState, who: &Principal, action: Action<'_>, target: &str) -> Result<(), Problem> {
+pub(crate) async fn authorize(state: &AppState, who: &Principal, action: Action<'_>, target: &str) -> Result<(), Problem> {
     match policy::authorize(&who.subject(), &action) {
         Ok(()) => Ok(()),
         Err(denial) => Err(denials::deny(&state.pool, who, action.name(), target, denial).await),

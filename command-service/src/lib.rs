@@ -1,6 +1,7 @@
 //! The command API: authenticate (for now: read the principal's headers), validate,
 //! decide with the pure domain core, and append to Kafka as the single writer.
 
+mod activities;
 mod api;
 mod delegations;
 mod quotes;

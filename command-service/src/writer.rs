@@ -77,6 +77,16 @@ pub enum StartError {
     CatchUp(#[from] CommandError),
 }
 
+/// What commands on other aggregates need to know of an opportunity (an activity's target).
+#[derive(Debug, Clone)]
+pub struct OpportunityCard {
+    pub tenant_id: String,
+    pub owner_id: String,
+    pub team_id: Option<String>,
+    pub shared_with: Vec<String>,
+    pub closed: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Stream {
     tenant_id: String,
@@ -151,6 +161,8 @@ pub struct Writer {
     partition_counts: HashMap<String, i32>,
     /// Accounts are never removed, so opportunities can check them without a partition lock.
     accounts: RwLock<HashMap<Uuid, String>>,
+    /// What other aggregates' commands need to know of each opportunity, across partitions.
+    opportunities: RwLock<HashMap<Uuid, OpportunityCard>>,
     /// Every delegation, by id, with its tenant: approvals consult them across partitions.
     delegations: RwLock<HashMap<Uuid, (String, Delegation)>>,
     /// Outcomes of commands by (tenant, command id), from the log and from this writer.
@@ -203,6 +215,7 @@ impl Writer {
             partition_counts,
             accounts: RwLock::default(),
             delegations: RwLock::default(),
+            opportunities: RwLock::default(),
             outcomes: SyncMutex::default(),
             in_flight: SyncMutex::default(),
             uncertain_generation: AtomicU64::new(0),
@@ -310,6 +323,16 @@ impl Writer {
         }
         let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
         let evolved = tidemark_events::evolve(previous, &record.event);
+        if let Aggregate::Opportunity(o) = &evolved {
+            let card = OpportunityCard {
+                tenant_id: env.tenant_id.clone(),
+                owner_id: o.owner_id.clone(),
+                team_id: o.team_id.clone(),
+                shared_with: o.shared_with.iter().cloned().collect(),
+                closed: o.stage.is_closed(),
+            };
+            self.opportunities.write().expect("not poisoned").insert(env.aggregate_id, card);
+        }
         if let Aggregate::Delegation(d) = &evolved {
             // Approvals on any partition consult delegations: keep them where all can look.
             self.delegations.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), d.clone()));
@@ -349,6 +372,11 @@ impl Writer {
         // The same answer whatever the map's order, so decisions are reproducible.
         found.sort_by(|a, b| a.delegator.cmp(&b.delegator));
         found
+    }
+
+    /// The opportunity's owner, team, readers and whether it is closed, in the tenant.
+    pub fn opportunity_card(&self, tenant_id: &str, id: Uuid) -> Option<OpportunityCard> {
+        self.opportunities.read().expect("not poisoned").get(&id).filter(|c| c.tenant_id == tenant_id).cloned()
     }
 
     pub fn account_exists(&self, tenant_id: &str, id: Uuid) -> bool {

@@ -5,6 +5,7 @@
 //! same [`fold`] rule. Services are thin shells that add I/O around these functions.
 
 pub mod account;
+pub mod activity;
 pub mod approval;
 pub mod delegation;
 pub mod envelope;
@@ -27,6 +28,7 @@ pub struct Topics {
     pub account: String,
     pub opportunity: String,
     pub delegation: String,
+    pub activity: String,
 }
 
 impl Topics {
@@ -35,11 +37,12 @@ impl Topics {
             account: format!("{prefix}crm.{}.events", account::AGGREGATE_TYPE),
             opportunity: format!("{prefix}crm.{}.events", opportunity::AGGREGATE_TYPE),
             delegation: format!("{prefix}crm.{}.events", delegation::AGGREGATE_TYPE),
+            activity: format!("{prefix}crm.{}.events", activity::AGGREGATE_TYPE),
         }
     }
 
-    pub fn all(&self) -> [&str; 3] {
-        [&self.account, &self.opportunity, &self.delegation]
+    pub fn all(&self) -> [&str; 4] {
+        [&self.account, &self.opportunity, &self.delegation, &self.activity]
     }
 
     pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
@@ -47,6 +50,7 @@ impl Topics {
             account::AGGREGATE_TYPE => Some(&self.account),
             opportunity::AGGREGATE_TYPE => Some(&self.opportunity),
             delegation::AGGREGATE_TYPE => Some(&self.delegation),
+            activity::AGGREGATE_TYPE => Some(&self.activity),
             _ => None,
         }
     }
@@ -60,6 +64,7 @@ pub enum DomainEvent {
     Account(account::AccountEvent),
     Opportunity(opportunity::OpportunityEvent),
     Delegation(delegation::DelegationEvent),
+    Activity(activity::ActivityEvent),
 }
 
 impl DomainEvent {
@@ -68,6 +73,7 @@ impl DomainEvent {
             DomainEvent::Account(e) => e.event_type(),
             DomainEvent::Opportunity(e) => e.event_type(),
             DomainEvent::Delegation(e) => e.event_type(),
+            DomainEvent::Activity(e) => e.event_type(),
         }
     }
 }
@@ -79,6 +85,7 @@ pub enum Aggregate {
     Account(account::Account),
     Opportunity(opportunity::Opportunity),
     Delegation(delegation::Delegation),
+    Activity(activity::Activity),
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
@@ -101,6 +108,13 @@ pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
         DomainEvent::Delegation(e) => Aggregate::Delegation(delegation::evolve(
             match state {
                 Some(Aggregate::Delegation(d)) => Some(d),
+                _ => None,
+            },
+            e,
+        )),
+        DomainEvent::Activity(e) => Aggregate::Activity(activity::evolve(
+            match state {
+                Some(Aggregate::Activity(a)) => Some(a),
                 _ => None,
             },
             e,

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::{ActorKind, Money};
 
-pub const POLICY_VERSION: &str = "2026-11.1";
+pub const POLICY_VERSION: &str = "2026-11.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -107,6 +107,8 @@ pub enum Action<'a> {
     /// Any change to an existing opportunity; `amount` when the change sets one.
     ChangeOpportunity { record: Owned<'a>, amount: Option<&'a Money> },
     ReadOpportunity { record: Owned<'a> },
+    /// Log a call, email, meeting or task; `record` is the opportunity it is about, if any.
+    LogActivity { record: Option<Owned<'a>> },
     ReadAudit,
 }
 
@@ -117,6 +119,7 @@ impl Action<'_> {
             Action::CreateOpportunity { .. } => "create-opportunity",
             Action::ChangeOpportunity { .. } => "change-opportunity",
             Action::ReadOpportunity { .. } => "read-opportunity",
+            Action::LogActivity { .. } => "log-activity",
             Action::ReadAudit => "read-audit",
         }
     }
@@ -192,7 +195,10 @@ pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
         Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } if can_touch(s, record) => Ok(()),
         Action::ReadOpportunity { record } if sellers && record.shared_with.contains(&s.user) => Ok(()),
         Action::ReadOpportunity { .. } if opportunity_scope(s) == Scope::Tenant => Ok(()),
-        Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } if sellers => {
+        // Sellers log on accounts and contacts, and on the opportunities they see.
+        Action::LogActivity { record: None } if sellers => Ok(()),
+        Action::LogActivity { record: Some(record) } if sellers && (can_touch(s, record) || record.shared_with.contains(&s.user)) => Ok(()),
+        Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } | Action::LogActivity { record: Some(record) } if sellers => {
             let whose = if s.has(Role::Manager) { "neither yours nor your team's" } else { "not yours" };
             deny("not-your-record", format!("this opportunity belongs to {}: it is {whose}", record.owner))
         }

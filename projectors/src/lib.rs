@@ -7,6 +7,7 @@
 //! rebuild over millions of events) is bound by PostgreSQL's bulk-write speed rather than by
 //! one round trip per event.
 
+mod activities;
 mod apply;
 mod delegations;
 mod opportunities;
@@ -21,6 +22,7 @@ use sqlx::PgConnection;
 use tidemark_events::{EventRecord, Topics};
 use uuid::Uuid;
 
+pub use activities::Activities;
 pub use delegations::Delegations;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
@@ -34,7 +36,7 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 3] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME];
+pub const PROJECTIONS: [&str; 4] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

@@ -1,6 +1,7 @@
 //! The query API over the read models. Every answer says what it is based on and whether
 //! it meets the bound the caller asked for; see CONSISTENCY.md for the contract.
 
+mod activities;
 mod approvals;
 pub mod bound;
 mod cache;
@@ -27,7 +28,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Delegations, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Activities, Delegations, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -75,6 +76,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(get_pipeline))
         .routes(routes!(my_approvals))
         .routes(routes!(get_forecast))
+        .routes(routes!(my_tasks))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
@@ -144,18 +146,27 @@ impl FromRequestParts<AppState> for AskedBound {
 
 /// The reads this service answers. The Debug form names an answer in the cache, so
 /// whatever decides who sees what (the subject, the scope) is part of the cache key.
+/// Fields that only shape the cache key (another projection's standing) are read through
+/// Debug alone.
 #[derive(Debug)]
+#[allow(dead_code)]
 enum Query {
-    Opportunity { id: Uuid, subject: Subject },
+    /// `activities_at`: where the activities projection stood (its timeline is in the answer).
+    Opportunity { id: Uuid, subject: Subject, activities_at: Standings, today: NaiveDate },
+    MyTasks { user: String, today: NaiveDate },
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
     Pipeline { scope: Scope, owner: Option<String> },
     Forecast { scope: Scope, owner: Option<String>, period: forecast::Period },
     /// `at`, to the second, dates the answer's ages; a cached answer is at most a second old.
-    /// `delegations_at`: where the delegations projection stood, as the answer depends on it
-    /// too; it is read only through Debug, as part of the cache key.
-    #[allow(dead_code)]
-    MyApprovals { subject: Subject, at: DateTime<Utc>, delegations_at: Vec<(i32, i64)> },
+    /// `delegations_at`: where the delegations projection stood, as the answer depends on it.
+    MyApprovals { subject: Subject, at: DateTime<Utc>, delegations_at: Standings },
 }
+
+/// Where another projection that an answer reads stood: (partition, next offset, generation).
+/// Read only through Debug, as part of the cache key.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Standings(Vec<(i32, i64, i64)>);
 
 /// Why a read was refused.
 enum Refusal {
@@ -190,6 +201,20 @@ async fn list_scope(state: &AppState, who: &Principal) -> Result<Scope, Problem>
 }
 
 impl AppState {
+    /// Holds a second projection that an answer reads to the same bound, and says where it
+    /// stands. The staleness note speaks of the first projection, where the answer's main
+    /// rows are.
+    async fn also_hold<P: Projection>(&self, bound: &Bound) -> Result<Standings, Problem> {
+        let ends = self.freshness.log_end_offsets(&P::topics(&self.topics)).await?;
+        self.freshness.await_bound(&self.pool, P::NAME, &ends, bound).await?;
+        let standing = sqlx::query_as("SELECT partition, next_offset, generation FROM projection_offsets WHERE projection = $1 ORDER BY partition")
+            .bind(P::NAME)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(Standings(standing))
+    }
+
     /// Waits for the bound, then answers from one repeatable-read snapshot, so the note
     /// speaks of exactly the rows returned.
     async fn read<P: Projection>(&self, who: &Principal, bound: Bound, query: Query) -> Result<Response, Problem> {
@@ -236,11 +261,12 @@ impl AppState {
 async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cached, Refusal> {
     let data = |v: Value| Cached { data: v, extra: json!({}) };
     match query {
-        Query::Opportunity { id, subject } => {
+        Query::MyTasks { user, today } => Ok(data(json!(activities::open_tasks(db, tenant, user, *today).await?))),
+        Query::Opportunity { id, subject, today, .. } => {
             let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
                 .bind(id)
                 .bind(tenant)
-                .fetch_optional(db)
+                .fetch_optional(&mut *db)
                 .await
                 .map_err(database)?;
             let row = row.ok_or_else(|| Problem::not_found(format!("no opportunity {id} in the read model")))?;
@@ -248,7 +274,10 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             if let Err(denial) = policy::authorize(subject, &Action::ReadOpportunity { record }) {
                 return Err(Refusal::Denied { denial, action: "read-opportunity", target: format!("opportunity/{id}") });
             }
-            Ok(data(json!(OpportunityView::from(row))))
+            let timeline = activities::timeline(db, tenant, *id, *today).await?;
+            let mut view = json!(OpportunityView::from(row));
+            view["activities"] = json!(timeline);
+            Ok(data(view))
         }
         Query::Opportunities { scope, owner, stage, after, limit } => {
             let (scope_owner, scope_team) = scope_filter(scope);
@@ -370,8 +399,10 @@ async fn get_opportunity(
     asked: AskedBound,
     ProblemPath(id): ProblemPath<Uuid>,
 ) -> Result<Response, Problem> {
-    let query = Query::Opportunity { id, subject: who.subject() };
-    state.read::<Opportunities>(&who, asked.with_default(true), query).await
+    let bound = asked.with_default(true);
+    let activities_at = state.also_hold::<Activities>(&bound).await?;
+    let query = Query::Opportunity { id, subject: who.subject(), activities_at, today: Utc::now().date_naive() };
+    state.read::<Opportunities>(&who, bound, query).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -447,6 +478,15 @@ async fn get_pipeline(
     state.read::<Pipeline>(&who, asked.with_default(false), Query::Pipeline { scope, owner: params.owner }).await
 }
 
+/// Your open tasks, the most urgent first, each marked `overdue` when its due date has
+/// passed. Eventual unless asked otherwise.
+#[utoipa::path(get, path = "/v1/tasks/mine", params(BoundParams), tag = "activities",
+    responses((status = 200, description = "`data`: open tasks; `staleness`; `consistency_token`"), (status = 400), (status = 503)))]
+async fn my_tasks(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    let query = Query::MyTasks { user: who.actor_id.clone(), today: Utc::now().date_naive() };
+    state.read::<Activities>(&who, asked.with_default(false), query).await
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ForecastParams {
@@ -482,15 +522,7 @@ async fn my_approvals(State(state): State<AppState>, who: Principal, asked: Aske
     let now = Utc::now();
     let at = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     let bound = asked.with_default(true);
-    // Delegated steps come from the delegations projection: hold it to the same bound. The
-    // staleness note speaks of the opportunities projection, where the steps themselves are.
-    let ends = state.freshness.log_end_offsets(&Delegations::topics(&state.topics)).await?;
-    state.freshness.await_bound(&state.pool, Delegations::NAME, &ends, &bound).await?;
-    let delegations_at = sqlx::query_as("SELECT partition, next_offset FROM projection_offsets WHERE projection = $1 ORDER BY partition")
-        .bind(Delegations::NAME)
-        .fetch_all(&state.pool)
-        .await
-        .map_err(database)?;
+    let delegations_at = state.also_hold::<Delegations>(&bound).await?;
     state.read::<Opportunities>(&who, bound, Query::MyApprovals { subject: who.subject(), at, delegations_at }).await
 }
 

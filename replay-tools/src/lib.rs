@@ -108,6 +108,7 @@ pub fn event_json(record: &EventRecord) -> Value {
         DomainEvent::Account(AccountEvent::Opened(d)) => json!(d),
         DomainEvent::Opportunity(e) => json!(e),
         DomainEvent::Delegation(e) => json!(e),
+        DomainEvent::Activity(e) => json!(e),
     };
     json!({"envelope": record.envelope, "data": data})
 }

@@ -27,7 +27,10 @@ pub struct Drift {
 
 pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> anyhow::Result<(usize, Vec<Drift>)> {
     anyhow::ensure!(PROJECTIONS.contains(&projection), "no projection '{projection}'; there are {}", PROJECTIONS.join(", "));
-    anyhow::ensure!(projection != "delegations", "verify compares opportunities and pipeline; it has no comparison for delegations yet");
+    anyhow::ensure!(
+        ["opportunities", "pipeline"].contains(&projection),
+        "verify compares opportunities and pipeline; it has no comparison for {projection} yet"
+    );
     let topic = replayer.topic("opportunity")?;
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
@@ -45,7 +48,7 @@ pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> any
         .into_iter()
         .filter_map(|(id, f)| match f.state {
             Aggregate::Opportunity(o) => Some((id, (f.tenant_id, o, f.version))),
-            Aggregate::Account(_) | Aggregate::Delegation(_) => None,
+            Aggregate::Account(_) | Aggregate::Delegation(_) | Aggregate::Activity(_) => None,
         })
         .collect();
     let drift = match projection {

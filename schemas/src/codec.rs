@@ -14,6 +14,7 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameS
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tidemark_events::account::AccountEvent;
+use tidemark_events::activity::ActivityEvent;
 use tidemark_events::delegation::DelegationEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
@@ -131,6 +132,7 @@ impl EventCodec {
             // An opportunity event serializes as its payload; its type names the record.
             DomainEvent::Opportunity(e) => self.encode(topic, &format!("tidemark.opportunity.{}", e.event_type()), env, e).await,
             DomainEvent::Delegation(e) => self.encode(topic, &format!("tidemark.delegation.{}", e.event_type()), env, e).await,
+            DomainEvent::Activity(e) => self.encode(topic, &format!("tidemark.activity.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -169,6 +171,9 @@ impl EventCodec {
             "tidemark.opportunity.QuoteDeclined" => event(&value, |d| DomainEvent::Opportunity(O::QuoteDeclined(d)))?,
             "tidemark.delegation.DelegationGranted" => event(&value, |d| DomainEvent::Delegation(DelegationEvent::Granted(d)))?,
             "tidemark.delegation.DelegationRevoked" => event(&value, |d| DomainEvent::Delegation(DelegationEvent::Revoked(d)))?,
+            "tidemark.activity.ActivityLogged" => event(&value, |d| DomainEvent::Activity(ActivityEvent::Logged(d)))?,
+            "tidemark.activity.TaskCompleted" => event(&value, |d| DomainEvent::Activity(ActivityEvent::TaskCompleted(d)))?,
+            "tidemark.activity.TaskReopened" => event(&value, |d| DomainEvent::Activity(ActivityEvent::TaskReopened(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         })
     }

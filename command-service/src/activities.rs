@@ -1,0 +1,110 @@
+//! Activity commands: log a call, email or meeting, or set a task, on an account, a contact
+//! or an opportunity; complete or reopen a task.
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use tidemark_events::activity::{self, About, ActivityCommand, Kind, NewActivity, Target};
+use tidemark_events::policy::{Action, Owned};
+use tidemark_events::{Aggregate, DomainEvent, Rejection};
+use tidemark_http::{Problem, ProblemJson, ProblemPath};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::api::{authorize, run, AppState, CommandAnswer, CommandContext};
+use crate::writer::CommandError;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(log_activity)).routes(routes!(complete_task)).routes(routes!(reopen_task))
+}
+
+fn decision(cmd: ActivityCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+    move |state| {
+        let state = match state {
+            Some(Aggregate::Activity(a)) => Some(a),
+            Some(_) => return Err(Rejection::NotFound.into()),
+            None => None,
+        };
+        Ok(activity::decide(state, &cmd)?.into_iter().map(DomainEvent::Activity).collect())
+    }
+}
+
+#[derive(Deserialize, ToSchema, Hash)]
+struct LogActivity {
+    /// call, email, meeting or task
+    #[schema(value_type = String, example = "task")]
+    kind: Kind,
+    /// account, contact or opportunity
+    #[schema(value_type = String, example = "opportunity")]
+    about: About,
+    about_id: Uuid,
+    subject: String,
+    /// Calls, emails and meetings: when it happened (default: now).
+    occurred_at: Option<DateTime<Utc>>,
+    /// Tasks: the day it is due, and who does it (default: you).
+    due_date: Option<NaiveDate>,
+    assignee: Option<String>,
+    /// Say so to log on a closed opportunity; without it, that is refused.
+    #[serde(default)]
+    on_closed_opportunity: bool,
+}
+
+/// Logs a call, email or meeting, or sets a task, on an account, a contact or an
+/// opportunity you can see. A closed opportunity takes one only with
+/// `"on_closed_opportunity": true`.
+#[utoipa::path(post, path = "/v1/activities", request_body = LogActivity, tag = "activities",
+    responses((status = 201, body = CommandAnswer), (status = 400), (status = 403), (status = 422), (status = 503)))]
+async fn log_activity(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<LogActivity>) -> Result<Response, Problem> {
+    let who = ctx.principal.clone();
+    let (target, card) = match body.about {
+        About::Opportunity => match state.writer.opportunity_card(&who.tenant_id, body.about_id) {
+            Some(card) => (if card.closed { Target::Closed } else { Target::Open }, Some(card)),
+            None => (Target::Missing, None),
+        },
+        About::Account if state.writer.account_exists(&who.tenant_id, body.about_id) => (Target::Open, None),
+        // Contacts come with the contacts work; until then, no contact exists.
+        About::Account | About::Contact => (Target::Missing, None),
+    };
+    let record = card.as_ref().map(|c| Owned { owner: &c.owner_id, team: c.team_id.as_deref(), shared_with: &c.shared_with });
+    authorize(&state, &who, Action::LogActivity { record }, &format!("{}/{}", body.about.name(), body.about_id)).await?;
+    let call = ctx.request(&state, activity::AGGREGATE_TYPE, Uuid::now_v7(), ("log-activity", &body));
+    let cmd = ActivityCommand::Log(NewActivity {
+        kind: body.kind,
+        about: body.about,
+        about_id: body.about_id,
+        target,
+        on_closed: body.on_closed_opportunity,
+        subject: body.subject,
+        logged_by: who.actor_id,
+        occurred_at: body.occurred_at,
+        due_date: body.due_date,
+        assignee: body.assignee,
+        now: call.0.meta.received_at,
+    });
+    run(&state, call, "log-activity", decision(cmd)).await
+}
+
+async fn task_status(state: AppState, ctx: CommandContext, id: Uuid, complete: bool) -> Result<Response, Problem> {
+    let by = ctx.principal.actor_id.clone();
+    let action = if complete { "complete-task" } else { "reopen-task" };
+    let call = ctx.request(&state, activity::AGGREGATE_TYPE, id, (action, id));
+    let at = call.0.meta.received_at;
+    let cmd = if complete { ActivityCommand::Complete { by, at } } else { ActivityCommand::Reopen { by, at } };
+    run(&state, call, action, decision(cmd)).await
+}
+
+/// Completes a task (its assignee, or whoever set it).
+#[utoipa::path(post, path = "/v1/activities/{id}/complete", tag = "activities",
+    responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn complete_task(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    task_status(state, ctx, id, true).await
+}
+
+/// Reopens a completed task.
+#[utoipa::path(post, path = "/v1/activities/{id}/reopen", tag = "activities",
+    responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn reopen_task(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    task_status(state, ctx, id, false).await
+}

@@ -1,0 +1,325 @@
+//! The Activity aggregate: a call, an email or a meeting logged on an account, a contact or
+//! an opportunity, or a task with a due date and an assignee that is completed (and may be
+//! reopened).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::opportunity::valid_name;
+use crate::Rejection;
+
+pub const AGGREGATE_TYPE: &str = "activity";
+
+/// Serialized as text (Avro `string`), like every enumeration in the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Kind {
+    Call,
+    Email,
+    Meeting,
+    Task,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Call, Kind::Email, Kind::Meeting, Kind::Task];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Call => "call",
+            Kind::Email => "email",
+            Kind::Meeting => "meeting",
+            Kind::Task => "task",
+        }
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        Kind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("'{name}' is not call, email, meeting or task"))
+    }
+}
+
+impl From<Kind> for &'static str {
+    fn from(k: Kind) -> &'static str {
+        k.name()
+    }
+}
+
+/// What an activity is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum About {
+    Account,
+    Contact,
+    Opportunity,
+}
+
+impl About {
+    const ALL: [About; 3] = [About::Account, About::Contact, About::Opportunity];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            About::Account => "account",
+            About::Contact => "contact",
+            About::Opportunity => "opportunity",
+        }
+    }
+}
+
+impl TryFrom<String> for About {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        About::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| format!("'{name}' is not account, contact or opportunity"))
+    }
+}
+
+impl From<About> for &'static str {
+    fn from(a: About) -> &'static str {
+        a.name()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    pub kind: Kind,
+    pub about: About,
+    pub about_id: Uuid,
+    pub subject: String,
+    pub logged_by: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub due_date: Option<NaiveDate>,
+    pub assignee: Option<String>,
+    pub done: bool,
+    pub version: i64,
+}
+
+/// What the shell found out about the record the activity is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    Missing,
+    Open,
+    /// A closed opportunity.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewActivity {
+    pub kind: Kind,
+    pub about: About,
+    pub about_id: Uuid,
+    pub target: Target,
+    /// The caller said they mean to log on a closed opportunity.
+    pub on_closed: bool,
+    pub subject: String,
+    pub logged_by: String,
+    /// Calls, emails, meetings: when it happened (default: now).
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Tasks: when it is due and who does it (default: whoever logs it).
+    pub due_date: Option<NaiveDate>,
+    pub assignee: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ActivityCommand {
+    Log(NewActivity),
+    Complete { by: String, at: DateTime<Utc> },
+    Reopen { by: String, at: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityLogged {
+    pub kind: Kind,
+    pub about: About,
+    pub about_id: Uuid,
+    pub subject: String,
+    pub logged_by: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub due_date: Option<NaiveDate>,
+    pub assignee: Option<String>,
+    /// Logged on a closed opportunity, on purpose.
+    pub on_closed_opportunity: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatusChanged {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Serializes as its payload alone, like every event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ActivityEvent {
+    Logged(ActivityLogged),
+    TaskCompleted(TaskStatusChanged),
+    TaskReopened(TaskStatusChanged),
+}
+
+impl ActivityEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            ActivityEvent::Logged(_) => "ActivityLogged",
+            ActivityEvent::TaskCompleted(_) => "TaskCompleted",
+            ActivityEvent::TaskReopened(_) => "TaskReopened",
+        }
+    }
+}
+
+fn broken(rule: &'static str, message: impl Into<String>) -> Rejection {
+    Rejection::Broken { rule, message: message.into() }
+}
+
+pub fn decide(state: Option<&Activity>, command: &ActivityCommand) -> Result<Vec<ActivityEvent>, Rejection> {
+    let activity = match (state, command) {
+        (None, ActivityCommand::Log(new)) => return log(new),
+        (Some(_), ActivityCommand::Log(_)) => return Err(Rejection::AlreadyExists),
+        (None, _) => return Err(Rejection::NotFound),
+        (Some(a), _) => a,
+    };
+    if activity.kind != Kind::Task {
+        return Err(broken("only-tasks-are-done", format!("a {} happened; only a task is completed or reopened", activity.kind.name())));
+    }
+    let by = match command {
+        ActivityCommand::Log(_) => unreachable!("handled above"),
+        ActivityCommand::Complete { by, .. } | ActivityCommand::Reopen { by, .. } => by,
+    };
+    if Some(by) != activity.assignee.as_ref() && *by != activity.logged_by {
+        return Err(Rejection::NotYours { code: "not-your-task", message: "a task is completed or reopened by its assignee or by whoever set it".into() });
+    }
+    match command {
+        ActivityCommand::Log(_) => unreachable!("handled above"),
+        ActivityCommand::Complete { by, at } if !activity.done => Ok(vec![ActivityEvent::TaskCompleted(TaskStatusChanged { by: by.clone(), at: *at })]),
+        ActivityCommand::Reopen { by, at } if activity.done => Ok(vec![ActivityEvent::TaskReopened(TaskStatusChanged { by: by.clone(), at: *at })]),
+        ActivityCommand::Complete { .. } => Err(Rejection::NoChange("the task is completed already")),
+        ActivityCommand::Reopen { .. } => Err(Rejection::NoChange("the task is open")),
+    }
+}
+
+fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
+    let subject = valid_name("subject", &new.subject)?;
+    match new.target {
+        Target::Missing => return Err(Rejection::invalid("about_id", format!("no {} {}", new.about.name(), new.about_id))),
+        Target::Closed if !new.on_closed => {
+            return Err(broken(
+                "closed-opportunity-needs-intent",
+                "the opportunity is closed; to log on it anyway, say so with \"on_closed_opportunity\": true",
+            ))
+        }
+        _ => {}
+    }
+    let (occurred_at, due_date, assignee) = match new.kind {
+        Kind::Task => {
+            let due = new.due_date.ok_or_else(|| Rejection::invalid("due_date", "a task has a due date"))?;
+            let assignee = valid_name("assignee", new.assignee.as_deref().unwrap_or(&new.logged_by))?;
+            (None, Some(due), Some(assignee))
+        }
+        _ => {
+            if new.due_date.is_some() || new.assignee.is_some() {
+                return Err(Rejection::invalid("due_date", "only tasks have a due date and an assignee"));
+            }
+            let at = new.occurred_at.unwrap_or(new.now);
+            if at > new.now {
+                return Err(Rejection::invalid("occurred_at", "a call, an email or a meeting is logged once it happened"));
+            }
+            (Some(at), None, None)
+        }
+    };
+    Ok(vec![ActivityEvent::Logged(ActivityLogged {
+        kind: new.kind,
+        about: new.about,
+        about_id: new.about_id,
+        subject,
+        logged_by: new.logged_by.clone(),
+        occurred_at,
+        due_date,
+        assignee,
+        on_closed_opportunity: new.target == Target::Closed,
+    })])
+}
+
+pub fn evolve(state: Option<Activity>, event: &ActivityEvent) -> Activity {
+    match (state, event) {
+        (_, ActivityEvent::Logged(e)) => Activity {
+            kind: e.kind,
+            about: e.about,
+            about_id: e.about_id,
+            subject: e.subject.clone(),
+            logged_by: e.logged_by.clone(),
+            occurred_at: e.occurred_at,
+            due_date: e.due_date,
+            assignee: e.assignee.clone(),
+            done: false,
+            version: 1,
+        },
+        (Some(a), ActivityEvent::TaskCompleted(_)) => Activity { done: true, version: a.version + 1, ..a },
+        (Some(a), ActivityEvent::TaskReopened(_)) => Activity { done: false, version: a.version + 1, ..a },
+        (None, e) => panic!("{} before ActivityLogged: the fold rule must refuse gaps", e.event_type()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc()
+    }
+
+    fn new(kind: Kind, target: Target) -> NewActivity {
+        NewActivity {
+            kind,
+            about: About::Opportunity,
+            about_id: Uuid::from_u128(1),
+            target,
+            on_closed: false,
+            subject: "Follow up on the proposal".into(),
+            logged_by: "alice".into(),
+            occurred_at: None,
+            due_date: (kind == Kind::Task).then(|| now().date_naive()),
+            assignee: None,
+            now: now(),
+        }
+    }
+
+    fn run(state: Option<Activity>, cmd: &ActivityCommand) -> Result<Activity, Rejection> {
+        let events = decide(state.as_ref(), cmd)?;
+        Ok(events.iter().fold(state, |s, e| Some(evolve(s, e))).unwrap())
+    }
+
+    #[test]
+    fn a_task_is_completed_and_reopened() {
+        let task = run(None, &ActivityCommand::Log(new(Kind::Task, Target::Open))).unwrap();
+        assert_eq!((task.assignee.as_deref(), task.done), (Some("alice"), false), "the logger does it unless told otherwise");
+        let done = run(Some(task), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap();
+        assert!(done.done);
+        assert_eq!(decide(Some(&done), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap_err().rule(), "no-change");
+        assert_eq!(decide(Some(&done), &ActivityCommand::Reopen { by: "bob".into(), at: now() }).unwrap_err().rule(), "not-your-task");
+        assert!(!run(Some(done), &ActivityCommand::Reopen { by: "alice".into(), at: now() }).unwrap().done);
+    }
+
+    #[test]
+    fn a_call_happened_and_is_not_a_task() {
+        let call = run(None, &ActivityCommand::Log(new(Kind::Call, Target::Open))).unwrap();
+        assert_eq!(call.occurred_at, Some(now()));
+        assert_eq!(decide(Some(&call), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap_err().rule(), "only-tasks-are-done");
+        let mut future = new(Kind::Meeting, Target::Open);
+        future.occurred_at = Some(now() + chrono::Days::new(1));
+        assert!(matches!(decide(None, &ActivityCommand::Log(future)), Err(Rejection::InvalidField { field: "occurred_at", .. })));
+        let mut no_due = new(Kind::Task, Target::Open);
+        no_due.due_date = None;
+        assert!(matches!(decide(None, &ActivityCommand::Log(no_due)), Err(Rejection::InvalidField { field: "due_date", .. })));
+    }
+
+    #[test]
+    fn a_closed_opportunity_takes_activities_only_when_asked_explicitly() {
+        let refused = decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Closed))).unwrap_err();
+        assert_eq!(refused.rule(), "closed-opportunity-needs-intent");
+        let mut meant = new(Kind::Call, Target::Closed);
+        meant.on_closed = true;
+        assert!(run(None, &ActivityCommand::Log(meant)).is_ok());
+        assert!(matches!(decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Missing))), Err(Rejection::InvalidField { field: "about_id", .. })));
+    }
+}

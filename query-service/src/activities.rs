@@ -1,0 +1,63 @@
+//! Activity reads: "my open tasks", and the timeline of an opportunity.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use tidemark_http::Problem;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::freshness::database;
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+pub struct ActivityView {
+    id: Uuid,
+    /// call, email, meeting or task
+    kind: String,
+    /// account, contact or opportunity
+    about: String,
+    about_id: Uuid,
+    subject: String,
+    logged_by: String,
+    occurred_at: Option<DateTime<Utc>>,
+    due_date: Option<NaiveDate>,
+    assignee: Option<String>,
+    done: bool,
+    logged_at: DateTime<Utc>,
+    version: i64,
+    /// A task not done whose due date has passed.
+    #[sqlx(skip)]
+    overdue: bool,
+}
+
+const COLUMNS: &str = "id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, logged_at, version";
+
+fn dated(rows: Vec<ActivityView>, today: NaiveDate) -> Vec<ActivityView> {
+    rows.into_iter().map(|a| ActivityView { overdue: a.kind == "task" && !a.done && a.due_date.is_some_and(|d| d < today), ..a }).collect()
+}
+
+/// Open tasks assigned to `user`, the most urgent first.
+pub async fn open_tasks(db: &mut PgConnection, tenant: &str, user: &str, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND assignee = $2 AND kind = 'task' AND NOT done ORDER BY due_date, logged_at, id"
+    ))
+    .bind(tenant)
+    .bind(user)
+    .fetch_all(db)
+    .await
+    .map_err(database)?;
+    Ok(dated(rows, today))
+}
+
+/// Everything logged on one record, newest first.
+pub async fn timeline(db: &mut PgConnection, tenant: &str, about_id: Uuid, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND about_id = $2 ORDER BY coalesce(occurred_at, logged_at) DESC, id DESC"
+    ))
+    .bind(tenant)
+    .bind(about_id)
+    .fetch_all(db)
+    .await
+    .map_err(database)?;
+    Ok(dated(rows, today))
+}
