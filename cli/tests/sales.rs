@@ -1,0 +1,115 @@
+//! The views reps live in, through the public APIs against the real broker and PostgreSQL:
+//! activities and "my open tasks", the opportunity's timeline, and the forecast.
+
+mod common;
+
+use common::{Answer, TestSystem};
+use serde_json::{json, Value};
+
+async fn post(t: &TestSystem, path: &str, body: Value, token: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    t.command(path, body, &[("Authorization", &auth)]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_and_calls_make_the_timeline_and_my_open_tasks() {
+    let t = TestSystem::start().await;
+    let alice = t.token("alice", "default", &["rep"], Some("east"), None);
+    let bob = t.token("bob", "default", &["rep"], Some("east"), None);
+    let fiona = t.token("fiona", "default", &["finance", "approver"], Some("finance"), None);
+    let account = t.open_account("Acme").await;
+    let id = t.create_opportunity(&account, "alice", "5000.00").await.body["id"].as_str().unwrap().to_string();
+    let today = chrono::Utc::now().date_naive();
+
+    let call = post(&t, "/v1/activities", json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "Discovery call"}), &alice).await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    let late = json!({"kind": "task", "about": "opportunity", "about_id": id, "subject": "Send the proposal", "due_date": (today - chrono::Days::new(2)).to_string()});
+    let overdue = post(&t, "/v1/activities", late, &alice).await;
+    assert_eq!(overdue.status, 201, "{}", overdue.body);
+    let later = json!({"kind": "task", "about": "account", "about_id": account, "subject": "Check the credit limit", "due_date": (today + chrono::Days::new(5)).to_string(), "assignee": "alice"});
+    let upcoming = post(&t, "/v1/activities", later, &alice).await;
+    assert_eq!(upcoming.status, 201, "{}", upcoming.body);
+
+    // Bad input and the wrong people are refused with the reason, and append nothing.
+    let cases = [
+        (json!({"kind": "chat", "about": "opportunity", "about_id": id, "subject": "x"}), &alice, 400, None),
+        (json!({"kind": "task", "about": "opportunity", "about_id": id, "subject": "x"}), &alice, 422, Some("due_date")),
+        (json!({"kind": "call", "about": "account", "about_id": uuid::Uuid::now_v7(), "subject": "x"}), &alice, 422, Some("about_id")),
+        (json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "x"}), &bob, 403, None),
+        (json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "x"}), &fiona, 403, None),
+    ];
+    let before = t.log_end_offsets(&t.config.topics().activity).await;
+    for (body, token, status, field) in cases {
+        let answer = post(&t, "/v1/activities", body.clone(), token).await;
+        assert_eq!(answer.status, status, "{body} → {}", answer.body);
+        assert_eq!(answer.body["field"].as_str(), field, "{}", answer.body);
+    }
+    assert_eq!(t.log_end_offsets(&t.config.topics().activity).await, before);
+
+    let tasks = t.get_as(&format!("{}/v1/tasks/mine?consistency_token={}", t.queries(), upcoming.token()), &alice).await;
+    assert_eq!(tasks.status, 200, "{}", tasks.body);
+    assert_eq!(tasks.body["staleness"]["projection"], "activities");
+    let mine: Vec<_> = tasks.body["data"].as_array().unwrap().iter().map(|a| (a["subject"].as_str().unwrap().to_string(), a["overdue"].as_bool().unwrap())).collect();
+    assert_eq!(mine, [("Send the proposal".to_string(), true), ("Check the credit limit".to_string(), false)], "most urgent first");
+
+    // Done: gone from my open tasks; only its assignee or its setter may close it.
+    let task = overdue.body["id"].as_str().unwrap();
+    let not_bobs = post(&t, &format!("/v1/activities/{task}/complete"), json!({}), &bob).await;
+    assert_eq!((not_bobs.status, not_bobs.body["reason_code"].as_str()), (403, Some("not-your-task")), "{}", not_bobs.body);
+    let done = post(&t, &format!("/v1/activities/{task}/complete"), json!({}), &alice).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let tasks = t.get_as(&format!("{}/v1/tasks/mine?consistency_token={}", t.queries(), done.token()), &alice).await;
+    assert_eq!(tasks.body["data"].as_array().unwrap().len(), 1, "{}", tasks.body);
+
+    // The opportunity's detail carries its timeline, newest first.
+    let closed = post(&t, &format!("/v1/opportunities/{id}/close"), json!({"outcome": "lost", "reason": "no budget"}), &alice).await;
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    let detail = t.get_as(&format!("{}/v1/opportunities/{id}", t.queries()), &alice).await;
+    let timeline: Vec<_> = detail.body["data"]["activities"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(timeline.len(), 2, "{}", detail.body);
+    assert!(timeline.contains(&"call".to_string()) && timeline.contains(&"task".to_string()));
+
+    // A closed opportunity takes an activity only when the caller says so.
+    let note = json!({"kind": "email", "about": "opportunity", "about_id": id, "subject": "Thanks anyway"});
+    let refused = post(&t, "/v1/activities", note.clone(), &alice).await;
+    assert_eq!((refused.status, refused.body["rule"].as_str()), (422, Some("closed-opportunity-needs-intent")), "{}", refused.body);
+    let mut meant = note;
+    meant["on_closed_opportunity"] = json!(true);
+    assert_eq!(post(&t, "/v1/activities", meant, &alice).await.status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_forecast_weighs_each_category_by_probability() {
+    let t = TestSystem::start().await;
+    let account = t.open_account("Globex").await;
+    let deal = |amount: &str, close: &str| json!({"account_id": account, "name": "Deal", "owner_id": "carol", "amount": {"value": amount, "currency": "EUR"}, "close_date": close});
+    let mut ids = Vec::new();
+    for (amount, close) in [("1000.00", "2027-01-15"), ("2000.00", "2027-02-10"), ("4000.00", "2027-03-31"), ("8000.00", "2027-04-01"), ("500.00", "2027-01-20")] {
+        let created = t.command("/v1/opportunities", deal(amount, close), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    // 2,000 goes to Proposal (best case, 50%); 4,000 to Negotiation (commit, 75%); 500 is lost.
+    for (i, stages) in [(1, vec!["Qualification", "Proposal"]), (2, vec!["Qualification", "Proposal", "Negotiation"])] {
+        for stage in stages {
+            assert_eq!(t.command(&format!("/v1/opportunities/{}/stage", ids[i]), json!({"stage": stage}), &[]).await.status, 200);
+        }
+    }
+    assert_eq!(t.command(&format!("/v1/opportunities/{}/close", ids[4]), json!({"outcome": "lost", "reason": "price"}), &[]).await.status, 200);
+    // The deals are on several partitions: a strong read sees every one of them.
+    let forecast = t.get(&format!("{}/v1/forecast?period=quarter&owner=carol&consistency=strong", t.queries())).await;
+    assert_eq!(forecast.status, 200, "{}", forecast.body);
+    let rows = forecast.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "two quarters: {}", forecast.body);
+    let q1 = &rows[0];
+    assert_eq!((q1["period"].as_str(), q1["currency"].as_str()), (Some("2027-Q1"), Some("EUR")));
+    assert_eq!(q1["categories"]["pipeline"], json!({"count": 1, "amount": "1000.00", "weighted": "100.00"}));
+    assert_eq!(q1["categories"]["best_case"], json!({"count": 1, "amount": "2000.00", "weighted": "1000.00"}));
+    assert_eq!(q1["categories"]["commit"], json!({"count": 1, "amount": "4000.00", "weighted": "3000.00"}));
+    assert_eq!(q1["total"], json!({"count": 3, "amount": "7000.00", "weighted": "4100.00"}), "the lost deal counts nowhere");
+    assert_eq!(rows[1]["period"], "2027-Q2");
+    let months = t.get(&format!("{}/v1/forecast?period=month&owner=carol&consistency=strong", t.queries())).await;
+    assert_eq!(months.body["data"][0]["period"], "2027-01");
+    let bad = t.get(&format!("{}/v1/forecast?period=week", t.queries())).await;
+    assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("period")), "{}", bad.body);
+}
