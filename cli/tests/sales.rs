@@ -113,3 +113,40 @@ async fn the_forecast_weighs_each_category_by_probability() {
     let bad = t.get(&format!("{}/v1/forecast?period=week", t.queries())).await;
     assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("period")), "{}", bad.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_company_fills_every_view() {
+    let t = TestSystem::start().await;
+    let args = tidemark::demo::DemoArgs { command_url: t.commands(), accounts: 120, concurrency: 4 };
+    tidemark::demo::load(args, &t.config).await.expect("the demo loads");
+    let as_user = |name: &str| {
+        let u = tidemark::users::find(name).unwrap();
+        let claims = tidemark::users::claims(name, None, None, None, None, 1).unwrap();
+        assert_eq!(claims.roles.len(), u.roles.len());
+        tidemark::users::mint(&t.config, &claims).unwrap()
+    };
+    let read = |path: &str, user: &str| t.get_as(&format!("{}{path}?consistency=strong", t.queries()), &as_user(user));
+
+    // Wes is away: mia decides west's manager steps on his behalf, beside her own.
+    let mias = read("/v1/approvals/mine", "mia").await;
+    let behalf: Vec<_> = mias.body["data"].as_array().unwrap().iter().map(|a| a["on_behalf_of"].clone()).collect();
+    assert!(behalf.contains(&Value::Null) && behalf.contains(&json!("wes")), "{}", mias.body);
+    assert!(!read("/v1/approvals/mine", "fiona").await.body["data"].as_array().unwrap().is_empty(), "finance has steps waiting");
+
+    let mut overdue = 0;
+    for rep in ["alice", "bob", "carol", "dave", "erin", "gina", "hank"] {
+        let tasks = read("/v1/tasks/mine", rep).await;
+        overdue += tasks.body["data"].as_array().unwrap().iter().filter(|a| a["overdue"] == true).count();
+    }
+    assert!(overdue > 0, "some tasks are overdue");
+
+    let forecast = read("/v1/forecast", "fiona").await;
+    let categories: std::collections::BTreeSet<String> =
+        forecast.body["data"].as_array().unwrap().iter().flat_map(|r| r["categories"].as_object().unwrap().keys().cloned()).collect();
+    assert_eq!(categories.into_iter().collect::<Vec<_>>(), ["best_case", "closed", "commit", "pipeline"]);
+
+    let pool = t.pool().await;
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT q->>'status' FROM opportunities, jsonb_array_elements(quotes) q ORDER BY 1").fetch_all(&pool).await.unwrap();
+    assert_eq!(states, ["accepted", "approved", "declined", "draft", "pending_approval", "rejected"], "quotes in every state");
+}
