@@ -150,3 +150,59 @@ async fn the_demo_company_fills_every_view() {
         sqlx::query_scalar("SELECT DISTINCT q->>'status' FROM opportunities, jsonb_array_elements(quotes) q ORDER BY 1").fetch_all(&pool).await.unwrap();
     assert_eq!(states, ["accepted", "approved", "declined", "draft", "pending_approval", "rejected"], "quotes in every state");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contacts_are_validated_and_their_personal_fields_shown_only_to_sellers() {
+    let t = TestSystem::start().await;
+    let alice = t.token("alice", "default", &["rep"], Some("east"), None);
+    let andy = t.token("andy", "default", &["analyst"], None, None);
+    let account = t.open_account("Acme").await;
+    let jane = json!({"name": "Jane Doe", "email": "Jane@ACME.example", "phone": "+49 (30) 1234-567", "title": "CFO", "account_id": account});
+    let created = post(&t, "/v1/contacts", jane, &alice).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+
+    let cases = [
+        (json!({"name": "X", "email": "not-an-email"}), 422, Some("email")),
+        (json!({"name": "X", "phone": "030 1234567"}), 422, Some("phone")),
+        (json!({"name": " "}), 422, Some("name")),
+        (json!({"name": "X", "account_id": uuid::Uuid::now_v7()}), 422, None),
+        (json!({"email": "x@y.example"}), 400, None),
+    ];
+    let before = t.log_end_offsets(&t.config.topics().contact).await;
+    for (body, status, field) in cases {
+        let answer = post(&t, "/v1/contacts", body.clone(), &alice).await;
+        assert_eq!((answer.status, answer.body["field"].as_str()), (status, field), "{body} → {}", answer.body);
+    }
+    assert_eq!(t.log_end_offsets(&t.config.topics().contact).await, before, "nothing was appended");
+    let denied = post(&t, "/v1/contacts", json!({"name": "X"}), &andy).await;
+    assert_eq!(denied.status, 403, "analysts do not write: {}", denied.body);
+
+    // Sellers see the personal fields, normalized; analysts see the contact without them.
+    let shown = t.get_as(&format!("{}/v1/contacts/{id}", t.queries()), &alice).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let c = &shown.body["data"];
+    assert_eq!((c["email"].as_str(), c["phone"].as_str(), c["personal_fields"].as_str()), (Some("Jane@acme.example"), Some("+49301234567"), Some("shown")));
+    let hidden = t.get_as(&format!("{}/v1/contacts?account_id={account}&consistency=strong", t.queries()), &andy).await;
+    let c = &hidden.body["data"][0];
+    assert_eq!((c["name"].clone(), c["email"].clone(), c["title"].as_str(), c["personal_fields"].as_str()), (Value::Null, Value::Null, Some("CFO"), Some("withheld")), "{}", hidden.body);
+
+    // Updated, linked elsewhere, and a call logged on her.
+    let update = json!({"name": "Jane Doe-Smith", "email": "jane@acme.example", "phone": "+49 30 1234567", "title": "CFO"});
+    let (name, value) = ("Authorization", format!("Bearer {alice}"));
+    let updated = t.http.put(format!("{}/v1/contacts/{id}", t.commands())).header(name, &value).json(&update).send().await.unwrap();
+    assert_eq!(updated.status(), 200);
+    let other = t.open_account("Globex").await;
+    let linked = post(&t, &format!("/v1/contacts/{id}/account"), json!({"account_id": other}), &alice).await;
+    assert_eq!(linked.status, 200, "{}", linked.body);
+    let call = post(&t, "/v1/activities", json!({"kind": "call", "about": "contact", "about_id": id, "subject": "Intro call"}), &alice).await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    let read = t.get_as(&format!("{}/v1/contacts/{id}?consistency_token={}", t.queries(), linked.token()), &alice).await;
+    assert_eq!((read.body["data"]["name"].as_str(), read.body["data"]["account_id"].as_str(), read.body["data"]["version"].as_i64()), (Some("Jane Doe-Smith"), Some(other.as_str()), Some(3)));
+
+    // The replay tools serve analysts: no personal field leaves through them.
+    let (code, out, err) = t.replay(&["events", "--aggregate", "contact"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ContactCreated") && !out.contains("Jane") && !out.contains("+49"), "{out}");
+    assert!(out.contains("CFO"), "the title is not personal: {out}");
+}

@@ -6,6 +6,7 @@ use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use tidemark_events::activity::{self, About, ActivityCommand, Kind, NewActivity, Target};
+use tidemark_events::{account, contact};
 use tidemark_events::policy::{Action, Owned};
 use tidemark_events::{Aggregate, DomainEvent, Rejection};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
@@ -63,9 +64,10 @@ async fn log_activity(State(state): State<AppState>, ctx: CommandContext, Proble
             Some(card) => (if card.closed { Target::Closed } else { Target::Open }, Some(card)),
             None => (Target::Missing, None),
         },
-        About::Account if state.writer.account_exists(&who.tenant_id, body.about_id) => (Target::Open, None),
-        // Contacts come with the contacts work; until then, no contact exists.
-        About::Account | About::Contact => (Target::Missing, None),
+        About::Account | About::Contact => {
+            let kind = if body.about == About::Account { account::AGGREGATE_TYPE } else { contact::AGGREGATE_TYPE };
+            (if state.writer.exists(&who.tenant_id, kind, body.about_id) { Target::Open } else { Target::Missing }, None)
+        }
     };
     let record = card.as_ref().map(|c| Owned { owner: &c.owner_id, team: c.team_id.as_deref(), shared_with: &c.shared_with });
     authorize(&state, &who, Action::LogActivity { record }, &format!("{}/{}", body.about.name(), body.about_id)).await?;

@@ -53,6 +53,7 @@ pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, cod
         .merge(crate::quotes::routes())
         .merge(crate::delegations::routes())
         .merge(crate::activities::routes())
+        .merge(crate::contacts::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();
@@ -321,7 +322,7 @@ async fn create_opportunity(
 ) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::CreateOpportunity { owner: &body.owner_id, amount: &body.amount }, "opportunity/new").await?;
-    let account_exists = state.writer.account_exists(&who.tenant_id, body.account_id);
+    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
     let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, Uuid::now_v7(), ("create-opportunity", &body));
     let cmd = OpportunityCommand::Create(NewOpportunity {
         account_id: body.account_id,

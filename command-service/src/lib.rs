@@ -3,6 +3,7 @@
 
 mod activities;
 mod api;
+mod contacts;
 mod delegations;
 mod quotes;
 pub mod writer;

@@ -159,8 +159,9 @@ pub struct Writer {
     codec: EventCodec,
     partitions: HashMap<(String, i32), Partition>,
     partition_counts: HashMap<String, i32>,
-    /// Accounts are never removed, so opportunities can check them without a partition lock.
-    accounts: RwLock<HashMap<Uuid, String>>,
+    /// Accounts and contacts, with their tenant and type: they are never removed, so other
+    /// aggregates' commands can check them without a partition lock.
+    records: RwLock<HashMap<Uuid, (String, &'static str)>>,
     /// What other aggregates' commands need to know of each opportunity, across partitions.
     opportunities: RwLock<HashMap<Uuid, OpportunityCard>>,
     /// Every delegation, by id, with its tenant: approvals consult them across partitions.
@@ -213,7 +214,7 @@ impl Writer {
             codec,
             partitions,
             partition_counts,
-            accounts: RwLock::default(),
+            records: RwLock::default(),
             delegations: RwLock::default(),
             opportunities: RwLock::default(),
             outcomes: SyncMutex::default(),
@@ -317,9 +318,13 @@ impl Writer {
                 return;
             }
         }
-        if let DomainEvent::Account(_) = &record.event {
-            // Every account event is about an account that exists, and accounts are never removed.
-            self.accounts.write().expect("not poisoned").insert(env.aggregate_id, env.tenant_id.clone());
+        let kind = match &record.event {
+            DomainEvent::Account(_) => Some(tidemark_events::account::AGGREGATE_TYPE),
+            DomainEvent::Contact(_) => Some(tidemark_events::contact::AGGREGATE_TYPE),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.records.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), kind));
         }
         let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
         let evolved = tidemark_events::evolve(previous, &record.event);
@@ -379,8 +384,9 @@ impl Writer {
         self.opportunities.read().expect("not poisoned").get(&id).filter(|c| c.tenant_id == tenant_id).cloned()
     }
 
-    pub fn account_exists(&self, tenant_id: &str, id: Uuid) -> bool {
-        self.accounts.read().expect("not poisoned").get(&id).is_some_and(|t| t == tenant_id)
+    /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
+    pub fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
+        self.records.read().expect("not poisoned").get(&id).is_some_and(|(t, kind)| t == tenant_id && *kind == aggregate_type)
     }
 
     /// Runs one command: decide against the current state, append, wait for the broker.

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod activity;
 pub mod approval;
+pub mod contact;
 pub mod delegation;
 pub mod envelope;
 pub mod fold;
@@ -29,6 +30,7 @@ pub struct Topics {
     pub opportunity: String,
     pub delegation: String,
     pub activity: String,
+    pub contact: String,
 }
 
 impl Topics {
@@ -38,11 +40,12 @@ impl Topics {
             opportunity: format!("{prefix}crm.{}.events", opportunity::AGGREGATE_TYPE),
             delegation: format!("{prefix}crm.{}.events", delegation::AGGREGATE_TYPE),
             activity: format!("{prefix}crm.{}.events", activity::AGGREGATE_TYPE),
+            contact: format!("{prefix}crm.{}.events", contact::AGGREGATE_TYPE),
         }
     }
 
-    pub fn all(&self) -> [&str; 4] {
-        [&self.account, &self.opportunity, &self.delegation, &self.activity]
+    pub fn all(&self) -> [&str; 5] {
+        [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact]
     }
 
     pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
@@ -51,6 +54,7 @@ impl Topics {
             opportunity::AGGREGATE_TYPE => Some(&self.opportunity),
             delegation::AGGREGATE_TYPE => Some(&self.delegation),
             activity::AGGREGATE_TYPE => Some(&self.activity),
+            contact::AGGREGATE_TYPE => Some(&self.contact),
             _ => None,
         }
     }
@@ -65,6 +69,7 @@ pub enum DomainEvent {
     Opportunity(opportunity::OpportunityEvent),
     Delegation(delegation::DelegationEvent),
     Activity(activity::ActivityEvent),
+    Contact(contact::ContactEvent),
 }
 
 impl DomainEvent {
@@ -74,6 +79,7 @@ impl DomainEvent {
             DomainEvent::Opportunity(e) => e.event_type(),
             DomainEvent::Delegation(e) => e.event_type(),
             DomainEvent::Activity(e) => e.event_type(),
+            DomainEvent::Contact(e) => e.event_type(),
         }
     }
 }
@@ -86,6 +92,7 @@ pub enum Aggregate {
     Opportunity(opportunity::Opportunity),
     Delegation(delegation::Delegation),
     Activity(activity::Activity),
+    Contact(contact::Contact),
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
@@ -119,6 +126,22 @@ pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
             },
             e,
         )),
+        DomainEvent::Contact(e) => Aggregate::Contact(contact::evolve(
+            match state {
+                Some(Aggregate::Contact(c)) => Some(c),
+                _ => None,
+            },
+            e,
+        )),
+    }
+}
+
+/// The payload fields of an event type that hold personal data; the Avro schemas mark the
+/// same fields `"tidemark.personal": true` (a test in `schemas` holds the two together).
+pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "ContactCreated" | "ContactUpdated" => &["name", "email", "phone"],
+        _ => &[],
     }
 }
 

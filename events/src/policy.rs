@@ -107,6 +107,10 @@ pub enum Action<'a> {
     /// Any change to an existing opportunity; `amount` when the change sets one.
     ChangeOpportunity { record: Owned<'a>, amount: Option<&'a Money> },
     ReadOpportunity { record: Owned<'a> },
+    /// Create or change a contact (contacts have no owner: every seller of the tenant works with them).
+    ChangeContact,
+    /// Read contacts; personal fields only with `may_see_personal_fields`.
+    ReadContacts,
     /// Log a call, email, meeting or task; `record` is the opportunity it is about, if any.
     LogActivity { record: Option<Owned<'a>> },
     ReadAudit,
@@ -120,6 +124,8 @@ impl Action<'_> {
             Action::ChangeOpportunity { .. } => "change-opportunity",
             Action::ReadOpportunity { .. } => "read-opportunity",
             Action::LogActivity { .. } => "log-activity",
+            Action::ChangeContact => "change-contact",
+            Action::ReadContacts => "read-contacts",
             Action::ReadAudit => "read-audit",
         }
     }
@@ -195,6 +201,9 @@ pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
         Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } if can_touch(s, record) => Ok(()),
         Action::ReadOpportunity { record } if sellers && record.shared_with.contains(&s.user) => Ok(()),
         Action::ReadOpportunity { .. } if opportunity_scope(s) == Scope::Tenant => Ok(()),
+        Action::ChangeContact if sellers => Ok(()),
+        // Whoever reads opportunities reads contacts (analysts without their personal fields).
+        Action::ReadContacts if opportunity_scope(s) != Scope::Nothing => Ok(()),
         // Sellers log on accounts and contacts, and on the opportunities they see.
         Action::LogActivity { record: None } if sellers => Ok(()),
         Action::LogActivity { record: Some(record) } if sellers && (can_touch(s, record) || record.shared_with.contains(&s.user)) => Ok(()),
@@ -225,7 +234,7 @@ fn authorize_automation(s: &Subject, policy: &AutomationPolicy, action: &Action<
     match action {
         Action::OpenAccount if policy.may_open_accounts => Ok(()),
         Action::CreateOpportunity { amount, .. } if policy.may_create_opportunities => within_limit(Some(amount)),
-        Action::ReadOpportunity { .. } if policy.may_read => Ok(()),
+        Action::ReadOpportunity { .. } | Action::ReadContacts if policy.may_read => Ok(()),
         _ => deny("automation-may-not", format!("the policy of {} does not allow {}", s.user, action.name())),
     }
 }

@@ -9,6 +9,7 @@
 
 mod activities;
 mod apply;
+mod contacts;
 mod delegations;
 mod opportunities;
 mod pipeline;
@@ -23,6 +24,7 @@ use tidemark_events::{EventRecord, Topics};
 use uuid::Uuid;
 
 pub use activities::Activities;
+pub use contacts::Contacts;
 pub use delegations::Delegations;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
@@ -36,7 +38,7 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 4] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME];
+pub const PROJECTIONS: [&str; 5] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

@@ -3,6 +3,7 @@
 
 mod activities;
 mod approvals;
+mod contacts;
 pub mod bound;
 mod cache;
 mod forecast;
@@ -28,7 +29,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Activities, Delegations, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Activities, Contacts, Delegations, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -77,6 +78,8 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(my_approvals))
         .routes(routes!(get_forecast))
         .routes(routes!(my_tasks))
+        .routes(routes!(list_contacts))
+        .routes(routes!(get_contact))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
@@ -154,6 +157,8 @@ enum Query {
     /// `activities_at`: where the activities projection stood (its timeline is in the answer).
     Opportunity { id: Uuid, subject: Subject, activities_at: Standings, today: NaiveDate },
     MyTasks { user: String, today: NaiveDate },
+    /// `personal`: whether name, email and phone are shown (the policy's rule for the caller).
+    Contacts { id: Option<Uuid>, account_id: Option<Uuid>, after: Option<Uuid>, limit: i64, personal: bool },
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
     Pipeline { scope: Scope, owner: Option<String> },
     Forecast { scope: Scope, owner: Option<String>, period: forecast::Period },
@@ -187,6 +192,15 @@ fn scope_filter(scope: &Scope) -> (Option<&str>, Option<&str>) {
         Scope::Team(team) => (None, Some(team.as_str())),
         Scope::Tenant | Scope::Nothing => (None, None),
     }
+}
+
+/// The id after which a page starts, from the previous page's `next_cursor`.
+fn cursor(text: &str) -> Result<Uuid, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|b| Uuid::from_slice(&b).ok())
+        .ok_or_else(|| Problem::bad_request("cursor: not a cursor from a previous page"))
 }
 
 /// The scope a list is read in; a subject that may see no opportunity is refused.
@@ -261,6 +275,18 @@ impl AppState {
 async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cached, Refusal> {
     let data = |v: Value| Cached { data: v, extra: json!({}) };
     match query {
+        Query::Contacts { id: Some(id), account_id, after, limit, personal } => {
+            let found = contacts::contacts(db, tenant, (Some(*id), *account_id), (*after, *limit), *personal).await?;
+            let one = found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no contact {id} in the read model")))?;
+            Ok(data(json!(one)))
+        }
+        Query::Contacts { id: None, account_id, after, limit, personal } => {
+            let page = contacts::contacts(db, tenant, (None, *account_id), (*after, *limit + 1), *personal).await?;
+            let more = page.len() as i64 > *limit;
+            let page: Vec<_> = page.into_iter().take(*limit as usize).collect();
+            let next_cursor = page.last().filter(|_| more).map(|c| URL_SAFE_NO_PAD.encode(c.id.as_bytes()));
+            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+        }
         Query::MyTasks { user, today } => Ok(data(json!(activities::open_tasks(db, tenant, user, *today).await?))),
         Query::Opportunity { id, subject, today, .. } => {
             let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
@@ -432,16 +458,7 @@ async fn list_opportunities(
     if !(1..=200).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
     }
-    let after = params
-        .cursor
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(&c)
-                .ok()
-                .and_then(|b| Uuid::from_slice(&b).ok())
-                .ok_or_else(|| Problem::bad_request("cursor: not a cursor from a previous page"))
-        })
-        .transpose()?;
+    let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let scope = list_scope(&state, &who).await?;
     let query = Query::Opportunities { scope, owner: params.owner, stage, after, limit };
     state.read::<Opportunities>(&who, asked.with_default(false), query).await
@@ -485,6 +502,55 @@ async fn get_pipeline(
 async fn my_tasks(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
     let query = Query::MyTasks { user: who.actor_id.clone(), today: Utc::now().date_naive() };
     state.read::<Activities>(&who, asked.with_default(false), query).await
+}
+
+/// Refuses those who may not read contacts; says whether the caller sees personal fields.
+async fn contact_reader(state: &AppState, who: &Principal, target: &str) -> Result<bool, Problem> {
+    let subject = who.subject();
+    if let Err(denial) = policy::authorize(&subject, &Action::ReadContacts) {
+        return Err(denials::deny(&state.pool, who, "read-contacts", target, denial).await);
+    }
+    Ok(policy::may_see_personal_fields(&subject))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ContactParams {
+    /// Only the contacts of this account.
+    account_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Contacts, optionally of one account, a page at a time. Name, email and phone are
+/// personal data, shown only to roles that work with customers (`personal_fields`).
+#[utoipa::path(get, path = "/v1/contacts", params(ContactParams, BoundParams), tag = "contacts",
+    responses((status = 200, description = "`data`: contacts; `next_cursor`; `staleness`"), (status = 400), (status = 403), (status = 503)))]
+async fn list_contacts(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<ContactParams>,
+) -> Result<Response, Problem> {
+    let personal = contact_reader(&state, &who, "contacts").await?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
+    }
+    let after = params.cursor.map(|c| cursor(&c)).transpose()?;
+    let query = Query::Contacts { id: None, account_id: params.account_id, after, limit, personal };
+    state.read::<Contacts>(&who, asked.with_default(false), query).await
+}
+
+/// One contact; personal fields as for the list. A strong read unless asked otherwise.
+#[utoipa::path(get, path = "/v1/contacts/{id}", params(BoundParams), tag = "contacts",
+    responses((status = 200, description = "`data`: the contact; `staleness`"), (status = 403), (status = 404), (status = 503)))]
+async fn get_contact(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    let personal = contact_reader(&state, &who, &format!("contact/{id}")).await?;
+    let query = Query::Contacts { id: Some(id), account_id: None, after: None, limit: 1, personal };
+    state.read::<Contacts>(&who, asked.with_default(true), query).await
 }
 
 #[derive(Deserialize, IntoParams)]

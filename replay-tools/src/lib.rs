@@ -98,18 +98,25 @@ impl Replayer {
     }
 
     fn topic(&self, aggregate: &str) -> anyhow::Result<String> {
-        self.topics.for_aggregate(aggregate).map(String::from).with_context(|| format!("no aggregate type '{aggregate}'; try account or opportunity"))
+        self.topics.for_aggregate(aggregate).map(String::from).with_context(|| format!("no aggregate type '{aggregate}'; try account, opportunity, delegation, activity or contact"))
     }
 }
 
-/// An event as JSON: its envelope and its data.
+/// An event as JSON: its envelope and its data. Personal fields are left out (null): the
+/// tools serve analysts and auditors, whom the policy shows no personal data.
 pub fn event_json(record: &EventRecord) -> Value {
-    let data = match &record.event {
+    let mut data = match &record.event {
         DomainEvent::Account(AccountEvent::Opened(d)) => json!(d),
         DomainEvent::Opportunity(e) => json!(e),
         DomainEvent::Delegation(e) => json!(e),
         DomainEvent::Activity(e) => json!(e),
+        DomainEvent::Contact(e) => json!(e),
     };
+    for field in tidemark_events::personal_fields(&record.envelope.event_type) {
+        if let Some(value) = data.get_mut(*field) {
+            *value = Value::Null;
+        }
+    }
     json!({"envelope": record.envelope, "data": data})
 }
 
@@ -117,7 +124,7 @@ pub fn event_json(record: &EventRecord) -> Value {
 pub enum Replay {
     /// Print the events of the log as JSON lines, with their position.
     Events {
-        /// account or opportunity
+        /// account, opportunity, delegation, activity or contact
         #[arg(long, default_value = "opportunity")]
         aggregate: String,
         /// Only this aggregate's events.
@@ -126,7 +133,7 @@ pub enum Replay {
     },
     /// An aggregate as it stood at an instant (or version), with the events that led there.
     AsOf {
-        /// account or opportunity
+        /// account, opportunity, delegation, activity or contact
         aggregate: String,
         id: uuid::Uuid,
         /// An RFC 3339 instant, e.g. 2026-11-21T09:00:00Z.
@@ -161,7 +168,7 @@ pub enum Replay {
     /// Rebuild a projection from the log into new tables while the live ones keep serving,
     /// then switch over atomically. Interrupted (Ctrl-C), it resumes on the next run.
     Rebuild {
-        /// opportunities or pipeline
+        /// opportunities, pipeline, delegations, activities or contacts
         projection: String,
         /// Throw away an interrupted rebuild's tables and start from the beginning of the log.
         #[arg(long)]

@@ -48,7 +48,7 @@ pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> any
         .into_iter()
         .filter_map(|(id, f)| match f.state {
             Aggregate::Opportunity(o) => Some((id, (f.tenant_id, o, f.version))),
-            Aggregate::Account(_) | Aggregate::Delegation(_) | Aggregate::Activity(_) => None,
+            _ => None,
         })
         .collect();
     let drift = match projection {

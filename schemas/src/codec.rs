@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tidemark_events::account::AccountEvent;
 use tidemark_events::activity::ActivityEvent;
+use tidemark_events::contact::ContactEvent;
 use tidemark_events::delegation::DelegationEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
@@ -133,6 +134,7 @@ impl EventCodec {
             DomainEvent::Opportunity(e) => self.encode(topic, &format!("tidemark.opportunity.{}", e.event_type()), env, e).await,
             DomainEvent::Delegation(e) => self.encode(topic, &format!("tidemark.delegation.{}", e.event_type()), env, e).await,
             DomainEvent::Activity(e) => self.encode(topic, &format!("tidemark.activity.{}", e.event_type()), env, e).await,
+            DomainEvent::Contact(e) => self.encode(topic, &format!("tidemark.contact.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -174,6 +176,9 @@ impl EventCodec {
             "tidemark.activity.ActivityLogged" => event(&value, |d| DomainEvent::Activity(ActivityEvent::Logged(d)))?,
             "tidemark.activity.TaskCompleted" => event(&value, |d| DomainEvent::Activity(ActivityEvent::TaskCompleted(d)))?,
             "tidemark.activity.TaskReopened" => event(&value, |d| DomainEvent::Activity(ActivityEvent::TaskReopened(d)))?,
+            "tidemark.contact.ContactCreated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Created(d)))?,
+            "tidemark.contact.ContactUpdated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Updated(d)))?,
+            "tidemark.contact.ContactLinked" => event(&value, |d| DomainEvent::Contact(ContactEvent::Linked(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         })
     }

@@ -1,0 +1,100 @@
+//! Contact commands: create a contact (on an account or on its own), change its details,
+//! link it to an account.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use tidemark_events::contact::{self, ContactCommand, Details};
+use tidemark_events::policy::Action;
+use tidemark_events::{account, Aggregate, DomainEvent, Rejection};
+use tidemark_http::{Problem, ProblemJson, ProblemPath};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::api::{authorize, run, AppState, CommandAnswer, CommandContext};
+use crate::writer::CommandError;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_contact)).routes(routes!(update_contact)).routes(routes!(link_contact))
+}
+
+fn decision(cmd: ContactCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+    move |state| {
+        let state = match state {
+            Some(Aggregate::Contact(c)) => Some(c),
+            Some(_) => return Err(Rejection::NotFound.into()),
+            None => None,
+        };
+        Ok(contact::decide(state, &cmd)?.into_iter().map(DomainEvent::Contact).collect())
+    }
+}
+
+/// A contact's details. Name, email and phone are personal data.
+#[derive(Deserialize, ToSchema, Hash)]
+struct ContactBody {
+    name: String,
+    /// name@domain.tld
+    email: Option<String>,
+    /// International format, e.g. "+49 30 1234567"; stored as E.164.
+    phone: Option<String>,
+    title: Option<String>,
+    /// The account the contact works for (creation only).
+    account_id: Option<Uuid>,
+}
+
+impl ContactBody {
+    fn details(&self) -> Details {
+        Details { name: self.name.clone(), email: self.email.clone(), phone: self.phone.clone(), title: self.title.clone() }
+    }
+}
+
+/// Creates a contact, on an account or on its own.
+#[utoipa::path(post, path = "/v1/contacts", request_body = ContactBody, tag = "contacts",
+    responses((status = 201, body = CommandAnswer), (status = 400), (status = 403), (status = 422), (status = 503)))]
+async fn create_contact(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<ContactBody>) -> Result<Response, Problem> {
+    let who = ctx.principal.clone();
+    authorize(&state, &who, Action::ChangeContact, "contact/new").await?;
+    let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
+    let call = ctx.request(&state, contact::AGGREGATE_TYPE, Uuid::now_v7(), ("create-contact", &body));
+    let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details() };
+    run(&state, call, "create-contact", decision(cmd)).await
+}
+
+/// Replaces the contact's details (send every field; an absent email or phone is removed).
+#[utoipa::path(put, path = "/v1/contacts/{id}", request_body = ContactBody, tag = "contacts",
+    responses((status = 200, body = CommandAnswer), (status = 400), (status = 403), (status = 404), (status = 409), (status = 422), (status = 503)))]
+async fn update_contact(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemJson(body): ProblemJson<ContactBody>,
+) -> Result<Response, Problem> {
+    authorize(&state, &ctx.principal.clone(), Action::ChangeContact, &format!("contact/{id}")).await?;
+    if body.account_id.is_some() {
+        return Err(Problem::invalid_field("account_id", "link a contact to an account with POST /v1/contacts/{id}/account"));
+    }
+    let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("update-contact", id, &body));
+    run(&state, call, "update-contact", decision(ContactCommand::Update { details: body.details() })).await
+}
+
+#[derive(Deserialize, ToSchema, Hash)]
+struct LinkContact {
+    account_id: Uuid,
+}
+
+/// Links the contact to an account (replacing the account it was linked to).
+#[utoipa::path(post, path = "/v1/contacts/{id}/account", request_body = LinkContact, tag = "contacts",
+    responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn link_contact(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemJson(body): ProblemJson<LinkContact>,
+) -> Result<Response, Problem> {
+    let who = ctx.principal.clone();
+    authorize(&state, &who, Action::ChangeContact, &format!("contact/{id}")).await?;
+    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
+    let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("link-contact", id, &body));
+    run(&state, call, "link-contact", decision(ContactCommand::Link { account_id: body.account_id, account_exists })).await
+}
