@@ -224,6 +224,7 @@ impl System {
             spawn_projection::<tidemark_projectors::Delegations>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Activities>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Contacts>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::Accounts>(&mut tasks, &runner, &pool, &shutdown);
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;

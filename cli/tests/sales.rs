@@ -206,3 +206,31 @@ async fn contacts_are_validated_and_their_personal_fields_shown_only_to_sellers(
     assert!(out.contains("ContactCreated") && !out.contains("Jane") && !out.contains("+49"), "{out}");
     assert!(out.contains("CFO"), "the title is not personal: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_overview_shows_what_each_caller_may_see() {
+    let t = TestSystem::start().await;
+    let alice = t.token("alice", "default", &["rep"], Some("east"), None);
+    let mia = t.token("mia", "default", &["manager", "approver"], Some("east"), None);
+    let andy = t.token("andy", "default", &["analyst"], None, None);
+    let account = t.open_account("Umbrella Ltd").await;
+    t.create_opportunity(&account, "alice", "1000.00").await;
+    t.create_opportunity(&account, "bob", "2500.50").await;
+    assert_eq!(post(&t, "/v1/contacts", json!({"name": "Ada", "email": "ada@umbrella.example", "account_id": account}), &alice).await.status, 201);
+    assert_eq!(post(&t, "/v1/activities", json!({"kind": "meeting", "about": "account", "about_id": account, "subject": "Quarterly review"}), &alice).await.status, 201);
+
+    let url = format!("{}/v1/accounts/{account}?consistency=strong", t.queries());
+    let overview = |token: &str| t.get_as(&url, token);
+    let hers = overview(&alice).await;
+    assert_eq!(hers.status, 200, "{}", hers.body);
+    let a = &hers.body["data"];
+    assert_eq!((a["name"].as_str(), hers.body["staleness"]["projection"].as_str()), (Some("Umbrella Ltd"), Some("accounts")));
+    assert_eq!(a["opportunity_totals"], json!([{"status": "open", "currency": "EUR", "count": 1, "amount": "1000.00"}]), "a rep sees her own deals only");
+    assert_eq!((a["contacts"][0]["email"].as_str(), a["activities"][0]["subject"].as_str()), (Some("ada@umbrella.example"), Some("Quarterly review")));
+    let team = overview(&mia).await;
+    assert_eq!(team.body["data"]["opportunity_totals"][0]["amount"], "3500.50", "the manager sees the team's");
+    let analyst = overview(&andy).await;
+    assert_eq!(analyst.body["data"]["contacts"][0]["personal_fields"], "withheld");
+    let missing = t.get_as(&format!("{}/v1/accounts/{}", t.queries(), uuid::Uuid::now_v7()), &alice).await;
+    assert_eq!(missing.status, 404);
+}

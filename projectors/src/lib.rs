@@ -7,6 +7,7 @@
 //! rebuild over millions of events) is bound by PostgreSQL's bulk-write speed rather than by
 //! one round trip per event.
 
+mod accounts;
 mod activities;
 mod apply;
 mod contacts;
@@ -23,6 +24,7 @@ use sqlx::PgConnection;
 use tidemark_events::{EventRecord, Topics};
 use uuid::Uuid;
 
+pub use accounts::Accounts;
 pub use activities::Activities;
 pub use contacts::Contacts;
 pub use delegations::Delegations;
@@ -38,7 +40,7 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 5] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME];
+pub const PROJECTIONS: [&str; 6] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME, Accounts::NAME];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

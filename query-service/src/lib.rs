@@ -1,6 +1,7 @@
 //! The query API over the read models. Every answer says what it is based on and whether
 //! it meets the bound the caller asked for; see CONSISTENCY.md for the contract.
 
+mod accounts;
 mod activities;
 mod approvals;
 mod contacts;
@@ -29,7 +30,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Activities, Contacts, Delegations, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -79,6 +80,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(get_forecast))
         .routes(routes!(my_tasks))
         .routes(routes!(list_contacts))
+        .routes(routes!(get_account))
         .routes(routes!(get_contact))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
@@ -157,6 +159,8 @@ enum Query {
     /// `activities_at`: where the activities projection stood (its timeline is in the answer).
     Opportunity { id: Uuid, subject: Subject, activities_at: Standings, today: NaiveDate },
     MyTasks { user: String, today: NaiveDate },
+    /// `others`: where the opportunities, contacts and activities projections stood.
+    Account { id: Uuid, scope: Scope, personal: bool, today: NaiveDate, others: [Standings; 3] },
     /// `personal`: whether name, email and phone are shown (the policy's rule for the caller).
     Contacts { id: Option<Uuid>, account_id: Option<Uuid>, after: Option<Uuid>, limit: i64, personal: bool },
     Opportunities { scope: Scope, owner: Option<String>, stage: Option<Stage>, after: Option<Uuid>, limit: i64 },
@@ -286,6 +290,9 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             let page: Vec<_> = page.into_iter().take(*limit as usize).collect();
             let next_cursor = page.last().filter(|_| more).map(|c| URL_SAFE_NO_PAD.encode(c.id.as_bytes()));
             Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+        }
+        Query::Account { id, scope, personal, today, .. } => {
+            Ok(data(accounts::overview(db, tenant, *id, scope_filter(scope), *personal, *today).await?))
         }
         Query::MyTasks { user, today } => Ok(data(json!(activities::open_tasks(db, tenant, user, *today).await?))),
         Query::Opportunity { id, subject, today, .. } => {
@@ -511,6 +518,21 @@ async fn contact_reader(state: &AppState, who: &Principal, target: &str) -> Resu
         return Err(denials::deny(&state.pool, who, "read-contacts", target, denial).await);
     }
     Ok(policy::may_see_personal_fields(&subject))
+}
+
+/// The account overview: the account, its opportunities that you may see (the first 50,
+/// and totals by status and currency), its contacts (personal fields as for contacts) and
+/// its latest activities. Eventual unless asked otherwise; every read model in the answer
+/// is held to the bound, and the note speaks of the accounts projection.
+#[utoipa::path(get, path = "/v1/accounts/{id}", params(BoundParams), tag = "accounts",
+    responses((status = 200, description = "`data`: the overview; `staleness`"), (status = 403), (status = 404), (status = 503)))]
+async fn get_account(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    let scope = list_scope(&state, &who).await?;
+    let personal = contact_reader(&state, &who, &format!("account/{id}")).await?;
+    let bound = asked.with_default(false);
+    let others = [state.also_hold::<Opportunities>(&bound).await?, state.also_hold::<Contacts>(&bound).await?, state.also_hold::<Activities>(&bound).await?];
+    let query = Query::Account { id, scope, personal, today: Utc::now().date_naive(), others };
+    state.read::<Accounts>(&who, bound, query).await
 }
 
 #[derive(Deserialize, IntoParams)]

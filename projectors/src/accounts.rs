@@ -1,0 +1,74 @@
+//! `accounts`: one row per account.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+use tidemark_events::account::{self, Account};
+use tidemark_events::{DomainEvent, EventRecord, Topics};
+use uuid::Uuid;
+
+use crate::{column, Change, Projection};
+
+pub struct Accounts;
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    tenant_id: String,
+    created_at: DateTime<Utc>,
+    state: Account,
+}
+
+impl Projection for Accounts {
+    const NAME: &'static str = "accounts";
+    const TABLES: &'static [&'static str] = &["accounts"];
+    type Row = AccountRow;
+
+    fn topics(topics: &Topics) -> Vec<String> {
+        vec![topics.account.clone()]
+    }
+
+    fn version(row: &AccountRow) -> i64 {
+        row.state.version
+    }
+
+    fn evolve(row: Option<&AccountRow>, record: &EventRecord) -> Result<Option<AccountRow>, String> {
+        let DomainEvent::Account(event) = &record.event else { return Ok(None) };
+        let env = &record.envelope;
+        Ok(Some(AccountRow {
+            tenant_id: env.tenant_id.clone(),
+            created_at: row.map_or(env.recorded_at, |r| r.created_at),
+            state: account::evolve(row.map(|r| r.state.clone()), event),
+        }))
+    }
+
+    async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, AccountRow>> {
+        let rows = sqlx::query("SELECT id, tenant_id, name, version, created_at FROM accounts WHERE id = ANY($1)").bind(ids).fetch_all(db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let state = Account { name: r.get("name"), version: r.get("version") };
+                (r.get("id"), AccountRow { tenant_id: r.get("tenant_id"), created_at: r.get("created_at"), state })
+            })
+            .collect())
+    }
+
+    async fn store(db: &mut PgConnection, changes: &[Change<AccountRow>]) -> sqlx::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO accounts (id, tenant_id, name, version, created_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version",
+        )
+        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(column(changes, |r| r.tenant_id.clone()))
+        .bind(column(changes, |r| r.state.name.clone()))
+        .bind(column(changes, |r| r.state.version))
+        .bind(column(changes, |r| r.created_at))
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+}
