@@ -1,7 +1,7 @@
 //! Demo data: a believable sales company, loaded through the public command API, each
-//! command sent by the person who would send it: reps open accounts, work their deals,
-//! quote, log calls and set tasks; managers and finance approve discounts; a manager
-//! delegates for the week. Every command carries a fixed Idempotency-Key, so loading twice
+//! command sent by the person who would send it: reps open accounts with their contacts,
+//! capture leads (which the rules assign), work their deals, quote, log calls and set
+//! tasks; managers and finance approve discounts; a manager delegates for the week. Every command carries a fixed Idempotency-Key, so loading twice
 //! within a day adds nothing. Each account draws from its own seeded dice, so the company
 //! is the same however many accounts are loaded at once.
 
@@ -42,6 +42,11 @@ const PRODUCTS: [(&str, u32); 5] = [("Platform licence", 12000), ("Support plan"
 const DISCOUNTS: [&str; 8] = ["0", "5", "10", "12", "15", "18", "22", "30"];
 const CALLS: [&str; 4] = ["Discovery call", "Demo for the buying committee", "Pricing questions", "Check-in with the champion"];
 const TASKS: [&str; 4] = ["Send the proposal", "Book the security review", "Chase the signed order form", "Prepare the business case"];
+const FIRST_NAMES: [&str; 8] = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken"];
+const LAST_NAMES: [&str; 8] = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"];
+const TITLES: [&str; 4] = ["CFO", "Head of IT", "Procurement lead", "COO"];
+const TERRITORIES: [&str; 2] = ["east", "west"];
+const SEGMENTS: [&str; 3] = ["smb", "smb", "enterprise"];
 
 /// A small deterministic generator.
 struct Dice(u64);
@@ -135,6 +140,18 @@ async fn account(client: &Client, i: u32, today: NaiveDate) -> anyhow::Result<()
     let (owner, manager) = reps[dice.roll(reps.len())];
     let name = format!("{} {} {}", COMPANIES[dice.roll(COMPANIES.len())], i + 1, SUFFIXES[dice.roll(SUFFIXES.len())]);
     let Some(account) = client.command("/v1/accounts", &format!("demo-account-{i}"), owner, json!({"name": name})).await? else { return Ok(()) };
+    let (first, last) = (FIRST_NAMES[dice.roll(FIRST_NAMES.len())], LAST_NAMES[dice.roll(LAST_NAMES.len())]);
+    let company = name.split(' ').next().unwrap_or("company").to_lowercase();
+    let person = json!({"name": format!("{first} {last}"), "email": format!("{}.{}@{company}.example", first.to_lowercase(), last.to_lowercase()),
+                        "phone": format!("+44 20 7946 {:04}", dice.roll(10_000)), "title": TITLES[dice.roll(TITLES.len())], "account_id": account["id"]});
+    client.command("/v1/contacts", &format!("demo-contact-{i}"), owner, person).await?;
+    // Every tenth account brings a new lead along, which the rules assign.
+    if i % 10 == 0 {
+        let lead = json!({"name": format!("{} {}", FIRST_NAMES[dice.roll(FIRST_NAMES.len())], LAST_NAMES[dice.roll(LAST_NAMES.len())]),
+                          "company": format!("{} Prospect {}", COMPANIES[dice.roll(COMPANIES.len())], i + 1), "territory": TERRITORIES[dice.roll(2)],
+                          "segment": SEGMENTS[dice.roll(SEGMENTS.len())], "source": "web form"});
+        client.command("/v1/leads", &format!("demo-lead-{i}"), owner, lead).await?;
+    }
     for j in 0..1 + dice.roll(3) {
         let key = format!("demo-opportunity-{i}-{j}");
         let currency = if dice.roll(4) == 0 { "USD" } else { "EUR" };

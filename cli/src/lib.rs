@@ -77,6 +77,11 @@ pub struct Config {
     /// Partitions of each event topic when `setup` creates it.
     #[arg(long, env = "TIDEMARK_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
+    /// Lead assignment rules, a JSON file: `[{"territory": "east", "segment": null, "team": "east",
+    /// "members": ["alice", "bob"]}, …]`; the first rule that matches a lead names its team, whose
+    /// members take leads in turn [default: the demo company's rules]
+    #[arg(long, env = "TIDEMARK_LEAD_RULES")]
+    pub lead_rules: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -89,6 +94,16 @@ impl Config {
             Some(source) => Authenticator::published_keys(source).await?,
             None => Authenticator::shared_secret(&self.jwt_secret),
         })
+    }
+
+    pub fn lead_rules(&self) -> anyhow::Result<Vec<tidemark_events::assignment::Rule>> {
+        match &self.lead_rules {
+            None => Ok(users::lead_rules()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the lead rules {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| format!("{} is not a list of lead rules", path.display()))
+            }
+        }
     }
 
     /// Tokens name topics by index, so the topic list (prefix included) is part of the tag.
@@ -206,10 +221,13 @@ impl System {
                 code_version: CODE_VERSION.to_string(),
                 registry_token: service_token.clone(),
             };
-            let writer = tidemark_command_service::Writer::start(writer_config, &pool).await?;
-            let router =
-                tidemark_command_service::router(Arc::new(writer), pool.clone(), registry_url.clone(), CODE_VERSION.to_string(), config.tokens(), gate.clone());
+            let writer = Arc::new(tidemark_command_service::Writer::start(writer_config, &pool).await?);
+            let rules = config.lead_rules()?;
+            let versions = (registry_url.clone(), CODE_VERSION.to_string());
+            let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), rules.clone());
             tasks.spawn(serve(listener, router, shutdown.clone()));
+            let s = shutdown.clone();
+            tasks.spawn(async move { Ok(tidemark_command_service::route_leads(writer, rules, s).await) });
         }
         if services.projectors {
             let runner = tidemark_projectors::RunnerConfig {
@@ -225,6 +243,7 @@ impl System {
             spawn_projection::<tidemark_projectors::Activities>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Contacts>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Accounts>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::Leads>(&mut tasks, &runner, &pool, &shutdown);
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;

@@ -63,3 +63,15 @@ pub fn mint(config: &crate::Config, claims: &tidemark_http::auth::Claims) -> any
     anyhow::ensure!(config.jwks.is_none(), "tokens are minted by your identity provider when TIDEMARK_JWKS is set");
     tidemark_http::auth::Authenticator::shared_secret(&config.jwt_secret).mint(claims).ok_or_else(|| anyhow::anyhow!("cannot sign the token"))
 }
+
+/// How the demo company assigns leads: enterprise deals to team north; the rest by
+/// territory; anything else to west. Members of a team take leads in turn.
+pub fn lead_rules() -> Vec<tidemark_events::assignment::Rule> {
+    let rule = |territory: Option<&str>, segment: Option<&str>, team: &str| tidemark_events::assignment::Rule {
+        territory: territory.map(String::from),
+        segment: segment.map(String::from),
+        team: team.to_string(),
+        members: USERS.iter().filter(|u| u.team == Some(team) && u.roles == ["rep"]).map(|u| u.name.to_string()).collect(),
+    };
+    vec![rule(None, Some("enterprise"), "north"), rule(Some("east"), None, "east"), rule(Some("west"), None, "west"), rule(None, None, "west")]
+}

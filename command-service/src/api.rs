@@ -26,6 +26,7 @@ use tidemark_events::Aggregate;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
+    pub(crate) lead_rules: Arc<Vec<tidemark_events::assignment::Rule>>,
     pool: sqlx::PgPool,
     registry_url: String,
     code_version: String,
@@ -39,8 +40,16 @@ pub(crate) struct AppState {
 ))]
 struct ApiDoc;
 
-pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, code_version: String, tokens: TokenCodec, gate: Arc<Gate>) -> axum::Router {
-    let state = AppState { writer, pool, registry_url, code_version, tokens };
+/// The command API. `lead_rules` assign captured leads.
+pub fn router(
+    writer: Arc<Writer>,
+    pool: sqlx::PgPool,
+    (registry_url, code_version): (String, String),
+    tokens: TokenCodec,
+    gate: Arc<Gate>,
+    lead_rules: Vec<tidemark_events::assignment::Rule>,
+) -> axum::Router {
+    let state = AppState { writer, lead_rules: Arc::new(lead_rules), pool, registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
         .routes(routes!(create_opportunity))
@@ -54,6 +63,7 @@ pub fn router(writer: Arc<Writer>, pool: sqlx::PgPool, registry_url: String, cod
         .merge(crate::delegations::routes())
         .merge(crate::activities::routes())
         .merge(crate::contacts::routes())
+        .merge(crate::leads::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();

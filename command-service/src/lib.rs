@@ -5,10 +5,12 @@ mod activities;
 mod api;
 mod contacts;
 mod delegations;
+mod leads;
 mod quotes;
 pub mod writer;
 
 pub use api::router;
+pub use leads::route_leads;
 pub use writer::{StartError, Writer, WriterConfig};
 
 /// This crate's tables. Crates share one migration history, so each ignores the others'.

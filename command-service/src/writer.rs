@@ -21,6 +21,7 @@ use serde::Serialize;
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::fold::{PartitionFold, Verdict};
 use tidemark_events::delegation::Delegation;
+use tidemark_events::lead::Lead;
 use tidemark_events::partition::partition_for;
 use tidemark_events::quote::Delegated;
 use tidemark_events::{Aggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
@@ -228,6 +229,10 @@ impl Writer {
         Ok(writer)
     }
 
+    pub fn code_version(&self) -> &str {
+        &self.config.code_version
+    }
+
     pub fn epoch(&self) -> i64 {
         self.epoch
     }
@@ -364,6 +369,19 @@ impl Writer {
         });
         outcome.version = outcome.version.max(env.aggregate_version);
         outcome.events.push(position);
+    }
+
+    /// Every lead this writer holds, with its tenant and id: the lead router works from these.
+    pub async fn leads(&self) -> Vec<(String, Uuid, Lead)> {
+        let mut found = Vec::new();
+        for partition in self.partitions.values().filter(|p| p.topic == self.config.topics.lead) {
+            let state = partition.state.lock().await;
+            found.extend(state.streams.iter().filter_map(|(id, s)| match &s.state {
+                Aggregate::Lead(lead) => Some((s.tenant_id.clone(), *id, lead.clone())),
+                _ => None,
+            }));
+        }
+        found
     }
 
     /// The approval authority delegated to `user` for `day`, by whom, in the tenant.

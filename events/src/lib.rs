@@ -7,10 +7,12 @@
 pub mod account;
 pub mod activity;
 pub mod approval;
+pub mod assignment;
 pub mod contact;
 pub mod delegation;
 pub mod envelope;
 pub mod fold;
+pub mod lead;
 pub mod money;
 pub mod opportunity;
 pub mod partition;
@@ -31,6 +33,7 @@ pub struct Topics {
     pub delegation: String,
     pub activity: String,
     pub contact: String,
+    pub lead: String,
 }
 
 impl Topics {
@@ -41,11 +44,12 @@ impl Topics {
             delegation: format!("{prefix}crm.{}.events", delegation::AGGREGATE_TYPE),
             activity: format!("{prefix}crm.{}.events", activity::AGGREGATE_TYPE),
             contact: format!("{prefix}crm.{}.events", contact::AGGREGATE_TYPE),
+            lead: format!("{prefix}crm.{}.events", lead::AGGREGATE_TYPE),
         }
     }
 
-    pub fn all(&self) -> [&str; 5] {
-        [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact]
+    pub fn all(&self) -> [&str; 6] {
+        [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact, &self.lead]
     }
 
     pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
@@ -55,6 +59,7 @@ impl Topics {
             delegation::AGGREGATE_TYPE => Some(&self.delegation),
             activity::AGGREGATE_TYPE => Some(&self.activity),
             contact::AGGREGATE_TYPE => Some(&self.contact),
+            lead::AGGREGATE_TYPE => Some(&self.lead),
             _ => None,
         }
     }
@@ -70,6 +75,7 @@ pub enum DomainEvent {
     Delegation(delegation::DelegationEvent),
     Activity(activity::ActivityEvent),
     Contact(contact::ContactEvent),
+    Lead(lead::LeadEvent),
 }
 
 impl DomainEvent {
@@ -80,6 +86,7 @@ impl DomainEvent {
             DomainEvent::Delegation(e) => e.event_type(),
             DomainEvent::Activity(e) => e.event_type(),
             DomainEvent::Contact(e) => e.event_type(),
+            DomainEvent::Lead(e) => e.event_type(),
         }
     }
 }
@@ -93,54 +100,34 @@ pub enum Aggregate {
     Delegation(delegation::Delegation),
     Activity(activity::Activity),
     Contact(contact::Contact),
+    Lead(lead::Lead),
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
 pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
-    match event {
-        DomainEvent::Account(e) => Aggregate::Account(account::evolve(
-            match state {
-                Some(Aggregate::Account(a)) => Some(a),
-                _ => None,
-            },
-            e,
-        )),
-        DomainEvent::Opportunity(e) => Aggregate::Opportunity(opportunity::evolve(
-            match state {
-                Some(Aggregate::Opportunity(o)) => Some(o),
-                _ => None,
-            },
-            e,
-        )),
-        DomainEvent::Delegation(e) => Aggregate::Delegation(delegation::evolve(
-            match state {
-                Some(Aggregate::Delegation(d)) => Some(d),
-                _ => None,
-            },
-            e,
-        )),
-        DomainEvent::Activity(e) => Aggregate::Activity(activity::evolve(
-            match state {
-                Some(Aggregate::Activity(a)) => Some(a),
-                _ => None,
-            },
-            e,
-        )),
-        DomainEvent::Contact(e) => Aggregate::Contact(contact::evolve(
-            match state {
-                Some(Aggregate::Contact(c)) => Some(c),
-                _ => None,
-            },
-            e,
-        )),
+    // Each arm: the state of the event's aggregate type (none if the state is of another),
+    // folded by that aggregate's own `evolve`.
+    macro_rules! fold {
+        ($($variant:ident => $module:ident),*) => {
+            match event {
+                $(DomainEvent::$variant(e) => Aggregate::$variant($module::evolve(
+                    match state {
+                        Some(Aggregate::$variant(s)) => Some(s),
+                        _ => None,
+                    },
+                    e,
+                )),)*
+            }
+        };
     }
+    fold!(Account => account, Opportunity => opportunity, Delegation => delegation, Activity => activity, Contact => contact, Lead => lead)
 }
 
 /// The payload fields of an event type that hold personal data; the Avro schemas mark the
 /// same fields `"tidemark.personal": true` (a test in `schemas` holds the two together).
 pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
     match event_type {
-        "ContactCreated" | "ContactUpdated" => &["name", "email", "phone"],
+        "ContactCreated" | "ContactUpdated" | "LeadCaptured" => &["name", "email", "phone"],
         _ => &[],
     }
 }

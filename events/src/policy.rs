@@ -47,6 +47,8 @@ impl Role {
 pub struct AutomationPolicy {
     pub may_open_accounts: bool,
     pub may_create_opportunities: bool,
+    /// May assign leads (by the assignment rules).
+    pub may_assign_leads: bool,
     /// Largest amount it may create or set an opportunity to.
     pub max_amount: Option<Decimal>,
     pub may_read: bool,
@@ -60,6 +62,7 @@ pub fn automation_policy(principal: &str) -> Option<AutomationPolicy> {
         "lead-router" => Some(AutomationPolicy {
             may_open_accounts: true,
             may_create_opportunities: true,
+            may_assign_leads: true,
             max_amount: Some(Decimal::from(50_000)),
             may_read: false,
             may_see_personal_fields: false,
@@ -107,6 +110,14 @@ pub enum Action<'a> {
     /// Any change to an existing opportunity; `amount` when the change sets one.
     ChangeOpportunity { record: Owned<'a>, amount: Option<&'a Money> },
     ReadOpportunity { record: Owned<'a> },
+    /// Capture a lead (sellers, and whoever feeds leads in).
+    CaptureLead,
+    /// Assign a lead by the rules.
+    AssignLead,
+    /// Qualify, disqualify or convert a lead; `record` is its owner and team (none: unassigned).
+    WorkLead { record: Option<Owned<'a>> },
+    /// Read leads.
+    ReadLeads,
     /// Create or change a contact (contacts have no owner: every seller of the tenant works with them).
     ChangeContact,
     /// Read contacts; personal fields only with `may_see_personal_fields`.
@@ -125,6 +136,10 @@ impl Action<'_> {
             Action::ReadOpportunity { .. } => "read-opportunity",
             Action::LogActivity { .. } => "log-activity",
             Action::ChangeContact => "change-contact",
+            Action::CaptureLead => "capture-lead",
+            Action::AssignLead => "assign-lead",
+            Action::WorkLead { .. } => "work-lead",
+            Action::ReadLeads => "read-leads",
             Action::ReadContacts => "read-contacts",
             Action::ReadAudit => "read-audit",
         }
@@ -201,15 +216,25 @@ pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
         Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } if can_touch(s, record) => Ok(()),
         Action::ReadOpportunity { record } if sellers && record.shared_with.contains(&s.user) => Ok(()),
         Action::ReadOpportunity { .. } if opportunity_scope(s) == Scope::Tenant => Ok(()),
-        Action::ChangeContact if sellers => Ok(()),
+        Action::ChangeContact | Action::CaptureLead if sellers => Ok(()),
+        // A lead is worked by its owner and their team's managers; an unassigned one by managers.
+        Action::WorkLead { record: Some(record) } if can_touch(s, record) => Ok(()),
+        Action::WorkLead { record: None } if s.has(Role::Manager) => Ok(()),
+        Action::ReadLeads if sellers => Ok(()),
         // Whoever reads opportunities reads contacts (analysts without their personal fields).
         Action::ReadContacts if opportunity_scope(s) != Scope::Nothing => Ok(()),
         // Sellers log on accounts and contacts, and on the opportunities they see.
         Action::LogActivity { record: None } if sellers => Ok(()),
         Action::LogActivity { record: Some(record) } if sellers && (can_touch(s, record) || record.shared_with.contains(&s.user)) => Ok(()),
-        Action::ChangeOpportunity { record, .. } | Action::ReadOpportunity { record } | Action::LogActivity { record: Some(record) } if sellers => {
+        Action::ChangeOpportunity { record, .. }
+        | Action::ReadOpportunity { record }
+        | Action::LogActivity { record: Some(record) }
+        | Action::WorkLead { record: Some(record) }
+            if sellers =>
+        {
             let whose = if s.has(Role::Manager) { "neither yours nor your team's" } else { "not yours" };
-            deny("not-your-record", format!("this opportunity belongs to {}: it is {whose}", record.owner))
+            let what = if matches!(action, Action::WorkLead { .. }) { "lead" } else { "opportunity" };
+            deny("not-your-record", format!("this {what} belongs to {}: it is {whose}", record.owner))
         }
         Action::ReadAudit if s.has(Role::Auditor) => Ok(()),
         _ => deny(
@@ -235,6 +260,7 @@ fn authorize_automation(s: &Subject, policy: &AutomationPolicy, action: &Action<
         Action::OpenAccount if policy.may_open_accounts => Ok(()),
         Action::CreateOpportunity { amount, .. } if policy.may_create_opportunities => within_limit(Some(amount)),
         Action::ReadOpportunity { .. } | Action::ReadContacts if policy.may_read => Ok(()),
+        Action::CaptureLead | Action::AssignLead if policy.may_assign_leads => Ok(()),
         _ => deny("automation-may-not", format!("the policy of {} does not allow {}", s.user, action.name())),
     }
 }

@@ -12,6 +12,7 @@ mod activities;
 mod apply;
 mod contacts;
 mod delegations;
+mod leads;
 mod opportunities;
 mod pipeline;
 pub mod rebuild;
@@ -28,6 +29,7 @@ pub use accounts::Accounts;
 pub use activities::Activities;
 pub use contacts::Contacts;
 pub use delegations::Delegations;
+pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
 pub use runner::{run, RunnerConfig};
@@ -40,7 +42,8 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 6] = [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME, Accounts::NAME];
+pub const PROJECTIONS: [&str; 7] =
+    [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME, Accounts::NAME, Leads::NAME];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

@@ -8,6 +8,7 @@ mod contacts;
 pub mod bound;
 mod cache;
 mod forecast;
+mod leads;
 pub mod freshness;
 mod observability;
 
@@ -30,7 +31,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -81,6 +82,9 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(my_tasks))
         .routes(routes!(list_contacts))
         .routes(routes!(get_account))
+        .routes(routes!(list_leads))
+        .routes(routes!(lead_latency))
+        .routes(routes!(get_lead))
         .routes(routes!(get_contact))
         .routes(routes!(list_denials))
         .routes(routes!(healthz))
@@ -159,6 +163,8 @@ enum Query {
     /// `activities_at`: where the activities projection stood (its timeline is in the answer).
     Opportunity { id: Uuid, subject: Subject, activities_at: Standings, today: NaiveDate },
     MyTasks { user: String, today: NaiveDate },
+    Leads { scope: Scope, id: Option<Uuid>, status: Option<String>, after: Option<Uuid>, limit: i64, personal: bool },
+    LeadLatency,
     /// `others`: where the opportunities, contacts and activities projections stood.
     Account { id: Uuid, scope: Scope, personal: bool, today: NaiveDate, others: [Standings; 3] },
     /// `personal`: whether name, email and phone are shown (the policy's rule for the caller).
@@ -294,6 +300,18 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
         Query::Account { id, scope, personal, today, .. } => {
             Ok(data(accounts::overview(db, tenant, *id, scope_filter(scope), *personal, *today).await?))
         }
+        Query::Leads { scope, id: Some(id), status, after, limit, personal } => {
+            let found = leads::leads(db, tenant, scope_filter(scope), (Some(*id), status.as_deref()), (*after, *limit), *personal).await?;
+            Ok(data(json!(found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no lead {id} that you may see")))?)))
+        }
+        Query::Leads { scope, id: None, status, after, limit, personal } => {
+            let page = leads::leads(db, tenant, scope_filter(scope), (None, status.as_deref()), (*after, *limit + 1), *personal).await?;
+            let more = page.len() as i64 > *limit;
+            let page: Vec<_> = page.into_iter().take(*limit as usize).collect();
+            let next_cursor = page.last().filter(|_| more).map(|l| URL_SAFE_NO_PAD.encode(l.id.as_bytes()));
+            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+        }
+        Query::LeadLatency => Ok(data(leads::assignment_latency(db, tenant).await?)),
         Query::MyTasks { user, today } => Ok(data(json!(activities::open_tasks(db, tenant, user, *today).await?))),
         Query::Opportunity { id, subject, today, .. } => {
             let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
@@ -533,6 +551,70 @@ async fn get_account(State(state): State<AppState>, who: Principal, asked: Asked
     let others = [state.also_hold::<Opportunities>(&bound).await?, state.also_hold::<Contacts>(&bound).await?, state.also_hold::<Activities>(&bound).await?];
     let query = Query::Account { id, scope, personal, today: Utc::now().date_naive(), others };
     state.read::<Accounts>(&who, bound, query).await
+}
+
+/// Who may read leads, in which scope, and whether with personal fields.
+async fn lead_reader(state: &AppState, who: &Principal, target: &str) -> Result<(Scope, bool), Problem> {
+    let subject = who.subject();
+    if let Err(denial) = policy::authorize(&subject, &Action::ReadLeads) {
+        return Err(denials::deny(&state.pool, who, "read-leads", target, denial).await);
+    }
+    Ok((policy::opportunity_scope(&subject), policy::may_see_personal_fields(&subject)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LeadParams {
+    /// new, qualified, disqualified or converted
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Leads: a rep's own, a manager's team's, an admin's all; a page at a time. Eventual
+/// unless asked otherwise.
+#[utoipa::path(get, path = "/v1/leads", params(LeadParams, BoundParams), tag = "leads",
+    responses((status = 200, description = "`data`: leads; `next_cursor`; `staleness`"), (status = 400), (status = 403), (status = 422), (status = 503)))]
+async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemQuery(params): ProblemQuery<LeadParams>) -> Result<Response, Problem> {
+    let (scope, personal) = lead_reader(&state, &who, "leads").await?;
+    if let Some(status) = &params.status {
+        if !["new", "qualified", "disqualified", "converted"].contains(&status.as_str()) {
+            return Err(Problem::invalid_field("status", format!("'{status}' is not new, qualified, disqualified or converted")));
+        }
+    }
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
+    }
+    let after = params.cursor.map(|c| cursor(&c)).transpose()?;
+    let query = Query::Leads { scope, id: None, status: params.status, after, limit, personal };
+    state.read::<Leads>(&who, asked.with_default(false), query).await
+}
+
+/// One lead, with its owner, assignment latency and what its conversion created. A strong
+/// read unless asked otherwise.
+#[utoipa::path(get, path = "/v1/leads/{id}", params(BoundParams), tag = "leads",
+    responses((status = 200, description = "`data`: the lead; `staleness`"), (status = 403), (status = 404), (status = 503)))]
+async fn get_lead(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    let (scope, personal) = lead_reader(&state, &who, &format!("lead/{id}")).await?;
+    let query = Query::Leads { scope, id: Some(id), status: None, after: None, limit: 1, personal };
+    state.read::<Leads>(&who, asked.with_default(true), query).await
+}
+
+/// Lead assignment latency, from capture to an owner: per team, the count, median, 95th
+/// percentile and maximum in ms; and how many leads still wait for an owner. Managers and
+/// admins.
+#[utoipa::path(get, path = "/v1/leads/assignment-latency", params(BoundParams), tag = "leads",
+    responses((status = 200, description = "`data`: latency per team; `staleness`"), (status = 403), (status = 503)))]
+async fn lead_latency(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    let (scope, _) = lead_reader(&state, &who, "leads/assignment-latency").await?;
+    if matches!(scope, Scope::Own(_)) {
+        let denial = Denial { code: "role-may-not", reason: "the assignment latency of every team is for managers and admins".into() };
+        return Err(denials::deny(&state.pool, &who, "read-lead-latency", "leads/assignment-latency", denial).await);
+    }
+    state.read::<Leads>(&who, asked.with_default(false), Query::LeadLatency).await
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -98,7 +98,7 @@ impl Replayer {
     }
 
     fn topic(&self, aggregate: &str) -> anyhow::Result<String> {
-        self.topics.for_aggregate(aggregate).map(String::from).with_context(|| format!("no aggregate type '{aggregate}'; try account, opportunity, delegation, activity or contact"))
+        self.topics.for_aggregate(aggregate).map(String::from).with_context(|| format!("no aggregate type '{aggregate}'; try account, opportunity, delegation, activity, contact or lead"))
     }
 }
 
@@ -111,6 +111,7 @@ pub fn event_json(record: &EventRecord) -> Value {
         DomainEvent::Delegation(e) => json!(e),
         DomainEvent::Activity(e) => json!(e),
         DomainEvent::Contact(e) => json!(e),
+        DomainEvent::Lead(e) => json!(e),
     };
     for field in tidemark_events::personal_fields(&record.envelope.event_type) {
         if let Some(value) = data.get_mut(*field) {
@@ -124,7 +125,7 @@ pub fn event_json(record: &EventRecord) -> Value {
 pub enum Replay {
     /// Print the events of the log as JSON lines, with their position.
     Events {
-        /// account, opportunity, delegation, activity or contact
+        /// account, opportunity, delegation, activity, contact or lead
         #[arg(long, default_value = "opportunity")]
         aggregate: String,
         /// Only this aggregate's events.
@@ -133,7 +134,7 @@ pub enum Replay {
     },
     /// An aggregate as it stood at an instant (or version), with the events that led there.
     AsOf {
-        /// account, opportunity, delegation, activity or contact
+        /// account, opportunity, delegation, activity, contact or lead
         aggregate: String,
         id: uuid::Uuid,
         /// An RFC 3339 instant, e.g. 2026-11-21T09:00:00Z.

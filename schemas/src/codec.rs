@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tidemark_events::account::AccountEvent;
 use tidemark_events::activity::ActivityEvent;
 use tidemark_events::contact::ContactEvent;
+use tidemark_events::lead::LeadEvent;
 use tidemark_events::delegation::DelegationEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
@@ -135,6 +136,7 @@ impl EventCodec {
             DomainEvent::Delegation(e) => self.encode(topic, &format!("tidemark.delegation.{}", e.event_type()), env, e).await,
             DomainEvent::Activity(e) => self.encode(topic, &format!("tidemark.activity.{}", e.event_type()), env, e).await,
             DomainEvent::Contact(e) => self.encode(topic, &format!("tidemark.contact.{}", e.event_type()), env, e).await,
+            DomainEvent::Lead(e) => self.encode(topic, &format!("tidemark.lead.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -179,6 +181,11 @@ impl EventCodec {
             "tidemark.contact.ContactCreated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Created(d)))?,
             "tidemark.contact.ContactUpdated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Updated(d)))?,
             "tidemark.contact.ContactLinked" => event(&value, |d| DomainEvent::Contact(ContactEvent::Linked(d)))?,
+            "tidemark.lead.LeadCaptured" => event(&value, |d| DomainEvent::Lead(LeadEvent::Captured(d)))?,
+            "tidemark.lead.LeadAssigned" => event(&value, |d| DomainEvent::Lead(LeadEvent::Assigned(d)))?,
+            "tidemark.lead.LeadQualified" => event(&value, |d| DomainEvent::Lead(LeadEvent::Qualified(d)))?,
+            "tidemark.lead.LeadDisqualified" => event(&value, |d| DomainEvent::Lead(LeadEvent::Disqualified(d)))?,
+            "tidemark.lead.LeadConverted" => event(&value, |d| DomainEvent::Lead(LeadEvent::Converted(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         })
     }

@@ -36,6 +36,7 @@ pub fn test_config() -> Config {
         rate_per_tenant: 10_000,
         stall_after_ms: 30_000,
         partitions: 3,
+        lead_rules: None,
     }
 }
 

@@ -1,0 +1,184 @@
+//! Leads through the public APIs, against the real broker and PostgreSQL: captured,
+//! assigned by the rules as an automation with its rationale, qualified, and converted
+//! into an account, a contact and an opportunity under one correlation id.
+
+mod common;
+
+use common::{Answer, TestSystem};
+use serde_json::{json, Value};
+use tidemark_events::DomainEvent;
+use tidemark_schemas::Decoded;
+
+async fn post(t: &TestSystem, path: &str, body: Value, token: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    t.command(path, body, &[("Authorization", &auth)]).await
+}
+
+fn lead(territory: &str, segment: &str) -> Value {
+    json!({"name": "Jane Doe", "company": "Initech", "email": "jane@initech.example", "territory": territory, "segment": segment, "source": "web form"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lead_is_assigned_by_the_rules_qualified_and_converted() {
+    let t = TestSystem::start().await;
+    let alice = t.token("alice", "default", &["rep"], Some("east"), None);
+    let bob = t.token("bob", "default", &["rep"], Some("east"), None);
+    let mia = t.token("mia", "default", &["manager", "approver"], Some("east"), None);
+
+    // Two east leads: the east team's members take them in turn.
+    let first = post(&t, "/v1/leads", lead("East", "smb"), &alice).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = post(&t, "/v1/leads", lead("east", "smb"), &alice).await;
+    let (first, second) = (first.body["id"].as_str().unwrap().to_string(), second.body["id"].as_str().unwrap().to_string());
+    let read = |id: &str, token: &str| t.get_as(&format!("{}/v1/leads/{id}?consistency=strong", t.queries()), token);
+    let one = read(&first, &mia).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let two = read(&second, &mia).await;
+    let owners = [one.body["data"]["owner_id"].as_str().unwrap().to_string(), two.body["data"]["owner_id"].as_str().unwrap().to_string()];
+    assert_eq!(owners, ["alice", "bob"], "round robin in team east");
+    assert!(one.body["data"]["assignment_latency_ms"].as_i64().unwrap() >= 0);
+
+    // The assignment is the lead-router automation's command, with its rationale.
+    let log = t.read_log(&t.config.topics().lead).await;
+    let assigned: Vec<_> = log
+        .iter()
+        .filter_map(|(_, _, d)| match d {
+            Decoded::Event(e) if e.envelope.event_type == "LeadAssigned" => Some(e.envelope.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(assigned.len(), 2);
+    assert_eq!((assigned[0].actor_id.as_str(), assigned[0].actor_kind.name()), ("lead-router", "automation"));
+    assert!(assigned[0].rationale.as_deref().unwrap().contains("territory east"), "{:?}", assigned[0].rationale);
+
+    // Bob may not work alice's lead; she qualifies and converts it.
+    let not_his = post(&t, &format!("/v1/leads/{first}/qualify"), json!({}), &bob).await;
+    assert_eq!((not_his.status, not_his.body["reason_code"].as_str()), (403, Some("not-your-record")), "{}", not_his.body);
+    let early = post(&t, &format!("/v1/leads/{first}/convert"), json!({"opportunity_name": "Initech pilot", "amount": {"value": "5000.00", "currency": "EUR"}, "close_date": "2027-03-31"}), &alice).await;
+    assert_eq!((early.status, early.body["rule"].as_str()), (422, Some("qualify-before-converting")), "{}", early.body);
+    assert_eq!(post(&t, &format!("/v1/leads/{first}/qualify"), json!({}), &alice).await.status, 200);
+    let converted = post(&t, &format!("/v1/leads/{first}/convert"), json!({"opportunity_name": "Initech pilot", "amount": {"value": "5000.00", "currency": "EUR"}, "close_date": "2027-03-31"}), &alice).await;
+    assert_eq!(converted.status, 200, "{}", converted.body);
+
+    let done = read(&first, &alice).await;
+    let l = &done.body["data"];
+    assert_eq!(l["status"], "converted", "{}", done.body);
+    let opportunity = l["opportunity_id"].as_str().unwrap().to_string();
+    let deal = t.get_as(&format!("{}/v1/opportunities/{opportunity}", t.queries()), &alice).await;
+    assert_eq!(deal.status, 200, "{}", deal.body);
+    assert_eq!((deal.body["data"]["owner_id"].as_str(), deal.body["data"]["name"].as_str(), deal.body["data"]["team_id"].as_str()), (Some("alice"), Some("Initech pilot"), Some("east")));
+    let account = t.get_as(&format!("{}/v1/accounts/{}?consistency=strong", t.queries(), l["account_id"].as_str().unwrap()), &alice).await;
+    assert_eq!(account.body["data"]["name"], "Initech", "{}", account.body);
+    assert_eq!(account.body["data"]["contacts"][0]["email"], "jane@initech.example");
+
+    // One correlation id ties the conversion to everything it created.
+    let topics = t.config.topics();
+    let mut correlated = Vec::new();
+    for topic in [&topics.lead, &topics.account, &topics.contact, &topics.opportunity] {
+        for (_, _, d) in t.read_log(topic).await {
+            if let Decoded::Event(e) = d {
+                if matches!(e.event, DomainEvent::Lead(_)) && e.envelope.event_type != "LeadConverted" {
+                    continue;
+                }
+                correlated.push((e.envelope.event_type.clone(), e.envelope.correlation_id.clone(), e.envelope.actor_id.clone()));
+            }
+        }
+    }
+    let conversion = correlated.iter().find(|(t, _, _)| t == "LeadConverted").unwrap().1.clone();
+    let tied: Vec<_> = correlated.iter().filter(|(_, c, _)| *c == conversion).map(|(t, _, a)| (t.as_str(), a.as_str())).collect();
+    assert_eq!(tied, [("LeadConverted", "alice"), ("AccountOpened", "alice"), ("ContactCreated", "alice"), ("OpportunityCreated", "alice")]);
+
+    // Disqualified with a reason, a lead is done; the latency view is for managers.
+    let gone = post(&t, &format!("/v1/leads/{second}/disqualify"), json!({"reason": "a student project"}), &bob).await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    let latency = t.get_as(&format!("{}/v1/leads/assignment-latency?consistency=strong", t.queries()), &mia).await;
+    assert_eq!((latency.body["data"]["teams"][0]["team_id"].as_str(), latency.body["data"]["teams"][0]["assigned"].as_i64()), (Some("east"), Some(2)), "{}", latency.body);
+    assert_eq!(t.get_as(&format!("{}/v1/leads/assignment-latency", t.queries()), &alice).await.status, 403);
+    let bad = post(&t, "/v1/leads", json!({"name": "X", "company": "Y", "email": "nope", "territory": "east", "segment": "smb", "source": "web"}), &alice).await;
+    assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("email")), "{}", bad.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_conversion_is_completed_by_the_router() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use tidemark_events::envelope::StreamPosition;
+    use tidemark_events::lead::{LeadConverted, LeadEvent};
+    use tidemark_events::{ActorKind, CommandMeta, Envelope, EventRecord};
+
+    let config = common::test_config();
+    let t = TestSystem::start_with(config.clone(), tidemark::Services::ALL).await;
+    let admin = t.admin();
+    let id: uuid::Uuid = post(&t, "/v1/leads", lead("east", "smb"), &admin).await.body["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(post(&t, &format!("/v1/leads/{id}/qualify"), json!({}), &admin).await.status, 200);
+
+    // The conversion's decision reaches the log, and the process dies before the records it
+    // names: append the LeadConverted by hand, as the writer would have, and stop.
+    let topic = t.config.topics().lead.clone();
+    let (partition, last) = t
+        .read_log(&topic)
+        .await
+        .into_iter()
+        .filter_map(|(p, _, d)| match d {
+            Decoded::Event(e) if e.envelope.aggregate_id == id => Some((p, e)),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    let converted = LeadConverted {
+        account_id: uuid::Uuid::new_v5(&id, b"account"),
+        new_account: true,
+        contact_id: uuid::Uuid::new_v5(&id, b"contact"),
+        opportunity_id: uuid::Uuid::new_v5(&id, b"opportunity"),
+        opportunity_name: "Initech pilot".into(),
+        amount: serde_json::from_value(json!({"value": "5000.00", "currency": "EUR"})).unwrap(),
+        close_date: chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap(),
+        converted_by: "alice".into(),
+        correlation_id: "corr-interrupted".into(),
+    };
+    let meta = CommandMeta {
+        command_id: "convert-before-the-crash".into(),
+        tenant_id: "default".into(),
+        actor_id: "alice".into(),
+        actor_kind: ActorKind::User,
+        client_id: "tests".into(),
+        correlation_id: "corr-interrupted".into(),
+        causation_id: None,
+        policy_version: tidemark_events::POLICY_VERSION.into(),
+        code_version: "tests".into(),
+        rationale: None,
+        received_at: chrono::Utc::now(),
+    };
+    let at = StreamPosition { aggregate_type: "lead", aggregate_id: id, version: last.envelope.aggregate_version + 1, writer_epoch: last.envelope.writer_epoch };
+    let record = EventRecord { envelope: Envelope::new(&meta, at, "LeadConverted", chrono::Utc::now()), event: DomainEvent::Lead(LeadEvent::Converted(converted)) };
+    let service = tidemark::users::mint(&t.config, &tidemark::service_claims()).unwrap();
+    let codec = tidemark_schemas::EventCodec::with_token(&t.registry(), Some(&service)).unwrap();
+    let payload = codec.encode_event(&topic, &record).await.unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &t.config.brokers).create().unwrap();
+    let key = id.to_string();
+    producer.send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&payload), std::time::Duration::from_secs(5)).await.unwrap();
+    t.stop().await;
+
+    // The next process reads the conversion and its router completes it, under its correlation id.
+    let t = TestSystem::start_with(config, tidemark::Services::ALL).await;
+    let opportunity = uuid::Uuid::new_v5(&id, b"opportunity");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let deal = t.get(&format!("{}/v1/opportunities/{opportunity}", t.queries())).await;
+        if deal.status == 200 {
+            assert_eq!(deal.body["data"]["name"], "Initech pilot");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the conversion was not completed: {}", deal.body);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let created: Vec<_> = t
+        .read_log(&t.config.topics().opportunity)
+        .await
+        .into_iter()
+        .filter_map(|(_, _, d)| match d {
+            Decoded::Event(e) if e.envelope.aggregate_id == opportunity => Some((e.envelope.correlation_id, e.envelope.actor_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, [("corr-interrupted".to_string(), "alice".to_string())], "created once, tied to the conversion");
+}
