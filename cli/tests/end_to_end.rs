@@ -71,15 +71,28 @@ async fn lists_filter_by_owner_and_stage_a_page_at_a_time() {
     let account = t.open_account("Globex").await;
     // The opportunities land on different partitions. Each command gets the session's token
     // so far and answers with it plus its own write, so the last token covers them all.
+    // Ids are random: write deals for dave too until the session spans two partitions.
     let mut session = String::new();
     let mut id = String::new();
-    for i in 0..5 {
-        let body = json!({"account_id": account, "name": "Deal", "owner_id": if i < 3 { "bob" } else { "carol" },
+    for i in 0.. {
+        let spans = !session.is_empty() && t.config.tokens().decode(&session).unwrap().0.len() >= 2;
+        if i >= 5 && spans {
+            break;
+        }
+        assert!(i < 100, "no two partitions after 100 writes");
+        let owner = match i {
+            0..=2 => "bob",
+            3 | 4 => "carol",
+            _ => "dave",
+        };
+        let body = json!({"account_id": account, "name": "Deal", "owner_id": owner,
             "amount": {"value": "100", "currency": "EUR"}, "close_date": "2027-01-01"});
         let headers: Vec<(&str, &str)> = if session.is_empty() { vec![] } else { vec![("Consistency-Token", session.as_str())] };
         let created = t.command("/v1/opportunities", body, &headers).await;
         session = created.token();
-        id = created.body["id"].as_str().unwrap().to_string();
+        if owner == "carol" {
+            id = created.body["id"].as_str().unwrap().to_string();
+        }
     }
     let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Negotiation"}), &[("Consistency-Token", &session)]).await;
     let tok = moved.token();

@@ -8,29 +8,17 @@ use serde::Deserialize;
 use tidemark_events::activity::{self, About, ActivityCommand, Kind, NewActivity, Target};
 use tidemark_events::{account, contact};
 use tidemark_events::policy::{Action, Owned};
-use tidemark_events::{Aggregate, DomainEvent, Rejection};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{authorize, run, AppState, CommandAnswer, CommandContext};
-use crate::writer::CommandError;
+use crate::api::{decision, authorize, run, AppState, CommandAnswer, CommandContext};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(log_activity)).routes(routes!(complete_task)).routes(routes!(reopen_task))
 }
 
-fn decision(cmd: ActivityCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
-    move |state| {
-        let state = match state {
-            Some(Aggregate::Activity(a)) => Some(a),
-            Some(_) => return Err(Rejection::NotFound.into()),
-            None => None,
-        };
-        Ok(activity::decide(state, &cmd)?.into_iter().map(DomainEvent::Activity).collect())
-    }
-}
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct LogActivity {
@@ -85,7 +73,7 @@ async fn log_activity(State(state): State<AppState>, ctx: CommandContext, Proble
         assignee: body.assignee,
         now: call.0.meta.received_at,
     });
-    run(&state, call, "log-activity", decision(cmd)).await
+    run(&state, call, "log-activity", decision!(Activity, activity, cmd)).await
 }
 
 async fn task_status(state: AppState, ctx: CommandContext, id: Uuid, complete: bool) -> Result<Response, Problem> {
@@ -94,7 +82,7 @@ async fn task_status(state: AppState, ctx: CommandContext, id: Uuid, complete: b
     let call = ctx.request(&state, activity::AGGREGATE_TYPE, id, (action, id));
     let at = call.0.meta.received_at;
     let cmd = if complete { ActivityCommand::Complete { by, at } } else { ActivityCommand::Reopen { by, at } };
-    run(&state, call, action, decision(cmd)).await
+    run(&state, call, action, decision!(Activity, activity, cmd)).await
 }
 
 /// Completes a task (its assignee, or whoever set it).

@@ -23,6 +23,24 @@ use uuid::Uuid;
 use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Outcome, Writer};
 use tidemark_events::Aggregate;
 
+/// The decision of a command on one kind of aggregate: its state (none when new; not found
+/// when the id names another kind), decided by that aggregate's own `decide`, its events
+/// wrapped for the writer.
+macro_rules! decision {
+    ($variant:ident, $module:ident, $cmd:expr) => {{
+        let cmd = $cmd;
+        move |state: Option<&tidemark_events::Aggregate>| -> Result<Vec<tidemark_events::DomainEvent>, crate::writer::CommandError> {
+            let state = match state {
+                Some(tidemark_events::Aggregate::$variant(s)) => Some(s),
+                Some(_) => return Err(tidemark_events::Rejection::NotFound.into()),
+                None => None,
+            };
+            Ok(tidemark_events::$module::decide(state, &cmd)?.into_iter().map(tidemark_events::DomainEvent::$variant).collect())
+        }
+    }};
+}
+pub(crate) use decision;
+
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
@@ -289,15 +307,7 @@ async fn open_account(State(state): State<AppState>, ctx: CommandContext, Proble
     authorize(&state, &ctx.principal, Action::OpenAccount, "account/new").await?;
     let call = ctx.request(&state, account::AGGREGATE_TYPE, Uuid::now_v7(), ("open-account", &body));
     let cmd = AccountCommand::Open { name: body.name };
-    run(&state, call, "open-account", move |s| {
-        let s = match s {
-            Some(Aggregate::Account(a)) => Some(a),
-            Some(_) => return Err(Rejection::AlreadyExists.into()),
-            None => None,
-        };
-        Ok(account::decide(s, &cmd)?.into_iter().map(DomainEvent::Account).collect())
-    })
-    .await
+    run(&state, call, "open-account", decision!(Account, account, cmd)).await
 }
 
 #[derive(Deserialize, ToSchema, Hash)]

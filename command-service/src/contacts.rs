@@ -6,29 +6,18 @@ use axum::response::Response;
 use serde::Deserialize;
 use tidemark_events::contact::{self, ContactCommand, Details};
 use tidemark_events::policy::Action;
-use tidemark_events::{account, Aggregate, DomainEvent, Rejection};
+use tidemark_events::account;
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{authorize, run, AppState, CommandAnswer, CommandContext};
-use crate::writer::CommandError;
+use crate::api::{decision, authorize, run, AppState, CommandAnswer, CommandContext};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_contact)).routes(routes!(update_contact)).routes(routes!(link_contact))
 }
 
-fn decision(cmd: ContactCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
-    move |state| {
-        let state = match state {
-            Some(Aggregate::Contact(c)) => Some(c),
-            Some(_) => return Err(Rejection::NotFound.into()),
-            None => None,
-        };
-        Ok(contact::decide(state, &cmd)?.into_iter().map(DomainEvent::Contact).collect())
-    }
-}
 
 /// A contact's details. Name, email and phone are personal data.
 #[derive(Deserialize, ToSchema, Hash)]
@@ -58,7 +47,7 @@ async fn create_contact(State(state): State<AppState>, ctx: CommandContext, Prob
     let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, Uuid::now_v7(), ("create-contact", &body));
     let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details() };
-    run(&state, call, "create-contact", decision(cmd)).await
+    run(&state, call, "create-contact", decision!(Contact, contact, cmd)).await
 }
 
 /// Replaces the contact's details (send every field; an absent email or phone is removed).
@@ -75,7 +64,7 @@ async fn update_contact(
         return Err(Problem::invalid_field("account_id", "link a contact to an account with POST /v1/contacts/{id}/account"));
     }
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("update-contact", id, &body));
-    run(&state, call, "update-contact", decision(ContactCommand::Update { details: body.details() })).await
+    run(&state, call, "update-contact", decision!(Contact, contact, ContactCommand::Update { details: body.details() })).await
 }
 
 #[derive(Deserialize, ToSchema, Hash)]
@@ -96,5 +85,5 @@ async fn link_contact(
     authorize(&state, &who, Action::ChangeContact, &format!("contact/{id}")).await?;
     let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("link-contact", id, &body));
-    run(&state, call, "link-contact", decision(ContactCommand::Link { account_id: body.account_id, account_exists })).await
+    run(&state, call, "link-contact", decision!(Contact, contact, ContactCommand::Link { account_id: body.account_id, account_exists })).await
 }

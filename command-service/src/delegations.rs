@@ -6,29 +6,18 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use tidemark_events::delegation::{self, DelegationCommand};
-use tidemark_events::{ActorKind, Aggregate, DomainEvent, Rejection};
+use tidemark_events::ActorKind;
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{run, AppState, CommandAnswer, CommandContext};
-use crate::writer::CommandError;
+use crate::api::{decision, run, AppState, CommandAnswer, CommandContext};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(grant_delegation)).routes(routes!(revoke_delegation))
 }
 
-fn decision(cmd: DelegationCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
-    move |state| {
-        let state = match state {
-            Some(Aggregate::Delegation(d)) => Some(d),
-            Some(_) => return Err(Rejection::NotFound.into()),
-            None => None,
-        };
-        Ok(delegation::decide(state, &cmd)?.into_iter().map(DomainEvent::Delegation).collect())
-    }
-}
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct GrantDelegation {
@@ -57,7 +46,7 @@ async fn grant_delegation(State(state): State<AppState>, ctx: CommandContext, Pr
         valid_until: body.valid_until,
         today: call.0.meta.received_at.date_naive(),
     };
-    run(&state, call, "grant-delegation", decision(cmd)).await
+    run(&state, call, "grant-delegation", decision!(Delegation, delegation, cmd)).await
 }
 
 /// Ends a delegation now (the delegator only).
@@ -67,5 +56,5 @@ async fn revoke_delegation(State(state): State<AppState>, ctx: CommandContext, P
     let by = ctx.principal.actor_id.clone();
     let call = ctx.request(&state, delegation::AGGREGATE_TYPE, id, ("revoke-delegation", id));
     let cmd = DelegationCommand::Revoke { by, at: call.0.meta.received_at };
-    run(&state, call, "revoke-delegation", decision(cmd)).await
+    run(&state, call, "revoke-delegation", decision!(Delegation, delegation, cmd)).await
 }

@@ -18,14 +18,14 @@ use serde::Deserialize;
 use tidemark_events::assignment::{self, Rule};
 use tidemark_events::lead::{self, Conversion, Lead, LeadCommand, LeadStatus, NewLead};
 use tidemark_events::policy::{self, Action, Owned, Subject};
-use tidemark_events::{account, contact, opportunity, ActorKind, Aggregate, CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
+use tidemark_events::{account, contact, opportunity, ActorKind, CommandMeta, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{authorize, run, AppState, CommandAnswer, CommandContext};
+use crate::api::{decision, authorize, run, AppState, CommandAnswer, CommandContext};
 use crate::writer::{fingerprint, CommandError, CommandRequest, Writer};
 
 /// The automation principal that assigns leads.
@@ -40,16 +40,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(convert_lead))
 }
 
-fn decision(cmd: LeadCommand) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
-    move |state| {
-        let state = match state {
-            Some(Aggregate::Lead(l)) => Some(l),
-            Some(_) => return Err(Rejection::NotFound.into()),
-            None => None,
-        };
-        Ok(lead::decide(state, &cmd)?.into_iter().map(DomainEvent::Lead).collect())
-    }
-}
 
 /// A command Tidemark sends itself, as `actor`, under `command_id` (an idempotency key).
 fn own_command(writer: &Writer, tenant: &str, (aggregate_type, id): (&'static str, Uuid), command_id: String, (actor, kind): (&str, ActorKind), correlation_id: &str, rationale: Option<String>) -> CommandRequest {
@@ -85,7 +75,7 @@ async fn assign(writer: &Writer, rules: &[Rule], (tenant, id, lead): (&str, Uuid
     };
     let request = own_command(writer, tenant, (lead::AGGREGATE_TYPE, id), format!("assign-lead-{id}"), (ROUTER, ActorKind::Automation), &id.to_string(), Some(chosen.rationale.clone()));
     let cmd = LeadCommand::Assign { owner_id: chosen.owner_id, team_id: chosen.team_id, rule: chosen.rationale, at: request.meta.received_at };
-    match writer.execute(request, decision(cmd)).await {
+    match writer.execute(request, decision!(Lead, lead, cmd)).await {
         Ok(_) | Err(CommandError::Rejected(Rejection::NoChange(_))) => Ok(true),
         Err(e) => Err(e),
     }
@@ -115,32 +105,12 @@ async fn complete_conversion(writer: &Writer, tenant: &str, id: Uuid, lead: &Lea
         Err(e) => Err(e),
     };
     if let Some((account_id, cmd)) = account {
-        done(writer.execute(request(account::AGGREGATE_TYPE, account_id), move |s| {
-            let s = match s {
-                Some(Aggregate::Account(a)) => Some(a),
-                Some(_) => return Err(Rejection::AlreadyExists.into()),
-                None => None,
-            };
-            Ok(account::decide(s, &cmd)?.into_iter().map(DomainEvent::Account).collect())
-        })
-        .await)?;
+        done(writer.execute(request(account::AGGREGATE_TYPE, account_id), decision!(Account, account, cmd)).await)?;
     }
     let (contact_id, cmd) = contact;
-    done(writer.execute(request(contact::AGGREGATE_TYPE, contact_id), move |s| {
-        if s.is_some() {
-            return Err(Rejection::AlreadyExists.into());
-        }
-        Ok(contact::decide(None, &cmd)?.into_iter().map(DomainEvent::Contact).collect())
-    })
-    .await)?;
+    done(writer.execute(request(contact::AGGREGATE_TYPE, contact_id), decision!(Contact, contact, cmd)).await)?;
     let (opportunity_id, cmd) = opportunity;
-    done(writer.execute(request(opportunity::AGGREGATE_TYPE, opportunity_id), move |s| {
-        if s.is_some() {
-            return Err(Rejection::AlreadyExists.into());
-        }
-        Ok(opportunity::decide(None, &cmd)?.into_iter().map(DomainEvent::Opportunity).collect())
-    })
-    .await)
+    done(writer.execute(request(opportunity::AGGREGATE_TYPE, opportunity_id), decision!(Opportunity, opportunity, cmd)).await)
 }
 
 /// Runs until `shutdown`: every few seconds, assigns unassigned leads and completes
@@ -211,7 +181,7 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
         source: body.source,
         at: call.0.meta.received_at,
     });
-    let answer = run(&state, call, "capture-lead", decision(cmd)).await?;
+    let answer = run(&state, call, "capture-lead", decision!(Lead, lead, cmd)).await?;
     // Assign now; if that fails, the router's next sweep does it.
     let leads = state.writer.leads().await;
     if let Some((tenant, id, lead)) = leads.iter().find(|(t, l, _)| *l == id && *t == who.tenant_id) {
@@ -232,7 +202,7 @@ async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static 
         authorize(state, &who, Action::WorkLead { record }, &format!("lead/{id}")).await?;
     }
     let call = ctx.request(state, lead::AGGREGATE_TYPE, id, (action, id, content));
-    let answer = run(state, call, action, decision(cmd)).await?;
+    let answer = run(state, call, action, decision!(Lead, lead, cmd)).await?;
     if action == "convert-lead" {
         let converted = state.writer.leads().await.into_iter().find(|(_, l, _)| *l == id);
         if let Some((tenant, _, lead)) = converted {

@@ -11,73 +11,21 @@ use crate::Rejection;
 
 pub const AGGREGATE_TYPE: &str = "activity";
 
-/// Serialized as text (Avro `string`), like every enumeration in the events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum Kind {
-    Call,
-    Email,
-    Meeting,
-    Task,
-}
-
-impl Kind {
-    const ALL: [Kind; 4] = [Kind::Call, Kind::Email, Kind::Meeting, Kind::Task];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Call => "call",
-            Kind::Email => "email",
-            Kind::Meeting => "meeting",
-            Kind::Task => "task",
-        }
+crate::text_enum! {
+    pub enum Kind {
+        Call => "call",
+        Email => "email",
+        Meeting => "meeting",
+        Task => "task",
     }
 }
 
-impl TryFrom<String> for Kind {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        Kind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("'{name}' is not call, email, meeting or task"))
-    }
-}
-
-impl From<Kind> for &'static str {
-    fn from(k: Kind) -> &'static str {
-        k.name()
-    }
-}
-
-/// What an activity is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum About {
-    Account,
-    Contact,
-    Opportunity,
-}
-
-impl About {
-    const ALL: [About; 3] = [About::Account, About::Contact, About::Opportunity];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            About::Account => "account",
-            About::Contact => "contact",
-            About::Opportunity => "opportunity",
-        }
-    }
-}
-
-impl TryFrom<String> for About {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        About::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| format!("'{name}' is not account, contact or opportunity"))
-    }
-}
-
-impl From<About> for &'static str {
-    fn from(a: About) -> &'static str {
-        a.name()
+crate::text_enum! {
+    /// What an activity is about.
+    pub enum About {
+        Account => "account",
+        Contact => "contact",
+        Opportunity => "opportunity",
     }
 }
 

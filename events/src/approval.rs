@@ -15,38 +15,12 @@ pub const MANAGER_DISCOUNT: Decimal = Decimal::from_parts(20, 0, 0, false, 0);
 /// Quotes of at least this net amount (in their currency) need finance, whatever the discount.
 pub const FINANCE_AMOUNT: Decimal = Decimal::from_parts(500_000, 0, 0, false, 0);
 
-/// Who approves one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum Approver {
-    /// A manager of the opportunity's team.
-    Manager,
-    Finance,
-}
-
-impl Approver {
-    pub fn name(self) -> &'static str {
-        match self {
-            Approver::Manager => "manager",
-            Approver::Finance => "finance",
-        }
-    }
-}
-
-impl TryFrom<String> for Approver {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "manager" => Ok(Approver::Manager),
-            "finance" => Ok(Approver::Finance),
-            _ => Err(format!("'{name}' is neither manager nor finance")),
-        }
-    }
-}
-
-impl From<Approver> for &'static str {
-    fn from(a: Approver) -> &'static str {
-        a.name()
+crate::text_enum! {
+    /// Who approves one step.
+    pub enum Approver {
+        /// A manager of the opportunity's team.
+        Manager => "manager",
+        Finance => "finance",
     }
 }
 

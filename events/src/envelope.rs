@@ -4,37 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Serialized as text (Avro `string`): symbols may be added without breaking old readers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum ActorKind {
-    User,
-    Automation,
-    System,
-}
-
-impl ActorKind {
-    pub const ALL: [ActorKind; 3] = [ActorKind::User, ActorKind::Automation, ActorKind::System];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ActorKind::User => "user",
-            ActorKind::Automation => "automation",
-            ActorKind::System => "system",
-        }
-    }
-}
-
-impl TryFrom<String> for ActorKind {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        ActorKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("'{name}' is not user, automation or system"))
-    }
-}
-
-impl From<ActorKind> for &'static str {
-    fn from(k: ActorKind) -> &'static str {
-        k.name()
+crate::text_enum! {
+    pub enum ActorKind {
+        User => "user",
+        Automation => "automation",
+        System => "system",
     }
 }
 

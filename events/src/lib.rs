@@ -4,6 +4,47 @@
 //! events are folded into state (`evolve`), and every reader of the log applies the
 //! same [`fold`] rule. Services are thin shells that add I/O around these functions.
 
+/// An enumeration that travels as text (Avro `string`, JSON string), so that symbols may be
+/// added without breaking old readers: the enum, `ALL`, `name()`, and the conversions that
+/// serde uses, from one list of variants and their names.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(name: String) -> Result<Self, String> {
+                Self::ALL.iter().copied().find(|v| v.name() == name).ok_or_else(|| {
+                    let known: Vec<_> = Self::ALL.iter().map(|v| v.name()).collect();
+                    format!("'{name}' is not one of {}", known.join(", "))
+                })
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> &'static str {
+                v.name()
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
 pub mod account;
 pub mod activity;
 pub mod approval;

@@ -95,30 +95,10 @@ impl From<Stage> for &'static str {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum Outcome {
-    Won,
-    Lost,
-}
-
-impl TryFrom<String> for Outcome {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "won" => Ok(Outcome::Won),
-            "lost" => Ok(Outcome::Lost),
-            _ => Err(format!("outcome '{name}' is neither won nor lost")),
-        }
-    }
-}
-
-impl From<Outcome> for &'static str {
-    fn from(o: Outcome) -> &'static str {
-        match o {
-            Outcome::Won => "won",
-            Outcome::Lost => "lost",
-        }
+crate::text_enum! {
+    pub enum Outcome {
+        Won => "won",
+        Lost => "lost",
     }
 }
 

@@ -95,31 +95,10 @@ impl QuoteStatus {
     }
 }
 
-/// Serialized as text (Avro `string`), like every other enumeration in the events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum Decision {
-    Approved,
-    Rejected,
-}
-
-impl TryFrom<String> for Decision {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "approved" => Ok(Decision::Approved),
-            "rejected" => Ok(Decision::Rejected),
-            _ => Err(format!("'{name}' is neither approved nor rejected")),
-        }
-    }
-}
-
-impl From<Decision> for &'static str {
-    fn from(d: Decision) -> &'static str {
-        match d {
-            Decision::Approved => "approved",
-            Decision::Rejected => "rejected",
-        }
+crate::text_enum! {
+    pub enum Decision {
+        Approved => "approved",
+        Rejected => "rejected",
     }
 }
 
