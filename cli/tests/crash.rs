@@ -82,8 +82,8 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() 
             (format!("/v1/opportunities/{id}/amount"), json!({"amount": {"value": format!("{}", 2000 + i), "currency": "EUR"}})),
         ];
         match i % 3 {
-            0 => steps.push((format!("/v1/opportunities/{id}/close"), json!({"outcome": "won", "reason": "signed"}))),
-            1 => steps.push((format!("/v1/opportunities/{id}/stage"), json!({"stage": "Negotiation"}))),
+            0 => steps.push((format!("/v1/opportunities/{id}/close"), json!({"outcome": "lost", "reason": "no budget"}))),
+            1 => steps.push((format!("/v1/opportunities/{id}/stage"), json!({"stage": "Proposal"}))),
             _ => steps.push((format!("/v1/opportunities/{id}/close-date"), json!({"close_date": "2027-06-30"}))),
         }
         for (path, body) in steps {
@@ -127,7 +127,7 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() 
     clean_system.shutdown.cancel();
 
     let (crashed, reference) = (snapshot(&pool).await, snapshot(&clean_pool).await);
-    assert!(crashed[0].contains("Closed Won") && crashed[1].contains("Negotiation"), "the read models are populated");
+    assert!(crashed[0].contains("Closed Lost") && crashed[1].contains("Proposal"), "the read models are populated");
     assert_eq!(crashed, reference, "a crashed-and-restarted projection equals a clean replay");
     let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine").fetch_one(&pool).await.unwrap();
     assert_eq!(quarantined, 0);

@@ -21,14 +21,19 @@ async fn a_command_is_read_back_with_its_staleness_note() {
     assert_eq!(created.header("consistency-token"), Some(created.token().as_str()));
     assert_eq!(created.body["events"][0]["type"], "OpportunityCreated");
 
-    let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Proposal"}), &[("If-Match", "\"1\"")]).await;
+    let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("If-Match", "\"1\"")]).await;
     assert_eq!(moved.status, 200, "{}", moved.body);
+    // Stages go in order: a deal is won from Negotiation.
+    for stage in ["Proposal", "Negotiation"] {
+        let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": stage}), &[]).await;
+        assert_eq!(moved.status, 200, "{}", moved.body);
+    }
     let amount = t.command(&format!("/v1/opportunities/{id}/amount"), json!({"amount": {"value": "15000.50", "currency": "EUR"}}), &[]).await;
     assert_eq!(amount.status, 200, "{}", amount.body);
     let date = t.command(&format!("/v1/opportunities/{id}/close-date"), json!({"close_date": "2027-03-31"}), &[]).await;
     assert_eq!(date.status, 200, "{}", date.body);
     let closed = t.command(&format!("/v1/opportunities/{id}/close"), json!({"outcome": "won", "reason": "signed"}), &[]).await;
-    assert_eq!((closed.status, closed.body["version"].as_i64()), (200, Some(5)), "{}", closed.body);
+    assert_eq!((closed.status, closed.body["version"].as_i64()), (200, Some(7)), "{}", closed.body);
 
     // Read-your-writes: the token of the last command makes the read wait for it.
     let read = t.get(&format!("{}/v1/opportunities/{id}?consistency_token={}", t.queries(), closed.token())).await;
@@ -40,7 +45,7 @@ async fn a_command_is_read_back_with_its_staleness_note() {
     assert_eq!(o["amount"], json!({"value": "15000.50", "currency": "EUR"}));
     assert_eq!(o["close_date"], "2027-03-31");
     assert_eq!(o["close_reason"], "signed");
-    assert_eq!(o["version"], 5);
+    assert_eq!(o["version"], 7);
     let note = &read.body["staleness"];
     assert_eq!(note["projection"], "opportunities");
     assert_eq!(note["fresh"], true);
@@ -94,7 +99,7 @@ async fn lists_filter_by_owner_and_stage_a_page_at_a_time() {
             id = created.body["id"].as_str().unwrap().to_string();
         }
     }
-    let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Negotiation"}), &[("Consistency-Token", &session)]).await;
+    let moved = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("Consistency-Token", &session)]).await;
     let tok = moved.token();
     assert!(t.config.tokens().decode(&tok).unwrap().0.len() >= 2, "the session spans partitions");
     let page = |q: &str| format!("{}/v1/opportunities?{q}&consistency_token={tok}", t.queries());
@@ -110,9 +115,9 @@ async fn lists_filter_by_owner_and_stage_a_page_at_a_time() {
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0].as_str() < w[1].as_str()), "oldest first, no repeats");
 
-    let negotiating = t.get(&page("stage=Negotiation")).await;
-    assert_eq!(negotiating.body["data"].as_array().unwrap().len(), 1);
-    assert_eq!(negotiating.body["data"][0]["owner_id"], "carol");
+    let qualifying = t.get(&page("stage=Qualification")).await;
+    assert_eq!(qualifying.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(qualifying.body["data"][0]["owner_id"], "carol");
 
     let bad = t.get(&page("stage=Won")).await;
     assert_eq!(bad.status, 422);
@@ -162,12 +167,12 @@ async fn a_version_conflict_is_409_and_appends_nothing() {
     let id = created.body["id"].as_str().unwrap();
     let topic = t.config.topics().opportunity.clone();
     let before = t.log_end_offsets(&topic).await;
-    let stale = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Proposal"}), &[("If-Match", "\"3\"")]).await;
+    let stale = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("If-Match", "\"3\"")]).await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert_eq!(stale.body["current_version"], 1);
     assert_eq!(stale.header("content-type"), Some("application/problem+json"));
     assert_eq!(t.log_end_offsets(&topic).await, before);
-    let fresh = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Proposal"}), &[("If-Match", "\"1\"")]).await;
+    let fresh = t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("If-Match", "\"1\"")]).await;
     assert_eq!((fresh.status, fresh.header("etag")), (200, Some("\"2\"")));
 }
 
@@ -374,6 +379,6 @@ async fn appends_of_a_fenced_writer_are_ignored_by_every_reader() {
     // A third writer rebuilds its state from the log with the same rule: version 3 is next.
     drop(new);
     let third = TestSystem::start_with(config, Services { commands: true, ..Services::NONE }).await;
-    let next = third.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Proposal"}), &[("If-Match", "\"2\"")]).await;
+    let next = third.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("If-Match", "\"2\"")]).await;
     assert_eq!((next.status, next.body["version"].as_i64()), (200, Some(3)), "{}", next.body);
 }

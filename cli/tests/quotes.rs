@@ -34,11 +34,16 @@ async fn post(t: &TestSystem, path: &str, body: Value, token: &str) -> Answer {
     t.command(path, body, &[(name, &value)]).await
 }
 
-/// An opportunity of alice's (team east) on a new account, worth 10,000.00 EUR.
+/// An opportunity of alice's (team east) on a new account, worth 10,000.00 EUR, in
+/// Negotiation (from where a deal is won).
 async fn opportunity(t: &TestSystem) -> String {
     let account = t.open_account("Acme").await;
     let created = t.create_opportunity(&account, "alice", "10000.00").await;
-    created.body["id"].as_str().unwrap().to_string()
+    let id = created.body["id"].as_str().unwrap().to_string();
+    for stage in ["Qualification", "Proposal", "Negotiation"] {
+        assert_eq!(t.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": stage}), &[]).await.status, 200);
+    }
+    id
 }
 
 fn quote_body(discount: &str) -> Value {

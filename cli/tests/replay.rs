@@ -13,7 +13,7 @@ async fn as_of_and_verify_read_the_log_itself() {
     let created = t.create_opportunity(&account, "alice", "100.00").await;
     let id = created.body["id"].as_str().unwrap().to_string();
     let mut last = created;
-    for (path, body) in [("stage", json!({"stage": "Proposal"})), ("amount", json!({"amount": {"value": "250.00", "currency": "EUR"}})), ("shares", json!({"user_id": "bob"}))] {
+    for (path, body) in [("stage", json!({"stage": "Qualification"})), ("amount", json!({"amount": {"value": "250.00", "currency": "EUR"}})), ("shares", json!({"user_id": "bob"}))] {
         let token = last.token();
         last = t.command(&format!("/v1/opportunities/{id}/{path}"), body, &[("Consistency-Token", &token)]).await;
         assert_eq!(last.status, 200, "{}", last.body);
@@ -29,7 +29,7 @@ async fn as_of_and_verify_read_the_log_itself() {
     let (code, out, err) = t.replay(&["as-of", "opportunity", &id, "--version", "2"]);
     assert_eq!(code, 0, "{err}");
     let at_v2: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((at_v2["version"].as_i64(), at_v2["state"]["stage"].as_str()), (Some(2), Some("Proposal")));
+    assert_eq!((at_v2["version"].as_i64(), at_v2["state"]["stage"].as_str()), (Some(2), Some("Qualification")));
     assert_eq!(at_v2["state"]["amount"]["value"], "100.00");
     assert_eq!(at_v2["events"].as_array().unwrap().len(), 2);
     let (_, out, _) = t.replay(&["as-of", "opportunity", &id]);
@@ -55,7 +55,7 @@ async fn as_of_and_verify_read_the_log_itself() {
     let (code, out, err) = t.replay(&["verify", "opportunities"]);
     assert_eq!(code, 1, "drift makes verify fail: {err}");
     let drift: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(drift, vec![json!({"table": "opportunities", "key": id, "field": "stage", "expected": "Proposal", "found": "Negotiation"})]);
+    assert_eq!(drift, vec![json!({"table": "opportunities", "key": id, "field": "stage", "expected": "Qualification", "found": "Negotiation"})]);
     let (code, out, _) = t.replay(&["verify", "pipeline"]);
     assert_eq!(code, 1);
     assert!(out.contains("/bob/Prospecting/EUR") && out.contains("no row"), "{out}");
@@ -70,7 +70,7 @@ async fn export_gives_the_windows_events_the_same_way_every_time() {
     let from = chrono::Utc::now().to_rfc3339();
     let late = t.create_opportunity(&account, "bob", "2").await;
     let id = late.body["id"].as_str().unwrap();
-    assert_eq!(t.command(&format!("/v1/opportunities/{id}/close"), json!({"outcome": "won", "reason": "fast"}), &[]).await.status, 200);
+    assert_eq!(t.command(&format!("/v1/opportunities/{id}/close"), json!({"outcome": "lost", "reason": "fast"}), &[]).await.status, 200);
 
     let (code, out, err) = t.replay(&["export", "--from", &from]);
     assert_eq!(code, 0, "{err}");
@@ -127,7 +127,7 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
         let created = t.create_opportunity(&account, "alice", &format!("{}.50", 100 + i)).await;
         ids.push(created.body["id"].as_str().unwrap().to_string());
     }
-    assert_eq!(t.command(&format!("/v1/opportunities/{}/stage", ids[0]), json!({"stage": "Negotiation"}), &[]).await.status, 200);
+    assert_eq!(t.command(&format!("/v1/opportunities/{}/stage", ids[0]), json!({"stage": "Qualification"}), &[]).await.status, 200);
     let list = || t.get(&format!("{}/v1/opportunities?owner=alice&limit=200&consistency=strong", t.queries()));
     // A row damaged behind the projection's back (once the projection has it), and read once
     // so that the answer is cached.

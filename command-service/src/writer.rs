@@ -224,7 +224,7 @@ impl Writer {
             settled_generation: AtomicU64::new(0),
             settling: Mutex::new(()),
         };
-        futures::future::try_join_all(writer.partitions.values().map(|p| writer.take_ownership(p))).await?;
+        futures::future::try_join_all(writer.partitions.values().map(|p| writer.take_ownership_patiently(p))).await?;
         tracing::info!(epoch, partitions = writer.partitions.len(), "writer owns its partitions");
         Ok(writer)
     }
@@ -235,6 +235,23 @@ impl Writer {
 
     pub fn epoch(&self) -> i64 {
         self.epoch
+    }
+
+    /// A broker that is slow to answer at start-up (it is busy, or just started) gets a few
+    /// more chances before the writer gives up. A second fence marker of the same epoch is
+    /// harmless: readers keep the highest.
+    async fn take_ownership_patiently(&self, partition: &Partition) -> Result<(), CommandError> {
+        const TRIES: u32 = 3;
+        for attempt in 1.. {
+            match self.take_ownership(partition).await {
+                Err(CommandError::Unavailable(reason)) if attempt < TRIES => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.partition, attempt, %reason, "taking ownership failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     async fn take_ownership(&self, partition: &Partition) -> Result<(), CommandError> {

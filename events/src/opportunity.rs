@@ -49,6 +49,16 @@ impl Stage {
         STAGES.iter().find(|(s, _)| *s == self).map(|(_, p)| *p).expect("every stage is in STAGES")
     }
 
+    /// Its place in the pipeline's order.
+    pub fn position(self) -> usize {
+        STAGES.iter().position(|(s, _)| *s == self).expect("every stage is in STAGES")
+    }
+
+    /// The open stage after this one; none after Negotiation (what follows is closing).
+    pub fn next(self) -> Option<Stage> {
+        STAGES.get(self.position() + 1).map(|(s, _)| *s).filter(|s| !s.is_closed())
+    }
+
     pub fn is_closed(self) -> bool {
         matches!(self, Stage::ClosedWon | Stage::ClosedLost)
     }
@@ -320,6 +330,18 @@ pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Resu
             if *stage == opp.stage {
                 return Err(Rejection::NoChange("the opportunity is already in that stage"));
             }
+            // Forward one stage at a time; back to any earlier one.
+            let next = opp.stage.next();
+            if stage.position() > opp.stage.position() && Some(*stage) != next {
+                return Err(Rejection::Broken {
+                    rule: "stages-in-order",
+                    message: format!(
+                        "from {} the next stage is {}; stages are not skipped",
+                        opp.stage.name(),
+                        next.map_or("none", Stage::name)
+                    ),
+                });
+            }
             OpportunityEvent::StageMoved(StageMoved {
                 from_stage: opp.stage,
                 stage: *stage,
@@ -327,15 +349,11 @@ pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Resu
             })
         }
         OpportunityCommand::Close { outcome, reason } => {
+            let reason = valid_name("reason", reason)?;
             if *outcome == Outcome::Won {
                 may_close_won(opp)?;
             }
-            OpportunityEvent::Closed(Closed {
-            outcome: *outcome,
-            reason: valid_name("reason", reason)?,
-            stage: outcome.stage(),
-            probability: outcome.stage().default_probability(),
-            })
+            OpportunityEvent::Closed(Closed { outcome: *outcome, reason, stage: outcome.stage(), probability: outcome.stage().default_probability() })
         }
     };
     Ok(vec![event])
@@ -354,6 +372,13 @@ fn may_close_won(opp: &Opportunity) -> Result<(), Rejection> {
         return Err(Rejection::Broken {
             rule: "accepted-quote-required",
             message: "the opportunity has quotes, and none is accepted: record the customer's acceptance first".into(),
+        });
+    }
+    // The pipeline's order holds for winning too (a deal may be lost from any stage).
+    if opp.stage != Stage::Negotiation {
+        return Err(Rejection::Broken {
+            rule: "stages-in-order",
+            message: format!("a deal is won from Negotiation, the last open stage; this one is in {}", opp.stage.name()),
         });
     }
     Ok(())
@@ -463,6 +488,26 @@ mod tests {
         run(None, OpportunityCommand::Create(new_opportunity())).unwrap()
     }
 
+    /// Created, then moved stage by stage to the last open one.
+    fn negotiating() -> Opportunity {
+        [Stage::Qualification, Stage::Proposal, Stage::Negotiation]
+            .into_iter()
+            .fold(created(), |opp, stage| run(Some(opp), OpportunityCommand::MoveStage { stage }).unwrap())
+    }
+
+    #[test]
+    fn stages_follow_the_pipeline_forward_and_may_go_back() {
+        let skip = decide(Some(&created()), &OpportunityCommand::MoveStage { stage: Stage::Proposal }).unwrap_err();
+        assert_eq!(skip.rule(), "stages-in-order");
+        assert!(skip.to_string().contains("next stage is Qualification"), "{skip}");
+        let back = run(Some(negotiating()), OpportunityCommand::MoveStage { stage: Stage::Qualification }).unwrap();
+        assert_eq!((back.stage, back.probability), (Stage::Qualification, 20));
+        let early = decide(Some(&back), &OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap_err();
+        assert_eq!(early.rule(), "stages-in-order", "won from Negotiation only");
+        let lost = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Lost, reason: "no budget".into() }).unwrap();
+        assert_eq!(lost.stage, Stage::ClosedLost, "lost from any stage");
+    }
+
     #[test]
     fn a_new_opportunity_starts_at_the_first_stage() {
         let opp = created();
@@ -491,8 +536,8 @@ mod tests {
 
     #[test]
     fn moving_stage_sets_the_default_probability() {
-        let opp = run(Some(created()), OpportunityCommand::MoveStage { stage: Stage::Negotiation }).unwrap();
-        assert_eq!((opp.stage, opp.probability, opp.version), (Stage::Negotiation, 75, 2));
+        let opp = negotiating();
+        assert_eq!((opp.stage, opp.probability, opp.version), (Stage::Negotiation, 75, 4));
         let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::ClosedWon }).unwrap_err();
         assert_eq!(err.rule(), "close-through-close-command");
         let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::Negotiation }).unwrap_err();
@@ -511,7 +556,7 @@ mod tests {
 
     #[test]
     fn a_closed_opportunity_refuses_every_change() {
-        let won = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
+        let won = run(Some(negotiating()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
         assert_eq!((won.stage, won.probability), (Stage::ClosedWon, 100));
         let lost = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Lost, reason: "price".into() }).unwrap();
         assert_eq!((lost.stage, lost.probability), (Stage::ClosedLost, 0));
@@ -527,7 +572,7 @@ mod tests {
 
     #[test]
     fn sharing_adds_and_withdraws_readers_even_when_closed() {
-        let won = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
+        let won = run(Some(negotiating()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
         let shared = run(Some(won), OpportunityCommand::Share { user_id: "bob".into() }).unwrap();
         assert!(shared.shared_with.contains("bob"));
         assert_eq!(decide(Some(&shared), &OpportunityCommand::Share { user_id: "bob".into() }).unwrap_err().rule(), "no-change");

@@ -508,7 +508,7 @@ pub(crate) fn evolve(opp: &mut Opportunity, event: &OpportunityEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::opportunity::{decide as decide_opp, evolve as evolve_opp, NewOpportunity, OpportunityCommand, Outcome};
+    use crate::opportunity::{decide as decide_opp, evolve as evolve_opp, NewOpportunity, OpportunityCommand, Outcome, Stage};
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
@@ -553,7 +553,10 @@ mod tests {
             close_date: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
         };
         let events = decide_opp(None, &OpportunityCommand::Create(new)).unwrap();
-        evolve_opp(None, &events[0])
+        // At the last open stage, from where a deal is won.
+        [Stage::Qualification, Stage::Proposal, Stage::Negotiation]
+            .into_iter()
+            .fold(evolve_opp(None, &events[0]), |opp, stage| apply(opp, OpportunityCommand::MoveStage { stage }).unwrap())
     }
 
     /// A quote of 10,000.00 list at `discount` percent, drafted and submitted by alice.
@@ -678,7 +681,7 @@ mod tests {
         assert_eq!(apply(opp.clone(), change).unwrap_err().rule(), "amount-follows-quote");
         let revise = q(QuoteCommand::Revise { quote_id: ID, lines: vec![line("A", "1", "1", "0")], valid_until: at(30).date_naive(), today: at(4).date_naive() });
         assert_eq!(apply(opp.clone(), revise).unwrap_err().rule(), "accepted-quote-is-final");
-        assert_eq!(apply(opp, won).unwrap().stage, crate::opportunity::Stage::ClosedWon);
+        assert_eq!(apply(opp, won).unwrap().stage, Stage::ClosedWon);
     }
 
     #[test]
