@@ -138,6 +138,15 @@ async fn a_quote_goes_through_two_approval_steps_to_a_won_deal() {
     assert!(codes.contains(&"own-quote".to_string()) && codes.contains(&"not-the-approver".to_string()), "{codes:?}");
     let (code, out, err) = t.replay(&["verify", "opportunities"]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // Turnaround is measured per step: one manager step and one finance step, both approved.
+    let turnaround = t.get_as(&format!("{}/v1/approvals/turnaround?consistency=strong", t.queries()), &p.fiona).await;
+    assert_eq!(turnaround.status, 200, "{}", turnaround.body);
+    let rows = turnaround.body["data"].as_array().unwrap();
+    let kinds: Vec<_> = rows.iter().map(|r| (r["approver"].as_str().unwrap(), r["approved"].as_i64().unwrap(), r["rejected"].as_i64().unwrap())).collect();
+    assert_eq!(kinds, [("finance", 1, 0), ("manager", 1, 0)], "{}", turnaround.body);
+    assert!(rows.iter().all(|r| r["p50_seconds"].as_f64().unwrap() >= 0.0));
+    assert_eq!(t.get_as(&format!("{}/v1/approvals/turnaround", t.queries()), &p.alice).await.status, 403, "reps see their own deals only");
 }
 
 #[tokio::test(flavor = "multi_thread")]

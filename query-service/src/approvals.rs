@@ -101,3 +101,31 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         })
         .collect())
 }
+
+/// Approval turnaround from every decided step in the tenant's quotes: per approver kind
+/// and team, how many steps were approved and rejected, and the median, 95th percentile
+/// and longest wait from the step's request to its decision, in seconds.
+pub async fn turnaround(db: &mut PgConnection, tenant: &str) -> Result<serde_json::Value, Problem> {
+    let rows: Vec<(String, Option<String>, i64, i64, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        "WITH steps AS (
+             SELECT h->>'approver' AS approver, h->>'team' AS team, h->>'decision' AS decision,
+                    extract(epoch FROM (h->>'decided_at')::timestamptz - (h->>'requested_at')::timestamptz) AS waited
+             FROM opportunities, jsonb_array_elements(quotes) q, jsonb_array_elements(q->'history') h
+             WHERE tenant_id = $1)
+         SELECT approver, team, count(*) FILTER (WHERE decision = 'approved'), count(*) FILTER (WHERE decision = 'rejected'),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY waited), percentile_cont(0.95) WITHIN GROUP (ORDER BY waited), max(waited)::float8
+         FROM steps GROUP BY approver, team ORDER BY approver, team",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await
+    .map_err(database)?;
+    let secs = |v: Option<f64>| v.map(|s| (s * 1000.0).round() / 1000.0);
+    Ok(serde_json::json!(rows
+        .into_iter()
+        .map(|(approver, team, approved, rejected, p50, p95, max)| serde_json::json!({
+            "approver": approver, "team": team, "approved": approved, "rejected": rejected,
+            "p50_seconds": secs(p50), "p95_seconds": secs(p95), "max_seconds": secs(max),
+        }))
+        .collect::<Vec<_>>()))
+}

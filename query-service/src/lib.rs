@@ -78,6 +78,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(list_opportunities))
         .routes(routes!(get_pipeline))
         .routes(routes!(my_approvals))
+        .routes(routes!(approval_turnaround))
         .routes(routes!(get_forecast))
         .routes(routes!(my_tasks))
         .routes(routes!(list_contacts))
@@ -165,6 +166,7 @@ enum Query {
     MyTasks { user: String, today: NaiveDate },
     Leads { scope: Scope, id: Option<Uuid>, status: Option<String>, after: Option<Uuid>, limit: i64, personal: bool },
     LeadLatency,
+    ApprovalTurnaround,
     /// `others`: where the opportunities, contacts and activities projections stood.
     Account { id: Uuid, scope: Scope, personal: bool, today: NaiveDate, others: [Standings; 3] },
     /// `personal`: whether name, email and phone are shown (the policy's rule for the caller).
@@ -312,6 +314,7 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
         }
         Query::LeadLatency => Ok(data(leads::assignment_latency(db, tenant).await?)),
+        Query::ApprovalTurnaround => Ok(data(approvals::turnaround(db, tenant).await?)),
         Query::MyTasks { user, today } => Ok(data(json!(activities::open_tasks(db, tenant, user, *today).await?))),
         Query::Opportunity { id, subject, today, .. } => {
             let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
@@ -655,6 +658,19 @@ async fn get_contact(State(state): State<AppState>, who: Principal, asked: Asked
     let personal = contact_reader(&state, &who, &format!("contact/{id}")).await?;
     let query = Query::Contacts { id: Some(id), account_id: None, after: None, limit: 1, personal };
     state.read::<Contacts>(&who, asked.with_default(true), query).await
+}
+
+/// Approval turnaround: per approver kind (manager, finance) and team, the steps approved
+/// and rejected, and the median, 95th percentile and longest wait from a step's request
+/// to its decision. For whoever sees more than their own deals (managers, finance, admins).
+#[utoipa::path(get, path = "/v1/approvals/turnaround", params(BoundParams), tag = "approvals",
+    responses((status = 200, description = "`data`: turnaround per approver and team; `staleness`"), (status = 403), (status = 503)))]
+async fn approval_turnaround(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    if let Scope::Own(_) | Scope::Nothing = policy::opportunity_scope(&who.subject()) {
+        let denial = Denial { code: "role-may-not", reason: "approval turnaround across the tenant is for managers, finance and admins".into() };
+        return Err(denials::deny(&state.pool, &who, "read-approval-turnaround", "approvals/turnaround", denial).await);
+    }
+    state.read::<Opportunities>(&who, asked.with_default(false), Query::ApprovalTurnaround).await
 }
 
 #[derive(Deserialize, IntoParams)]
