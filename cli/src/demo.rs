@@ -25,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long, env = "TIDEMARK_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
     pub command_url: String,
     /// How many accounts to open (each gets one to three opportunities).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 2000)]
     pub accounts: u32,
     /// Accounts loaded at once.
     #[arg(long, default_value_t = 8)]
