@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tidemark_events::assignment::{self, Rule};
 use tidemark_events::lead::{self, Conversion, Lead, LeadCommand, LeadStatus, NewLead};
 use tidemark_events::policy::{self, Action, Owned, Subject};
-use tidemark_events::{account, contact, opportunity, ActorKind, CommandMeta, Money, Rejection, POLICY_VERSION};
+use tidemark_events::{account, contact, opportunity, ActorKind, Aggregate, CommandMeta, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -65,18 +65,20 @@ fn own_command(writer: &Writer, tenant: &str, (aggregate_type, id): (&'static st
     }
 }
 
-/// Assigns the lead by the rules, as the router. `turns` counts the leads each team got.
-async fn assign(writer: &Writer, rules: &[Rule], (tenant, id, lead): (&str, Uuid, &Lead), turns: &HashMap<(String, String), u64>) -> Result<bool, CommandError> {
+/// Assigns the lead by the rules, as the router, and names the team it went to (none when
+/// no rule matches). `turns` counts the leads each team got.
+async fn assign(writer: &Writer, rules: &[Rule], (tenant, id, lead): (&str, Uuid, &Lead), turns: &HashMap<(String, String), u64>) -> Result<Option<String>, CommandError> {
     let router = Subject { user: ROUTER.into(), kind: ActorKind::Automation, roles: vec![], team: None };
     policy::authorize(&router, &Action::AssignLead).map_err(CommandError::Denied)?;
     let Some(chosen) = assignment::assign(rules, lead, |team| turns.get(&(tenant.to_string(), team.to_string())).copied().unwrap_or(0)) else {
         tracing::warn!(lead = %id, territory = %lead.territory, segment = %lead.segment, "no assignment rule matches the lead");
-        return Ok(false);
+        return Ok(None);
     };
+    let team = chosen.team_id.clone();
     let request = own_command(writer, tenant, (lead::AGGREGATE_TYPE, id), format!("assign-lead-{id}"), (ROUTER, ActorKind::Automation), &id.to_string(), Some(chosen.rationale.clone()));
     let cmd = LeadCommand::Assign { owner_id: chosen.owner_id, team_id: chosen.team_id, rule: chosen.rationale, at: request.meta.received_at };
     match writer.execute(request, decision!(Lead, lead, cmd)).await {
-        Ok(_) | Err(CommandError::Rejected(Rejection::NoChange(_))) => Ok(true),
+        Ok(_) | Err(CommandError::Rejected(Rejection::NoChange(_))) => Ok(Some(team)),
         Err(e) => Err(e),
     }
 }
@@ -131,10 +133,11 @@ async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
     let leads = writer.leads().await;
     let mut turns = turns(&leads);
     for (tenant, id, lead) in &leads {
-        if lead.owner_id.is_none() && lead.status == LeadStatus::New && assign(writer, rules, (tenant, *id, lead), &turns).await? {
-            // The next lead of the team takes the next turn.
-            let refreshed = writer.leads().await;
-            turns = self::turns(&refreshed);
+        if lead.owner_id.is_none() && lead.status == LeadStatus::New {
+            if let Some(team) = assign(writer, rules, (tenant, *id, lead), &turns).await? {
+                // The team's next lead takes the next turn.
+                *turns.entry((tenant.clone(), team)).or_insert(0) += 1;
+            }
         }
         if let Some(c) = &lead.conversion {
             if writer.opportunity_card(tenant, c.opportunity_id).is_none() {
@@ -183,19 +186,26 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
     });
     let answer = run(&state, call, "capture-lead", decision!(Lead, lead, cmd)).await?;
     // Assign now; if that fails, the router's next sweep does it.
-    let leads = state.writer.leads().await;
-    if let Some((tenant, id, lead)) = leads.iter().find(|(t, l, _)| *l == id && *t == who.tenant_id) {
-        if let Err(e) = assign(&state.writer, &state.lead_rules, (tenant, *id, lead), &turns(&leads)).await {
+    if let Some(lead) = lead_of(&state.writer, &who.tenant_id, id).await {
+        let leads = state.writer.leads().await;
+        if let Err(e) = assign(&state.writer, &state.lead_rules, (&who.tenant_id, id, &lead), &turns(&leads)).await {
             tracing::warn!(lead = %id, error = %e, "assigning the lead failed; the router will try again");
         }
     }
     Ok(answer)
 }
 
+async fn lead_of(writer: &Writer, tenant: &str, id: Uuid) -> Option<Lead> {
+    match writer.state_of(lead::AGGREGATE_TYPE, tenant, id).await {
+        Some(Aggregate::Lead(lead)) => Some(lead),
+        _ => None,
+    }
+}
+
 /// Authorizes work on a lead against its owner and team, as the writer holds them.
 async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static str, cmd: LeadCommand, content: impl std::hash::Hash) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
-    let lead = state.writer.leads().await.into_iter().find(|(t, l, _)| *l == id && *t == who.tenant_id).map(|(_, _, lead)| lead);
+    let lead = lead_of(&state.writer, &who.tenant_id, id).await;
     let owner = lead.as_ref().and_then(|l| Some((l.owner_id.clone()?, l.team_id.clone())));
     let record = owner.as_ref().map(|(owner, team)| Owned { owner, team: team.as_deref(), shared_with: &[] });
     if lead.is_some() {
@@ -204,9 +214,8 @@ async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static 
     let call = ctx.request(state, lead::AGGREGATE_TYPE, id, (action, id, content));
     let answer = run(state, call, action, decision!(Lead, lead, cmd)).await?;
     if action == "convert-lead" {
-        let converted = state.writer.leads().await.into_iter().find(|(_, l, _)| *l == id);
-        if let Some((tenant, _, lead)) = converted {
-            complete_conversion(&state.writer, &tenant, id, &lead).await.map_err(Problem::from)?;
+        if let Some(lead) = lead_of(&state.writer, &who.tenant_id, id).await {
+            complete_conversion(&state.writer, &who.tenant_id, id, &lead).await.map_err(Problem::from)?;
         }
     }
     Ok(answer)

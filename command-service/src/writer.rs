@@ -388,6 +388,12 @@ impl Writer {
         outcome.events.push(position);
     }
 
+    /// The current state of one aggregate of the tenant, as this writer holds it.
+    pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<Aggregate> {
+        let state = self.partition_of(aggregate_type, id).state.lock().await;
+        state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.clone())
+    }
+
     /// Every lead this writer holds, with its tenant and id: the lead router works from these.
     pub async fn leads(&self) -> Vec<(String, Uuid, Lead)> {
         let mut found = Vec::new();
