@@ -19,7 +19,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(log_activity)).routes(routes!(complete_task)).routes(routes!(reopen_task))
 }
 
-
 #[derive(Deserialize, ToSchema, Hash)]
 struct LogActivity {
     /// call, email, meeting or task

@@ -18,7 +18,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_contact)).routes(routes!(update_contact)).routes(routes!(link_contact))
 }
 
-
 /// A contact's details. Name, email and phone are personal data.
 #[derive(Deserialize, ToSchema, Hash)]
 struct ContactBody {

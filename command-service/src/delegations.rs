@@ -18,7 +18,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(grant_delegation)).routes(routes!(revoke_delegation))
 }
 
-
 #[derive(Deserialize, ToSchema, Hash)]
 struct GrantDelegation {
     /// Who decides your approval steps in your stead.

@@ -40,7 +40,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(convert_lead))
 }
 
-
 /// A command Tidemark sends itself, as `actor`, under `command_id` (an idempotency key).
 fn own_command(writer: &Writer, tenant: &str, (aggregate_type, id): (&'static str, Uuid), command_id: String, (actor, kind): (&str, ActorKind), correlation_id: &str, rationale: Option<String>) -> CommandRequest {
     CommandRequest {
