@@ -222,3 +222,73 @@ async fn a_generated_log_rebuilds_into_read_models_that_verify() {
     let (code, _, err) = t.replay(&["generate", "--events", "10"]);
     assert!(code != 0 && err.contains("only into an empty deployment"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
+    let t = TestSystem::start().await;
+    let account = t.open_account("Lineage Ltd").await;
+    let body = json!({"account_id": account, "name": "Deal", "owner_id": "alice", "amount": {"value": "100.00", "currency": "EUR"}, "close_date": "2027-01-31"});
+    let created = t.command("/v1/opportunities", body, &[("Idempotency-Key", "create-1"), ("X-Correlation-Id", "corr-1"), ("X-Client-Id", "crm-web")]).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let steps = [
+        ("stage", json!({"stage": "Qualification"}), "move-1"),
+        ("amount", json!({"amount": {"value": "250.00", "currency": "EUR"}}), "amount-1"),
+        ("shares", json!({"user_id": "bob"}), "share-1"),
+        ("amount", json!({"amount": {"value": "300.00", "currency": "EUR"}}), "amount-2"),
+    ];
+    for (path, body, key) in steps {
+        let answer = t.command(&format!("/v1/opportunities/{id}/{path}"), body, &[("Idempotency-Key", key), ("X-Rationale", "test lineage")]).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
+    // Derived independently from the raw log: the events of this opportunity whose data
+    // holds an amount, in log order.
+    let raw: Vec<_> = t
+        .read_log(&t.config.topics().opportunity)
+        .await
+        .into_iter()
+        .filter_map(|(p, o, d)| match d {
+            tidemark_schemas::Decoded::Event(e) if e.envelope.aggregate_id.to_string() == id => Some((p, o, e)),
+            _ => None,
+        })
+        .collect();
+    let amount_events: Vec<String> = raw
+        .iter()
+        .filter(|(_, _, e)| tidemark_replay_tools::event_json(e)["data"].get("amount").is_some())
+        .map(|(_, _, e)| e.envelope.event_id.to_string())
+        .collect();
+
+    let (code, out, err) = t.replay(&["lineage", "opportunity", &id, "--field", "amount"]);
+    assert_eq!(code, 0, "{err}");
+    let lineage: Value = serde_json::from_str(&out).unwrap();
+    let chain = lineage["chain"].as_array().unwrap();
+    let ids: Vec<String> = chain.iter().map(|c| c["event_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, amount_events, "the same events, in the same order");
+    assert_eq!(lineage["value"], json!({"value": "300.00", "currency": "EUR"}));
+    assert_eq!(chain[0]["changed"]["amount"]["from"], Value::Null);
+    assert_eq!(chain[2]["changed"]["amount"], json!({"from": {"value": "250.00", "currency": "EUR"}, "to": {"value": "300.00", "currency": "EUR"}}));
+    let first = &chain[0];
+    assert_eq!((first["command_id"].as_str(), first["correlation_id"].as_str(), first["client_id"].as_str()), (Some("create-1"), Some("corr-1"), Some("crm-web")));
+    assert_eq!((chain[1]["command_id"].as_str(), chain[1]["rationale"].as_str()), (Some("amount-1"), Some("test lineage")));
+    for (c, (p, o, e)) in chain.iter().zip(raw.iter().filter(|(_, _, e)| amount_events.contains(&e.envelope.event_id.to_string()))) {
+        assert_eq!((c["partition"].as_i64(), c["offset"].as_i64(), c["aggregate_version"].as_i64()), (Some(*p as i64), Some(*o), Some(e.envelope.aggregate_version)));
+        assert_eq!(c["policy_version"], e.envelope.policy_version.as_str());
+        assert_eq!(c["code_version"], e.envelope.code_version.as_str());
+    }
+
+    // Without a field: every event, each with what it changed.
+    let (_, out, _) = t.replay(&["lineage", "opportunity", &id]);
+    let whole: Value = serde_json::from_str(&out).unwrap();
+    let changed: Vec<Vec<String>> = whole["chain"].as_array().unwrap().iter().map(|c| c["changed"].as_object().unwrap().keys().cloned().collect()).collect();
+    assert_eq!(changed.len(), raw.len());
+    assert_eq!(changed[1], ["probability", "stage"]);
+    assert_eq!(changed[3], ["shared_with"]);
+
+    // A contact's personal fields show that they changed, never their values.
+    let contact = t.command("/v1/contacts", json!({"name": "Jane Doe", "email": "jane@lineage.example"}), &[]).await;
+    let (_, out, _) = t.replay(&["lineage", "contact", contact.body["id"].as_str().unwrap()]);
+    assert!(!out.contains("Jane") && !out.contains("jane@") && out.contains("withheld"), "{out}");
+    let (code, _, err) = t.replay(&["lineage", "opportunity", &id, "--field", "colour"]);
+    assert!(code != 0 && err.contains("no field 'colour'"), "{err}");
+}

@@ -29,6 +29,8 @@ pub async fn as_of(replayer: &Replayer, aggregate: &str, id: Uuid, until: Until)
             }
     });
     let folded = states.get(&id).ok_or_else(|| anyhow::anyhow!("no {aggregate} {id} in the log at that point"))?;
+    let mut state = json!(folded.state);
+    crate::withhold_personal(&mut state, &applied[&id].iter().map(|(_, e)| *e).collect::<Vec<_>>());
     let events: Vec<_> = applied[&id]
         .iter()
         .map(|(r, e)| json!({"topic": topic, "partition": r.partition, "offset": r.offset, "event": event_json(e)}))
@@ -39,7 +41,7 @@ pub async fn as_of(replayer: &Replayer, aggregate: &str, id: Uuid, until: Until)
         "tenant_id": folded.tenant_id,
         "version": folded.version,
         "as_of": match until { Until::Instant(at) => json!(at), Until::Version(v) => json!({"version": v}), Until::Now => json!("now") },
-        "state": folded.state,
+        "state": state,
         "events": events,
     }))
 }

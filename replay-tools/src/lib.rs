@@ -13,6 +13,7 @@ use tidemark_events::{DomainEvent, EventRecord, Topics};
 use tidemark_schemas::{Decoded, EventCodec};
 
 pub mod as_of;
+pub mod lineage;
 pub mod export;
 pub mod fold;
 pub mod generate;
@@ -113,12 +114,20 @@ pub fn event_json(record: &EventRecord) -> Value {
         DomainEvent::Contact(e) => json!(e),
         DomainEvent::Lead(e) => json!(e),
     };
-    for field in tidemark_events::personal_fields(&record.envelope.event_type) {
-        if let Some(value) = data.get_mut(*field) {
-            *value = Value::Null;
+    withhold_personal(&mut data, std::slice::from_ref(&record));
+    json!({"envelope": record.envelope, "data": data})
+}
+
+/// Sets to null, in `value` (an event's data or an aggregate's state), every field that
+/// any of `events` marks personal.
+pub fn withhold_personal(value: &mut Value, events: &[&EventRecord]) {
+    for event in events {
+        for field in tidemark_events::personal_fields(&event.envelope.event_type) {
+            if let Some(v) = value.get_mut(*field) {
+                *v = Value::Null;
+            }
         }
     }
-    json!({"envelope": record.envelope, "data": data})
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -142,6 +151,17 @@ pub enum Replay {
         at: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long)]
         version: Option<i64>,
+    },
+    /// Where an aggregate's values came from: every event that set them, in order, with its
+    /// provenance (who, through which client, under which command, policy and build, why) and
+    /// the fields it changed. With --field, that field's history only.
+    Lineage {
+        /// account, opportunity, delegation, activity, contact or lead
+        aggregate: String,
+        id: uuid::Uuid,
+        /// One field of the aggregate's state, e.g. amount or stage.
+        #[arg(long)]
+        field: Option<String>,
     },
     /// Decoded events with their envelope, for analysis elsewhere, in a time window.
     Export {
@@ -215,6 +235,10 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
                 (None, None) => as_of::Until::Now,
             };
             println!("{}", serde_json::to_string_pretty(&as_of::as_of(&replayer, &aggregate, id, until).await?)?);
+            Ok(())
+        }
+        Replay::Lineage { aggregate, id, field } => {
+            println!("{}", serde_json::to_string_pretty(&lineage::lineage(&replayer, &aggregate, id, field.as_deref()).await?)?);
             Ok(())
         }
         Replay::Export { from, to, types, format, output } => {
