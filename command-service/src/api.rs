@@ -15,7 +15,7 @@ use tidemark_events::opportunity::{self, NewOpportunity, OpportunityCommand, Out
 use tidemark_events::policy::{self, Action, Denial, Owned, Subject};
 use tidemark_events::quote::QuoteCommand;
 use tidemark_events::{CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
-use tidemark_http::{denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
+use tidemark_http::{audit, denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -276,11 +276,24 @@ pub(crate) async fn run(
     decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError>,
 ) -> Result<Response, Problem> {
     let target = format!("{}/{}", request.aggregate_type, request.aggregate_id);
+    let command_id = request.meta.command_id.clone();
     match state.writer.execute(request, decide).await {
         Ok(outcome) => Ok(answer(outcome, session)),
         Err(CommandError::Denied(denial)) => Err(denials::deny(&state.pool, &session.principal, action, &target, denial).await),
         Err(CommandError::Rejected(Rejection::NotYours { code, message })) => {
             Err(denials::deny(&state.pool, &session.principal, action, &target, Denial { code, reason: message }).await)
+        }
+        // A refusal of the domain (or of an older version) is recorded for auditors.
+        Err(e @ (CommandError::Rejected(_) | CommandError::VersionConflict { .. } | CommandError::IdempotencyKeyReused)) => {
+            let rule = match &e {
+                CommandError::Rejected(r) => r.rule(),
+                CommandError::VersionConflict { .. } => "version-conflict",
+                _ => "idempotency-key-reused",
+            };
+            let reason = e.to_string();
+            let refused = audit::Refused { action, target: &target, command_id: &command_id, rule, reason: &reason };
+            audit::record_rejection(&state.pool, &session.principal, refused).await;
+            Err(e.into())
         }
         Err(e) => Err(e.into()),
     }

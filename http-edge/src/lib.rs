@@ -1,5 +1,6 @@
 //! The HTTP edge shared by the command and query services.
 
+pub mod audit;
 pub mod auth;
 pub mod denials;
 pub mod health;

@@ -30,7 +30,7 @@ use sqlx::{PgConnection, PgPool};
 use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
-use tidemark_http::{denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
+use tidemark_http::{audit, denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
 use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -88,6 +88,8 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(get_lead))
         .routes(routes!(get_contact))
         .routes(routes!(list_denials))
+        .routes(routes!(list_rejections))
+        .routes(routes!(list_personal_reads))
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
         .routes(routes!(observability::metrics))
@@ -532,6 +534,15 @@ async fn my_tasks(State(state): State<AppState>, who: Principal, asked: AskedBou
     state.read::<Activities>(&who, asked.with_default(false), query).await
 }
 
+/// Records, for auditors, that an answer showed personal fields (when it did).
+async fn seen(state: &AppState, who: &Principal, personal: bool, target: String, answer: Result<Response, Problem>) -> Result<Response, Problem> {
+    let answer = answer?;
+    if personal {
+        audit::record_personal_read(&state.pool, who, &target).await;
+    }
+    Ok(answer)
+}
+
 /// Refuses those who may not read contacts; says whether the caller sees personal fields.
 async fn contact_reader(state: &AppState, who: &Principal, target: &str) -> Result<bool, Problem> {
     let subject = who.subject();
@@ -553,7 +564,7 @@ async fn get_account(State(state): State<AppState>, who: Principal, asked: Asked
     let bound = asked.with_default(false);
     let others = [state.also_hold::<Opportunities>(&bound).await?, state.also_hold::<Contacts>(&bound).await?, state.also_hold::<Activities>(&bound).await?];
     let query = Query::Account { id, scope, personal, today: Utc::now().date_naive(), others };
-    state.read::<Accounts>(&who, bound, query).await
+    seen(&state, &who, personal, format!("contacts of account/{id}"), state.read::<Accounts>(&who, bound, query).await).await
 }
 
 /// Who may read leads, in which scope, and whether with personal fields.
@@ -593,7 +604,7 @@ async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedB
     }
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let query = Query::Leads { scope, id: None, status: params.status, after, limit, personal };
-    state.read::<Leads>(&who, asked.with_default(false), query).await
+    seen(&state, &who, personal, "leads".to_string(), state.read::<Leads>(&who, asked.with_default(false), query).await).await
 }
 
 /// One lead, with its owner, assignment latency and what its conversion created. A strong
@@ -603,7 +614,7 @@ async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedB
 async fn get_lead(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
     let (scope, personal) = lead_reader(&state, &who, &format!("lead/{id}")).await?;
     let query = Query::Leads { scope, id: Some(id), status: None, after: None, limit: 1, personal };
-    state.read::<Leads>(&who, asked.with_default(true), query).await
+    seen(&state, &who, personal, format!("lead/{id}"), state.read::<Leads>(&who, asked.with_default(true), query).await).await
 }
 
 /// Lead assignment latency, from capture to an owner: per team, the count, median, 95th
@@ -647,8 +658,9 @@ async fn list_contacts(
         return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
     }
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
+    let target = params.account_id.map_or("contacts".to_string(), |a| format!("contacts of account/{a}"));
     let query = Query::Contacts { id: None, account_id: params.account_id, after, limit, personal };
-    state.read::<Contacts>(&who, asked.with_default(false), query).await
+    seen(&state, &who, personal, target, state.read::<Contacts>(&who, asked.with_default(false), query).await).await
 }
 
 /// One contact; personal fields as for the list. A strong read unless asked otherwise.
@@ -657,7 +669,7 @@ async fn list_contacts(
 async fn get_contact(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
     let personal = contact_reader(&state, &who, &format!("contact/{id}")).await?;
     let query = Query::Contacts { id: Some(id), account_id: None, after: None, limit: 1, personal };
-    state.read::<Contacts>(&who, asked.with_default(true), query).await
+    seen(&state, &who, personal, format!("contact/{id}"), state.read::<Contacts>(&who, asked.with_default(true), query).await).await
 }
 
 /// Approval turnaround: per approver kind (manager, finance) and team, the steps approved
@@ -714,46 +726,54 @@ async fn my_approvals(State(state): State<AppState>, who: Principal, asked: Aske
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct DenialParams {
+struct AuditParams {
     /// At most this many, newest first (1 to 1000, default 100).
     limit: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
-struct DenialRow {
-    actor_id: String,
-    actor_kind: String,
-    action: String,
-    target: String,
-    reason_code: String,
-    reason: String,
-    policy_version: String,
-    correlation_id: String,
-    denied_at: DateTime<Utc>,
-}
-
-/// Every refusal in the tenant, newest first: who asked for what, and why not (auditors).
-/// Written when the refusal happens, so this list is never behind.
-#[utoipa::path(get, path = "/v1/audit/denials", params(DenialParams), tag = "audit",
-    responses((status = 200, description = "`data`: denials"), (status = 401), (status = 403)))]
-async fn list_denials(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<DenialParams>) -> Result<Response, Problem> {
+/// The newest rows of one audit table of the caller's tenant, for auditors. Written when
+/// the thing happens, so these lists are never behind.
+async fn audit_rows(state: &AppState, who: &Principal, table: &'static str, limit: Option<i64>) -> Result<Response, Problem> {
     if let Err(denial) = policy::authorize(&who.subject(), &Action::ReadAudit) {
-        return Err(denials::deny(&state.pool, &who, "read-audit", "denials", denial).await);
+        return Err(denials::deny(&state.pool, who, "read-audit", table, denial).await);
     }
-    let limit = params.limit.unwrap_or(100);
+    let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 1000"));
     }
-    let rows: Vec<DenialRow> = sqlx::query_as(
-        "SELECT actor_id, actor_kind, action, target, reason_code, reason, policy_version, correlation_id, denied_at
-         FROM denials WHERE tenant_id = $1 ORDER BY denied_at DESC, id DESC LIMIT $2",
-    )
+    // `table` is one of this file's constants, never the caller's text.
+    let rows: Vec<Value> = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(t) - 'id' - 'tenant_id' FROM {table} t WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
+    ))
     .bind(&who.tenant_id)
     .bind(limit)
     .fetch_all(&state.pool)
     .await
     .map_err(database)?;
     Ok(Json(json!({ "data": rows })).into_response())
+}
+
+/// Every refusal in the tenant, newest first: who asked for what, and why not (auditors).
+#[utoipa::path(get, path = "/v1/audit/denials", params(AuditParams), tag = "audit",
+    responses((status = 200, description = "`data`: denials"), (status = 401), (status = 403)))]
+async fn list_denials(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<AuditParams>) -> Result<Response, Problem> {
+    audit_rows(&state, &who, "denials", params.limit).await
+}
+
+/// Every command the domain refused (a broken rule, an older version, a reused
+/// Idempotency-Key), newest first: who, which command id, which rule, why (auditors).
+#[utoipa::path(get, path = "/v1/audit/rejected-commands", params(AuditParams), tag = "audit",
+    responses((status = 200, description = "`data`: rejected commands"), (status = 401), (status = 403)))]
+async fn list_rejections(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<AuditParams>) -> Result<Response, Problem> {
+    audit_rows(&state, &who, "rejected_commands", params.limit).await
+}
+
+/// Every answer that showed personal fields, newest first: who saw which contact's or
+/// lead's name, email and phone, and when (auditors).
+#[utoipa::path(get, path = "/v1/audit/personal-data-reads", params(AuditParams), tag = "audit",
+    responses((status = 200, description = "`data`: reads of personal data"), (status = 401), (status = 403)))]
+async fn list_personal_reads(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<AuditParams>) -> Result<Response, Problem> {
+    audit_rows(&state, &who, "personal_data_reads", params.limit).await
 }
 
 /// Whether the service's dependencies (PostgreSQL, broker) answer.
