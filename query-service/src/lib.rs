@@ -208,6 +208,24 @@ fn scope_filter(scope: &Scope) -> (Option<&str>, Option<&str>) {
     }
 }
 
+/// A page size from the caller: 1 to 200, 50 when not given.
+fn page_size(limit: Option<i64>) -> Result<i64, Problem> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
+    }
+    Ok(limit)
+}
+
+/// A page of `rows` read with one row more than `limit`: that row, when there, says a next
+/// page exists, whose cursor is the page's last id.
+fn page<T: Serialize>(rows: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Cached {
+    let more = rows.len() as i64 > limit;
+    let page: Vec<T> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = page.last().filter(|_| more).map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()));
+    Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) }
+}
+
 /// The id after which a page starts, from the previous page's `next_cursor`.
 fn cursor(text: &str) -> Result<Uuid, Problem> {
     URL_SAFE_NO_PAD
@@ -235,11 +253,14 @@ impl AppState {
     async fn also_hold<P: Projection>(&self, bound: &Bound) -> Result<Standings, Problem> {
         let ends = self.freshness.log_end_offsets(&P::topics(&self.topics)).await?;
         self.freshness.await_bound(&self.pool, P::NAME, &ends, bound).await?;
-        let standing = sqlx::query_as("SELECT partition, next_offset, generation FROM projection_offsets WHERE projection = $1 ORDER BY partition")
-            .bind(P::NAME)
-            .fetch_all(&self.pool)
+        let mut db = self.pool.acquire().await.map_err(database)?;
+        let mut standing: Vec<_> = freshness::standings(&mut db, P::NAME)
             .await
-            .map_err(database)?;
+            .map_err(database)?
+            .into_iter()
+            .map(|s| (s.partition, s.next_offset, s.generation))
+            .collect();
+        standing.sort();
         Ok(Standings(standing))
     }
 
@@ -295,11 +316,8 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             Ok(data(json!(one)))
         }
         Query::Contacts { id: None, account_id, after, limit, personal } => {
-            let page = contacts::contacts(db, tenant, (None, *account_id), (*after, *limit + 1), *personal).await?;
-            let more = page.len() as i64 > *limit;
-            let page: Vec<_> = page.into_iter().take(*limit as usize).collect();
-            let next_cursor = page.last().filter(|_| more).map(|c| URL_SAFE_NO_PAD.encode(c.id.as_bytes()));
-            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+            let rows = contacts::contacts(db, tenant, (None, *account_id), (*after, *limit + 1), *personal).await?;
+            Ok(page(rows, *limit, |c| c.id))
         }
         Query::Account { id, scope, personal, today, .. } => {
             Ok(data(accounts::overview(db, tenant, *id, scope_filter(scope), *personal, *today).await?))
@@ -309,11 +327,8 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             Ok(data(json!(found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no lead {id} that you may see")))?)))
         }
         Query::Leads { scope, id: None, status, after, limit, personal } => {
-            let page = leads::leads(db, tenant, scope_filter(scope), (None, status.as_deref()), (*after, *limit + 1), *personal).await?;
-            let more = page.len() as i64 > *limit;
-            let page: Vec<_> = page.into_iter().take(*limit as usize).collect();
-            let next_cursor = page.last().filter(|_| more).map(|l| URL_SAFE_NO_PAD.encode(l.id.as_bytes()));
-            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+            let rows = leads::leads(db, tenant, scope_filter(scope), (None, status.as_deref()), (*after, *limit + 1), *personal).await?;
+            Ok(page(rows, *limit, |l| l.id))
         }
         Query::LeadLatency => Ok(data(leads::assignment_latency(db, tenant).await?)),
         Query::ApprovalTurnaround => Ok(data(approvals::turnaround(db, tenant).await?)),
@@ -355,10 +370,7 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             .fetch_all(db)
             .await
             .map_err(database)?;
-            let more = rows.len() as i64 > *limit;
-            let page: Vec<OpportunityView> = rows.into_iter().take(*limit as usize).map(OpportunityView::from).collect();
-            let next_cursor = more.then(|| URL_SAFE_NO_PAD.encode(page.last().expect("a full page").row.id.as_bytes()));
-            Ok(Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) })
+            Ok(page(rows.into_iter().map(OpportunityView::from).collect(), *limit, |o| o.row.id))
         }
         Query::Pipeline { scope, owner } => {
             let (scope_owner, scope_team) = scope_filter(scope);
@@ -484,10 +496,7 @@ async fn list_opportunities(
     ProblemQuery(params): ProblemQuery<ListParams>,
 ) -> Result<Response, Problem> {
     let stage = params.stage.map(|n| Stage::try_from(n).map_err(|e| Problem::invalid_field("stage", e))).transpose()?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
-    }
+    let limit = page_size(params.limit)?;
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let scope = list_scope(&state, &who).await?;
     let query = Query::Opportunities { scope, owner: params.owner, stage, after, limit };
@@ -598,10 +607,7 @@ async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedB
             return Err(Problem::invalid_field("status", format!("'{status}' is not new, qualified, disqualified or converted")));
         }
     }
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
-    }
+    let limit = page_size(params.limit)?;
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let query = Query::Leads { scope, id: None, status: params.status, after, limit, personal };
     seen(&state, &who, personal, "leads".to_string(), state.read::<Leads>(&who, asked.with_default(false), query).await).await
@@ -653,10 +659,7 @@ async fn list_contacts(
     ProblemQuery(params): ProblemQuery<ContactParams>,
 ) -> Result<Response, Problem> {
     let personal = contact_reader(&state, &who, "contacts").await?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
-    }
+    let limit = page_size(params.limit)?;
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let target = params.account_id.map_or("contacts".to_string(), |a| format!("contacts of account/{a}"));
     let query = Query::Contacts { id: None, account_id: params.account_id, after, limit, personal };
