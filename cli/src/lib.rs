@@ -144,6 +144,7 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
         tidemark_projectors::migrator(),
         tidemark_command_service::migrator(),
         tidemark_http::denials::migrator(),
+        tidemark_privacy::PgKeyStore::migrator(),
     ] {
         migrator.run(&pool).await.context("migrating the database")?;
     }
@@ -222,6 +223,8 @@ impl System {
                 registry_token: service_token.clone(),
             };
             let writer = Arc::new(tidemark_command_service::Writer::start(writer_config, &pool).await?);
+            let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
+            tidemark_command_service::finish_erasures(&writer, keys).await.context("finishing recorded erasures")?;
             let rules = config.lead_rules()?;
             let versions = (registry_url.clone(), CODE_VERSION.to_string());
             let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), rules.clone());

@@ -45,6 +45,7 @@ pub(crate) use decision;
 pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
     pub(crate) lead_rules: Arc<Vec<tidemark_events::assignment::Rule>>,
+    pub(crate) keys: Arc<dyn tidemark_privacy::KeyStore>,
     pool: sqlx::PgPool,
     registry_url: String,
     code_version: String,
@@ -67,7 +68,8 @@ pub fn router(
     gate: Arc<Gate>,
     lead_rules: Vec<tidemark_events::assignment::Rule>,
 ) -> axum::Router {
-    let state = AppState { writer, lead_rules: Arc::new(lead_rules), pool, registry_url, code_version, tokens };
+    let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
+    let state = AppState { writer, lead_rules: Arc::new(lead_rules), keys, pool, registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
         .routes(routes!(create_opportunity))
@@ -82,6 +84,7 @@ pub fn router(
         .merge(crate::activities::routes())
         .merge(crate::contacts::routes())
         .merge(crate::leads::routes())
+        .merge(crate::erasure::routes())
         .routes(routes!(healthz))
         .with_state(state)
         .split_for_parts();
@@ -225,14 +228,15 @@ pub(crate) struct CommandAnswer {
     quote_id: Option<Uuid>,
 }
 
-fn answer(outcome: Outcome, session: Session) -> Response {
-    let positions: Vec<Position> = outcome
-        .events
-        .iter()
-        .map(|e| Position { topic: e.topic.clone(), partition: e.partition, offset: e.offset })
-        .collect();
+/// The session's token, with these events' writes added.
+pub(crate) fn consistency_token<'a>(session: &Session, events: impl Iterator<Item = &'a AppendedEvent>) -> String {
+    let positions: Vec<Position> = events.map(|e| Position { topic: e.topic.clone(), partition: e.partition, offset: e.offset }).collect();
     let written = ConsistencyToken::from_positions(&positions);
-    let token = session.tokens.encode(&session.asked.map_or(written.clone(), |asked| asked.merge(&written)));
+    session.tokens.encode(&session.asked.clone().map_or(written.clone(), |asked| asked.merge(&written)))
+}
+
+fn answer(outcome: Outcome, session: Session) -> Response {
+    let token = consistency_token(&session, outcome.events.iter());
     let status = if outcome.created || session.new_quote { StatusCode::CREATED } else { StatusCode::OK };
     let mut headers = HeaderMap::new();
     headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
@@ -290,7 +294,13 @@ pub(crate) async fn run(
                 CommandError::VersionConflict { .. } => "version-conflict",
                 _ => "idempotency-key-reused",
             };
-            let reason = e.to_string();
+            // The audit trail outlives erasure, so it keeps no refused personal value.
+            let reason = match &e {
+                CommandError::Rejected(Rejection::InvalidField { field, .. }) if tidemark_events::personal::is_personal(&target, field) => {
+                    format!("{field}: the value given is not valid (not recorded: personal data)")
+                }
+                _ => e.to_string(),
+            };
             let refused = audit::Refused { action, target: &target, command_id: &command_id, rule, reason: &reason };
             audit::record_rejection(&state.pool, &session.principal, refused).await;
             Err(e.into())

@@ -132,13 +132,13 @@ async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
     let leads = writer.leads().await;
     let mut turns = turns(&leads);
     for (tenant, id, lead) in &leads {
-        if lead.owner_id.is_none() && lead.status == LeadStatus::New {
+        if lead.owner_id.is_none() && lead.status == LeadStatus::New && lead.erased_at.is_none() {
             if let Some(team) = assign(writer, rules, (tenant, *id, lead), &turns).await? {
                 // The team's next lead takes the next turn.
                 *turns.entry((tenant.clone(), team)).or_insert(0) += 1;
             }
         }
-        if let Some(c) = &lead.conversion {
+        if let Some(c) = lead.conversion.as_ref().filter(|_| lead.erased_at.is_none()) {
             if writer.opportunity_card(tenant, c.opportunity_id).is_none() {
                 tracing::info!(lead = %id, "completing an interrupted conversion");
                 complete_conversion(writer, tenant, *id, lead).await?;

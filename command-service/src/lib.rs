@@ -5,11 +5,13 @@ mod activities;
 mod api;
 mod contacts;
 mod delegations;
+mod erasure;
 mod leads;
 mod quotes;
 pub mod writer;
 
 pub use api::router;
+pub use erasure::finish_erasures;
 pub use leads::route_leads;
 pub use writer::{StartError, Writer, WriterConfig};
 

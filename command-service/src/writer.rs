@@ -18,6 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+use tidemark_privacy::PgKeyStore;
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::fold::{PartitionFold, Verdict};
 use tidemark_events::delegation::Delegation;
@@ -189,7 +190,7 @@ impl Writer {
     /// on each partition, then the partition read to its end. Serves only after that.
     pub async fn start(config: WriterConfig, pool: &sqlx::PgPool) -> Result<Writer, StartError> {
         let epoch: i64 = sqlx::query_scalar("SELECT nextval('writer_epochs')").fetch_one(pool).await?;
-        let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?;
+        let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
         codec.register_all(&config.topics).await?;
         let producer: FutureProducer = client_config(&config.brokers, &config.writer_id)
             .set("enable.idempotence", "true")
@@ -394,17 +395,26 @@ impl Writer {
         state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.clone())
     }
 
-    /// Every lead this writer holds, with its tenant and id: the lead router works from these.
-    pub async fn leads(&self) -> Vec<(String, Uuid, Lead)> {
+    /// Every aggregate of a type this writer holds, with its tenant and id.
+    pub async fn all_of(&self, aggregate_type: &str) -> Vec<(String, Uuid, Aggregate)> {
+        let topic = self.config.topics.for_aggregate(aggregate_type).unwrap_or_default();
         let mut found = Vec::new();
-        for partition in self.partitions.values().filter(|p| p.topic == self.config.topics.lead) {
+        for partition in self.partitions.values().filter(|p| p.topic == topic) {
             let state = partition.state.lock().await;
-            found.extend(state.streams.iter().filter_map(|(id, s)| match &s.state {
-                Aggregate::Lead(lead) => Some((s.tenant_id.clone(), *id, lead.clone())),
-                _ => None,
-            }));
+            found.extend(state.streams.iter().map(|(id, s)| (s.tenant_id.clone(), *id, s.state.clone())));
         }
         found
+    }
+
+    /// Every lead this writer holds, with its tenant and id: the lead router works from these.
+    pub async fn leads(&self) -> Vec<(String, Uuid, Lead)> {
+        let all = self.all_of(tidemark_events::lead::AGGREGATE_TYPE).await;
+        all.into_iter()
+            .filter_map(|(tenant, id, state)| match state {
+                Aggregate::Lead(lead) => Some((tenant, id, lead)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The approval authority delegated to `user` for `day`, by whom, in the tenant.

@@ -2,10 +2,12 @@
 //! email and phone are personal data (marked so in the Avro schemas); they are validated
 //! and normalized here, once, before they reach the log.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::opportunity::valid_name;
+use crate::personal::{self, PersonalDataErased};
 use crate::Rejection;
 
 pub const AGGREGATE_TYPE: &str = "contact";
@@ -17,6 +19,7 @@ pub struct Contact {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub title: Option<String>,
+    pub erased_at: Option<DateTime<Utc>>,
     pub version: i64,
 }
 
@@ -35,6 +38,8 @@ pub enum ContactCommand {
     Create { account_id: Option<Uuid>, account_exists: bool, details: Details },
     Update { details: Details },
     Link { account_id: Uuid, account_exists: bool },
+    /// Forget the person: the shell destroys the contact's key once this is appended.
+    Erase { reason: String, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +72,7 @@ pub enum ContactEvent {
     Created(ContactCreated),
     Updated(ContactUpdated),
     Linked(ContactLinked),
+    Erased(PersonalDataErased),
 }
 
 impl ContactEvent {
@@ -75,6 +81,7 @@ impl ContactEvent {
             ContactEvent::Created(_) => "ContactCreated",
             ContactEvent::Updated(_) => "ContactUpdated",
             ContactEvent::Linked(_) => "ContactLinked",
+            ContactEvent::Erased(_) => "ContactErased",
         }
     }
 }
@@ -133,6 +140,8 @@ pub fn decide(state: Option<&Contact>, command: &ContactCommand) -> Result<Vec<C
             Ok(vec![ContactEvent::Created(ContactCreated { account_id: *account_id, name: d.name, email: d.email, phone: d.phone, title: d.title })])
         }
         (None, _) => Err(Rejection::NotFound),
+        (Some(c), ContactCommand::Erase { reason, at }) => Ok(vec![ContactEvent::Erased(personal::erase(c.erased_at, reason, *at)?)]),
+        (Some(Contact { erased_at: Some(at), .. }), _) => Err(personal::refusal(*at, "contact")),
         (Some(c), ContactCommand::Update { details }) => {
             let d = valid(details)?;
             if (&d.name, &d.email, &d.phone, &d.title) == (&c.name, &c.email, &c.phone, &c.title) {
@@ -160,6 +169,7 @@ pub fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
             email: e.email.clone(),
             phone: e.phone.clone(),
             title: e.title.clone(),
+            erased_at: None,
             version: 1,
         },
         (Some(c), ContactEvent::Updated(e)) => Contact {
@@ -171,6 +181,14 @@ pub fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
             ..c
         },
         (Some(c), ContactEvent::Linked(e)) => Contact { account_id: Some(e.account_id), version: c.version + 1, ..c },
+        (Some(c), ContactEvent::Erased(e)) => Contact {
+            name: personal::ERASED.to_string(),
+            email: personal::erased(&c.email),
+            phone: personal::erased(&c.phone),
+            erased_at: Some(e.erased_at),
+            version: c.version + 1,
+            ..c
+        },
         (None, e) => panic!("{} before ContactCreated: the fold rule must refuse gaps", e.event_type()),
     }
 }
@@ -208,5 +226,10 @@ mod tests {
         assert_eq!(decide(Some(&c), &ContactCommand::Link { account_id: account, account_exists: false }).unwrap_err().rule(), "account-must-exist");
         let linked = evolve(Some(c.clone()), &decide(Some(&c), &ContactCommand::Link { account_id: account, account_exists: true }).unwrap()[0]);
         assert_eq!((linked.account_id, linked.version), (Some(account), 2));
+        let erase = ContactCommand::Erase { reason: "the person asked".into(), at: chrono::Utc::now() };
+        let erased = evolve(Some(linked.clone()), &decide(Some(&linked), &erase).unwrap()[0]);
+        assert_eq!((erased.name.as_str(), erased.email.as_deref(), erased.title.as_deref()), ("[erased]", Some("[erased]"), None));
+        assert_eq!(decide(Some(&erased), &same).unwrap_err().rule(), "personal-data-erased");
+        assert_eq!(decide(Some(&erased), &erase).unwrap_err().rule(), "no-change", "erasing twice changes nothing");
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::account::AccountCommand;
 use crate::contact::{valid_email, valid_phone, ContactCommand, Details};
 use crate::opportunity::{valid_name, NewOpportunity, OpportunityCommand};
+use crate::personal::{self, PersonalDataErased};
 use crate::{Money, Rejection};
 
 pub const AGGREGATE_TYPE: &str = "lead";
@@ -42,6 +43,9 @@ pub struct Lead {
     pub status: LeadStatus,
     pub disqualify_reason: Option<String>,
     pub conversion: Option<LeadConverted>,
+    /// Defaulted: documents stored before erasure existed lack it.
+    #[serde(default)]
+    pub erased_at: Option<DateTime<Utc>>,
     pub version: i64,
 }
 
@@ -80,6 +84,8 @@ pub enum LeadCommand {
     Qualify { at: DateTime<Utc> },
     Disqualify { reason: String, at: DateTime<Utc> },
     Convert(Conversion),
+    /// Forget the person: the shell destroys the lead's key once this is appended.
+    Erase { reason: String, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +147,7 @@ pub enum LeadEvent {
     Qualified(LeadQualified),
     Disqualified(LeadDisqualified),
     Converted(LeadConverted),
+    Erased(PersonalDataErased),
 }
 
 impl LeadEvent {
@@ -151,6 +158,7 @@ impl LeadEvent {
             LeadEvent::Qualified(_) => "LeadQualified",
             LeadEvent::Disqualified(_) => "LeadDisqualified",
             LeadEvent::Converted(_) => "LeadConverted",
+            LeadEvent::Erased(_) => "LeadErased",
         }
     }
 }
@@ -164,13 +172,15 @@ pub fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEve
         (None, LeadCommand::Capture(new)) => return capture(new),
         (Some(_), LeadCommand::Capture(_)) => return Err(Rejection::AlreadyExists),
         (None, _) => return Err(Rejection::NotFound),
+        (Some(lead), LeadCommand::Erase { reason, at }) => return Ok(vec![LeadEvent::Erased(personal::erase(lead.erased_at, reason, *at)?)]),
+        (Some(Lead { erased_at: Some(at), .. }), _) => return Err(personal::refusal(*at, "lead")),
         (Some(lead), _) => lead,
     };
     if matches!(lead.status, LeadStatus::Converted | LeadStatus::Disqualified) && !matches!(command, LeadCommand::Assign { .. }) {
         return Err(broken("lead-is-closed", format!("the lead is {}; it takes no more changes", status_name(lead.status))));
     }
     let event = match command {
-        LeadCommand::Capture(_) => unreachable!("handled above"),
+        LeadCommand::Capture(_) | LeadCommand::Erase { .. } => unreachable!("handled above"),
         LeadCommand::Assign { owner_id, team_id, rule, at } => {
             if lead.owner_id.is_some() {
                 return Err(Rejection::NoChange("the lead is assigned already"));
@@ -260,6 +270,7 @@ pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {
                 status: LeadStatus::New,
                 disqualify_reason: None,
                 conversion: None,
+                erased_at: None,
                 version: 1,
             }
         }
@@ -281,6 +292,12 @@ pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {
         LeadEvent::Converted(e) => {
             lead.status = LeadStatus::Converted;
             lead.conversion = Some(e.clone());
+        }
+        LeadEvent::Erased(e) => {
+            lead.name = personal::ERASED.to_string();
+            lead.email = personal::erased(&lead.email);
+            lead.phone = personal::erased(&lead.phone);
+            lead.erased_at = Some(e.erased_at);
         }
     }
     lead.version += 1;

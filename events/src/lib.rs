@@ -57,12 +57,14 @@ pub mod lead;
 pub mod money;
 pub mod opportunity;
 pub mod partition;
+pub mod personal;
 pub mod policy;
 pub mod quote;
 pub mod rejection;
 
 pub use envelope::{ActorKind, CommandMeta, Envelope};
 pub use money::{Currency, Money};
+pub use personal::{personal_fields, personal_values_mut, ERASED};
 pub use rejection::Rejection;
 
 /// Topic names: one topic per aggregate type, `crm.<aggregate>.events`. A prefix lets
@@ -162,15 +164,6 @@ pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
         };
     }
     fold!(Account => account, Opportunity => opportunity, Delegation => delegation, Activity => activity, Contact => contact, Lead => lead)
-}
-
-/// The payload fields of an event type that hold personal data; the Avro schemas mark the
-/// same fields `"tidemark.personal": true` (a test in `schemas` holds the two together).
-pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "ContactCreated" | "ContactUpdated" | "LeadCaptured" => &["name", "email", "phone"],
-        _ => &[],
-    }
 }
 
 /// An event with its envelope: what one Kafka record carries.

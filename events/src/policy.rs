@@ -125,6 +125,8 @@ pub enum Action<'a> {
     /// Log a call, email, meeting or task; `record` is the opportunity it is about, if any.
     LogActivity { record: Option<Owned<'a>> },
     ReadAudit,
+    /// Erase a person's data (contact or lead): admins only.
+    ErasePersonalData,
 }
 
 impl Action<'_> {
@@ -142,6 +144,7 @@ impl Action<'_> {
             Action::ReadLeads => "read-leads",
             Action::ReadContacts => "read-contacts",
             Action::ReadAudit => "read-audit",
+            Action::ErasePersonalData => "erase-personal-data",
         }
     }
 }

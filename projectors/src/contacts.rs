@@ -45,7 +45,7 @@ impl Projection for Contacts {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, ContactRow>> {
-        let rows = sqlx::query("SELECT id, tenant_id, account_id, name, email, phone, title, version, created_at, updated_at FROM contacts WHERE id = ANY($1)")
+        let rows = sqlx::query("SELECT id, tenant_id, account_id, name, email, phone, title, erased_at, version, created_at, updated_at FROM contacts WHERE id = ANY($1)")
             .bind(ids)
             .fetch_all(db)
             .await?;
@@ -58,6 +58,7 @@ impl Projection for Contacts {
                     email: r.get("email"),
                     phone: r.get("phone"),
                     title: r.get("title"),
+                    erased_at: r.get("erased_at"),
                     version: r.get("version"),
                 };
                 (r.get("id"), ContactRow { tenant_id: r.get("tenant_id"), created_at: r.get("created_at"), updated_at: r.get("updated_at"), state })
@@ -70,11 +71,12 @@ impl Projection for Contacts {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO contacts (id, tenant_id, account_id, name, email, phone, title, version, created_at, updated_at)
+            "INSERT INTO contacts (id, tenant_id, account_id, name, email, phone, title, version, created_at, updated_at, erased_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
-                                  $9::timestamptz[], $10::timestamptz[])
+                                  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
              ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, name = EXCLUDED.name, email = EXCLUDED.email,
-                 phone = EXCLUDED.phone, title = EXCLUDED.title, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+                 phone = EXCLUDED.phone, title = EXCLUDED.title, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+                 erased_at = EXCLUDED.erased_at",
         )
         .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
         .bind(column(changes, |r| r.tenant_id.clone()))
@@ -86,6 +88,7 @@ impl Projection for Contacts {
         .bind(column(changes, |r| r.state.version))
         .bind(column(changes, |r| r.created_at))
         .bind(column(changes, |r| r.updated_at))
+        .bind(column(changes, |r| r.state.erased_at))
         .execute(db)
         .await?;
         Ok(())

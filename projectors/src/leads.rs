@@ -60,11 +60,12 @@ impl Projection for Leads {
         sqlx::query(
             "INSERT INTO leads (id, tenant_id, name, company, email, phone, territory, segment, source, captured_at, owner_id, team_id,
                                 assigned_at, assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id,
-                                version, document)
+                                version, document, erased_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                                   $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::bigint[], $15::text[], $16::text[],
-                                  $17::uuid[], $18::uuid[], $19::uuid[], $20::bigint[], $21::jsonb[])
-             ON CONFLICT (id) DO UPDATE SET owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, assigned_at = EXCLUDED.assigned_at,
+                                  $17::uuid[], $18::uuid[], $19::uuid[], $20::bigint[], $21::jsonb[], $22::timestamptz[])
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                 erased_at = EXCLUDED.erased_at, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, assigned_at = EXCLUDED.assigned_at,
                  assignment_latency_ms = EXCLUDED.assignment_latency_ms, status = EXCLUDED.status,
                  disqualify_reason = EXCLUDED.disqualify_reason, account_id = EXCLUDED.account_id, contact_id = EXCLUDED.contact_id,
                  opportunity_id = EXCLUDED.opportunity_id, version = EXCLUDED.version, document = EXCLUDED.document",
@@ -90,6 +91,7 @@ impl Projection for Leads {
         .bind(column(changes, |r| r.state.conversion.as_ref().map(|c| c.opportunity_id)))
         .bind(column(changes, |r| r.state.version))
         .bind(column(changes, |r| r.document.clone()))
+        .bind(column(changes, |r| r.state.erased_at))
         .execute(db)
         .await?;
         Ok(())

@@ -15,6 +15,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tidemark_events::Topics;
+use tidemark_privacy::PgKeyStore;
 use tidemark_schemas::EventCodec;
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +78,7 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     let consumer = Arc::new(consumer);
     let batch_size = config.batch_size;
-    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?, consumer: consumer.clone() };
+    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.

@@ -1,5 +1,7 @@
 //! Contact reads. Name, email and phone are personal data: whoever the policy does not let
-//! see personal fields gets them as null, and `personal_fields: "withheld"`.
+//! see personal fields gets them as null, and `personal_fields: "withheld"`; an erased
+//! person's read "[erased]" for everyone. an erased
+//! person's read "[erased]" for everyone.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -21,7 +23,9 @@ pub struct ContactView {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-    /// "shown" or "withheld" (name, email and phone, for roles that may not see them).
+    /// When the person's data was erased: name, email and phone then read "[erased]".
+    erased_at: Option<DateTime<Utc>>,
+    /// Name, email and phone: "shown", "withheld" (for roles that may not see them) or "erased".
     #[sqlx(skip)]
     personal_fields: &'static str,
 }
@@ -35,7 +39,7 @@ pub async fn contacts(
     personal: bool,
 ) -> Result<Vec<ContactView>, Problem> {
     let rows: Vec<ContactView> = sqlx::query_as(
-        "SELECT id, account_id, name, email, phone, title, version, created_at, updated_at FROM contacts
+        "SELECT id, account_id, name, email, phone, title, version, created_at, updated_at, erased_at FROM contacts
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2) AND ($3::uuid IS NULL OR account_id = $3) AND ($4::uuid IS NULL OR id > $4)
          ORDER BY id LIMIT $5",
     )
@@ -50,6 +54,7 @@ pub async fn contacts(
     Ok(rows
         .into_iter()
         .map(|c| match personal {
+            _ if c.erased_at.is_some() => ContactView { personal_fields: "erased", ..c },
             true => ContactView { personal_fields: "shown", ..c },
             false => ContactView { name: None, email: None, phone: None, personal_fields: "withheld", ..c },
         })

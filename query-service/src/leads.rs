@@ -32,7 +32,9 @@ pub struct LeadView {
     contact_id: Option<Uuid>,
     opportunity_id: Option<Uuid>,
     version: i64,
-    /// "shown" or "withheld" (name, email and phone).
+    /// When the person's data was erased: name, email and phone then read "[erased]".
+    erased_at: Option<DateTime<Utc>>,
+    /// Name, email and phone: "shown", "withheld" (for roles that may not see them) or "erased".
     #[sqlx(skip)]
     personal_fields: &'static str,
 }
@@ -48,7 +50,7 @@ pub async fn leads(
 ) -> Result<Vec<LeadView>, Problem> {
     let rows: Vec<LeadView> = sqlx::query_as(
         "SELECT id, name, company, email, phone, territory, segment, source, captured_at, owner_id, team_id, assigned_at,
-                assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id, version
+                assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id, version, erased_at
          FROM leads
          WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR team_id = $3)
            AND ($4::uuid IS NULL OR id = $4) AND ($5::text IS NULL OR status = $5) AND ($6::uuid IS NULL OR id > $6)
@@ -67,6 +69,7 @@ pub async fn leads(
     Ok(rows
         .into_iter()
         .map(|l| match personal {
+            _ if l.erased_at.is_some() => LeadView { personal_fields: "erased", ..l },
             true => LeadView { personal_fields: "shown", ..l },
             false => LeadView { name: None, email: None, phone: None, personal_fields: "withheld", ..l },
         })

@@ -1,5 +1,6 @@
 //! Tools that read the log itself, the system of record, rather than any read model.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tidemark_events::account::AccountEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_privacy::{KeyStore, PgKeyStore};
 use tidemark_schemas::{Decoded, EventCodec};
 
 pub mod as_of;
@@ -94,8 +96,9 @@ pub struct Replayer {
 impl Replayer {
     /// `registry_token`: for registries that want one before a schema is registered (only
     /// `generate` registers).
-    pub fn new(brokers: &str, registry_url: &str, registry_token: Option<&str>, topics: Topics) -> anyhow::Result<Replayer> {
-        Ok(Replayer { brokers: brokers.to_string(), codec: EventCodec::with_token(registry_url, registry_token)?, topics })
+    /// `keys`: to open personal values; the tools show only whether they were erased.
+    pub fn new(brokers: &str, registry_url: &str, registry_token: Option<&str>, topics: Topics, keys: Arc<dyn KeyStore>) -> anyhow::Result<Replayer> {
+        Ok(Replayer { brokers: brokers.to_string(), codec: EventCodec::with_token(registry_url, registry_token)?.with_keys(keys), topics })
     }
 
     fn topic(&self, aggregate: &str) -> anyhow::Result<String> {
@@ -119,11 +122,11 @@ pub fn event_json(record: &EventRecord) -> Value {
 }
 
 /// Sets to null, in `value` (an event's data or an aggregate's state), every field that
-/// any of `events` marks personal.
+/// any of `events` marks personal; an erased one keeps showing that it was erased.
 pub fn withhold_personal(value: &mut Value, events: &[&EventRecord]) {
     for event in events {
         for field in tidemark_events::personal_fields(&event.envelope.event_type) {
-            if let Some(v) = value.get_mut(*field) {
+            if let Some(v) = value.get_mut(*field).filter(|v| v.as_str() != Some(tidemark_events::ERASED)) {
                 *v = Value::Null;
             }
         }
@@ -213,7 +216,8 @@ pub enum Replay {
 }
 
 pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_token: Option<&str>, database_url: &str, topics: &Topics) -> anyhow::Result<()> {
-    let replayer = Replayer::new(brokers, registry_url, registry_token, topics.clone())?;
+    let pool = connect(database_url).await?;
+    let replayer = Replayer::new(brokers, registry_url, registry_token, topics.clone(), Arc::new(PgKeyStore::new(pool.clone())))?;
     match command {
         Replay::Events { aggregate, id } => {
             let topic = replayer.topic(&aggregate)?;
@@ -270,11 +274,9 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
             Ok(())
         }
         Replay::Rebuild { projection, restart, batch_size } => {
-            let pool = connect(database_url).await?;
             rebuild::rebuild(&replayer, &pool, &projection, restart, batch_size).await.map(|_| ())
         }
         Replay::Verify { projection } => {
-            let pool = connect(database_url).await?;
             let (checked, drift) = verify::verify(&replayer, &pool, &projection).await?;
             for d in &drift {
                 println!("{}", json!(d));

@@ -2,6 +2,7 @@
 //! any Confluent-API schema registry, with subjects named `<topic>-<record full name>`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::types::Value;
@@ -20,6 +21,7 @@ use tidemark_events::lead::LeadEvent;
 use tidemark_events::delegation::DelegationEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
+use tidemark_privacy::{KeyError, KeyStore};
 
 use crate::catalog;
 
@@ -35,12 +37,20 @@ pub enum CodecError {
     UnknownRecord(String),
     #[error("the record has no value")]
     Empty,
+    #[error("personal data: {0}")]
+    Keys(#[from] KeyError),
+    #[error("{0} carries personal data, and this codec has no key store to seal it with")]
+    NoKeyStore(String),
 }
 
 impl CodecError {
     /// A registry that does not answer is worth retrying; bad bytes never get better.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CodecError::Registry(e) if e.retriable)
+        match self {
+            CodecError::Registry(e) => e.retriable,
+            CodecError::Keys(KeyError::Store(_)) => true,
+            _ => false,
+        }
     }
 }
 
@@ -82,6 +92,9 @@ pub struct EventCodec {
     decoder: AvroDecoder,
     /// The latest schema of each record, to read older data through Avro schema resolution.
     readers: HashMap<&'static str, Schema>,
+    /// Seals personal values on the way out and opens them on the way in; without it,
+    /// personal data is refused on the way out and read still sealed.
+    keys: Option<Arc<dyn KeyStore>>,
 }
 
 impl EventCodec {
@@ -108,7 +121,11 @@ impl EventCodec {
             .iter()
             .map(|(name, _, json)| Ok((*name, Schema::parse_str(json)?)))
             .collect::<Result<_, apache_avro::Error>>()?;
-        Ok(EventCodec { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?), readers })
+        Ok(EventCodec { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?), readers, keys: None })
+    }
+
+    pub fn with_keys(self, keys: Arc<dyn KeyStore>) -> EventCodec {
+        EventCodec { keys: Some(keys), ..self }
     }
 
     /// Registers (or finds) the schema of every record on its topics, so that a registry
@@ -128,6 +145,12 @@ impl EventCodec {
     }
 
     pub async fn encode_event(&self, topic: &str, record: &EventRecord) -> Result<Vec<u8>, CodecError> {
+        let sealed = match &self.keys {
+            Some(keys) => tidemark_privacy::seal(keys.as_ref(), record).await?,
+            None if tidemark_events::personal_fields(record.event.event_type()).is_empty() => None,
+            None => return Err(CodecError::NoKeyStore(record.event.event_type().to_string())),
+        };
+        let record = sealed.as_ref().unwrap_or(record);
         let env = &record.envelope;
         match &record.event {
             DomainEvent::Account(AccountEvent::Opened(d)) => self.encode(topic, "tidemark.account.AccountOpened", env, d).await,
@@ -154,7 +177,7 @@ impl EventCodec {
         let reader = self.readers.get(name.as_str()).ok_or_else(|| CodecError::UnknownRecord(name.clone()))?;
         let value = decoded.value.resolve(reader)?;
         use OpportunityEvent as O;
-        Ok(match name.as_str() {
+        let mut decoded = match name.as_str() {
             FENCE_MARKER => Decoded::Fence(apache_avro::from_value(&value)?),
             "tidemark.account.AccountOpened" => event(&value, |d| DomainEvent::Account(AccountEvent::Opened(d)))?,
             "tidemark.opportunity.OpportunityCreated" => event(&value, |d| DomainEvent::Opportunity(O::Created(d)))?,
@@ -181,13 +204,19 @@ impl EventCodec {
             "tidemark.contact.ContactCreated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Created(d)))?,
             "tidemark.contact.ContactUpdated" => event(&value, |d| DomainEvent::Contact(ContactEvent::Updated(d)))?,
             "tidemark.contact.ContactLinked" => event(&value, |d| DomainEvent::Contact(ContactEvent::Linked(d)))?,
+            "tidemark.contact.ContactErased" => event(&value, |d| DomainEvent::Contact(ContactEvent::Erased(d)))?,
             "tidemark.lead.LeadCaptured" => event(&value, |d| DomainEvent::Lead(LeadEvent::Captured(d)))?,
             "tidemark.lead.LeadAssigned" => event(&value, |d| DomainEvent::Lead(LeadEvent::Assigned(d)))?,
             "tidemark.lead.LeadQualified" => event(&value, |d| DomainEvent::Lead(LeadEvent::Qualified(d)))?,
             "tidemark.lead.LeadDisqualified" => event(&value, |d| DomainEvent::Lead(LeadEvent::Disqualified(d)))?,
             "tidemark.lead.LeadConverted" => event(&value, |d| DomainEvent::Lead(LeadEvent::Converted(d)))?,
+            "tidemark.lead.LeadErased" => event(&value, |d| DomainEvent::Lead(LeadEvent::Erased(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
-        })
+        };
+        if let (Some(keys), Decoded::Event(record)) = (&self.keys, &mut decoded) {
+            tidemark_privacy::open(keys.as_ref(), record).await?;
+        }
+        Ok(decoded)
     }
 }
 

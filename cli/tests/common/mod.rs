@@ -226,6 +226,26 @@ pub fn log_end_offsets(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
     (0..partitions).map(|p| (p, consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1)).collect()
 }
 
+/// The bytes of every record of `topic`, as the broker stores them.
+pub async fn raw_log(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
+    use rdkafka::message::Message;
+    let consumer: StreamConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "tidemark-tests").set("enable.auto.commit", "false").create().unwrap();
+    let ends = log_end_offsets(brokers, topic);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in ends.keys() {
+        assignment.add_partition_offset(topic, *p, rdkafka::Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut remaining: i64 = ends.values().sum();
+    let mut payloads = Vec::new();
+    while remaining > 0 {
+        let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.expect("the log can be read").unwrap();
+        payloads.push([message.key().unwrap_or_default(), message.payload().unwrap_or_default()].concat());
+        remaining -= 1;
+    }
+    payloads
+}
+
 pub async fn read_log(brokers: &str, registry_url: &str, topic: &str) -> Vec<(i32, i64, Decoded)> {
     let codec = EventCodec::new(registry_url).unwrap();
     let records = tidemark_replay_tools::read_topic(brokers, &codec, topic).await.expect("the log can be read");
