@@ -256,6 +256,13 @@ impl System {
                 topics: config.topics(),
                 tokens: config.tokens(),
                 stall_after: Duration::from_millis(config.stall_after_ms),
+                log: tidemark_replay_tools::Replayer::new(
+                    &config.brokers,
+                    &registry_url,
+                    service_token.as_deref(),
+                    config.topics(),
+                    Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone())),
+                )?,
             };
             let router = tidemark_query_service::router(pool.clone(), freshness, query_config, gate.clone());
             tasks.spawn(serve(listener, router, shutdown.clone()));

@@ -64,6 +64,12 @@ pub trait Projection: Send + Sync + 'static {
     /// not this projection's business. Pure.
     fn evolve(row: Option<&Self::Row>, record: &EventRecord) -> Result<Option<Self::Row>, String>;
 
+    /// Whether a reader sees a difference between the row before an event and after it (the
+    /// version aside): lineage names the read models an event changed by this.
+    fn changed(_before: Option<&Self::Row>, _after: &Self::Row) -> bool {
+        true
+    }
+
     /// The stored rows of these aggregates (absent ones are left out).
     fn load(db: &mut PgConnection, ids: &[Uuid]) -> impl Future<Output = sqlx::Result<HashMap<Uuid, Self::Row>>> + Send;
 

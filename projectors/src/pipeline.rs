@@ -71,6 +71,10 @@ impl Projection for Pipeline {
         Ok(Some(member))
     }
 
+    fn changed(before: Option<&Member>, after: &Member) -> bool {
+        before.is_none_or(|b| (b.cell(), b.amount) != (after.cell(), after.amount))
+    }
+
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Member>> {
         let rows = sqlx::query("SELECT id, tenant_id, team_id, owner_id, stage, currency, amount, version FROM pipeline_members WHERE id = ANY($1)")
             .bind(ids)

@@ -122,3 +122,59 @@ pub async fn forecast(
     }
     Ok(rows.into_values().collect())
 }
+
+/// One deal of a forecast cell, as the read model holds it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct CellDeal {
+    pub id: uuid::Uuid,
+    name: String,
+    stage: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    probability: i32,
+    close_date: chrono::NaiveDate,
+}
+
+/// Which cell of the forecast: an owner's period (`2027-03`, `2027-Q1`) in a currency,
+/// optionally one category.
+pub struct Cell<'a> {
+    pub owner: &'a str,
+    pub period: Period,
+    pub at: &'a str,
+    pub currency: &'a str,
+    pub category: Option<ForecastCategory>,
+}
+
+/// The deals of one forecast cell, and the cell's figures computed as `forecast` computes
+/// them (weighted amounts summed and rounded per stage), so that they can be compared.
+pub async fn cell(db: &mut PgConnection, tenant: &str, cell: &Cell<'_>) -> Result<(Vec<CellDeal>, Figures), Problem> {
+    let (unit, format) = cell.period.sql();
+    let deals: Vec<CellDeal> = sqlx::query_as(
+        "SELECT id, name, stage, amount, probability, close_date FROM opportunities
+         WHERE tenant_id = $1 AND owner_id = $2 AND currency = $3 AND to_char(date_trunc($4, close_date), $5) = $6
+         ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(cell.owner)
+    .bind(cell.currency)
+    .bind(unit)
+    .bind(format)
+    .bind(cell.at)
+    .fetch_all(db)
+    .await
+    .map_err(database)?;
+    let deals: Vec<CellDeal> = deals
+        .into_iter()
+        .filter(|d| Stage::parse(&d.stage).and_then(Stage::forecast_category).is_some_and(|c| cell.category.is_none_or(|wanted| c == wanted)))
+        .collect();
+    let mut by_stage: BTreeMap<&str, (i64, Decimal, Decimal)> = BTreeMap::new();
+    for d in &deals {
+        let s = by_stage.entry(&d.stage).or_default();
+        *s = (s.0 + 1, s.1 + d.amount, s.2 + d.amount * Decimal::from(d.probability) / Decimal::from(100));
+    }
+    let mut figures = Figures::default();
+    for (count, amount, weighted) in by_stage.into_values() {
+        figures.add(count, amount, weighted.round_dp(2));
+    }
+    Ok((deals, figures))
+}

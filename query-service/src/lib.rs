@@ -9,6 +9,7 @@ pub mod bound;
 mod cache;
 mod forecast;
 mod leads;
+mod lineage;
 pub mod freshness;
 mod observability;
 
@@ -49,6 +50,8 @@ struct AppState {
     cache: Arc<AnswerCache>,
     /// A projection that is behind and has made no progress for this long is unhealthy.
     stall_after: Duration,
+    /// The log, for lineage.
+    log: lineage::Log,
 }
 
 #[derive(OpenApi)]
@@ -62,6 +65,8 @@ pub struct QueryConfig {
     pub topics: Topics,
     pub tokens: TokenCodec,
     pub stall_after: Duration,
+    /// Reads the log for the auditors' lineage.
+    pub log: tidemark_replay_tools::Replayer,
 }
 
 pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc<Gate>) -> axum::Router {
@@ -72,6 +77,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         tokens: config.tokens,
         cache: Arc::default(),
         stall_after: config.stall_after,
+        log: Arc::new(config.log),
     };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_opportunity))
@@ -90,6 +96,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(list_denials))
         .routes(routes!(list_rejections))
         .routes(routes!(list_personal_reads))
+        .merge(lineage::routes())
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
         .routes(routes!(observability::metrics))
@@ -734,12 +741,18 @@ struct AuditParams {
     limit: Option<i64>,
 }
 
+/// Refuses (and records) whoever is not an auditor.
+async fn auditor(state: &AppState, who: &Principal, target: &str) -> Result<(), Problem> {
+    match policy::authorize(&who.subject(), &Action::ReadAudit) {
+        Ok(()) => Ok(()),
+        Err(denial) => Err(denials::deny(&state.pool, who, "read-audit", target, denial).await),
+    }
+}
+
 /// The newest rows of one audit table of the caller's tenant, for auditors. Written when
 /// the thing happens, so these lists are never behind.
 async fn audit_rows(state: &AppState, who: &Principal, table: &'static str, limit: Option<i64>) -> Result<Response, Problem> {
-    if let Err(denial) = policy::authorize(&who.subject(), &Action::ReadAudit) {
-        return Err(denials::deny(&state.pool, who, "read-audit", table, denial).await);
-    }
+    auditor(state, who, table).await?;
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 1000"));

@@ -1,58 +1,153 @@
-//! `tidemark replay lineage`: where every value of an aggregate came from. Each event that
-//! applied, in order, with its provenance (the whole envelope and its place in the log) and
-//! the fields it changed, from and to. With a field, only the events that set that field:
-//! the field's history. Computed with the same fold rule and `evolve` as the services.
+//! `tidemark replay lineage` and the auditors' lineage API: where every value of an aggregate
+//! came from. Each event that applied, in order, with its provenance (the whole envelope and
+//! its place in the log), the values it changed (from and to), the earlier events whose
+//! values it changed in turn (upstream: an approval builds on the submission, which builds
+//! on the revision), and the read models whose rows it changed (downstream). With a field,
+//! only the events that set that field: the field's history. Computed with the same fold rule
+//! and `evolve` as the services and projectors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 use tidemark_events::partition::partition_for;
+use tidemark_events::EventRecord;
+use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 use uuid::Uuid;
 
-use crate::{fold, read_partitions, withhold_personal, Replayer};
+use crate::{fold, read_partitions, withhold_personal, LogRecord, Replayer};
 
-/// The top-level fields whose values differ between two states, with both values. The
-/// version changes with every event and says nothing of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    #[error("no aggregate type '{0}'; try account, opportunity, delegation, activity, contact or lead")]
+    UnknownAggregate(String),
+    #[error("no {0} {1} in the log")]
+    NotFound(String, Uuid),
+    #[error("a {0} has no field '{1}'")]
+    NoField(String, String),
+    #[error("reading the log: {0:#}")]
+    Log(#[from] anyhow::Error),
+}
+
+/// The values of a state, by path: top-level fields by name; the records of a list whose
+/// records have ids, by `<list>.<id>.<field>` (a quote's status is `quotes.<id>.status`).
+/// Anything else (an amount, a list of lines) is one value.
+pub fn values(state: &Value) -> BTreeMap<String, Value> {
+    let mut found = BTreeMap::new();
+    for (name, value) in state.as_object().into_iter().flatten() {
+        match value.as_array().filter(|items| !items.is_empty() && items.iter().all(|i| i.get("id").is_some_and(Value::is_string))) {
+            Some(records) => {
+                for record in records {
+                    let id = record["id"].as_str().unwrap_or_default();
+                    for (field, v) in record.as_object().into_iter().flatten() {
+                        found.insert(format!("{name}.{id}.{field}"), v.clone());
+                    }
+                }
+            }
+            None => {
+                found.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    found.remove("version"); // changes with every event and says nothing of its own
+    found
+}
+
+/// The values whose paths differ between two states, with both values.
 pub fn changes(before: &Value, after: &Value) -> BTreeMap<String, (Value, Value)> {
-    let empty = serde_json::Map::new();
-    let (before, after) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
+    let (before, after) = (values(before), values(after));
     after
         .iter()
-        .filter(|(name, _)| name.as_str() != "version")
-        .filter_map(|(name, to)| {
-            let from = before.get(name).cloned().unwrap_or(Value::Null);
-            (from != *to).then(|| (name.clone(), (from, to.clone())))
+        .filter_map(|(path, to)| {
+            let from = before.get(path).cloned().unwrap_or(Value::Null);
+            (from != *to).then(|| (path.clone(), (from, to.clone())))
         })
         .collect()
 }
 
-pub async fn lineage(replayer: &Replayer, aggregate: &str, id: Uuid, field: Option<&str>) -> anyhow::Result<Value> {
-    let topic = replayer.topic(aggregate)?;
+/// Whether `path` is `field` or lies within it (`quotes.<id>.status` within `quotes.<id>`).
+fn within(path: &str, field: &str) -> bool {
+    path == field || path.strip_prefix(field).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The read models whose rows each event changed: every projection, run over the aggregate's
+/// events as its projector runs over them (a projection keeps one row per aggregate).
+fn read_models(events: &[&EventRecord]) -> Vec<Vec<Value>> {
+    fn run<P: Projection>(events: &[&EventRecord], found: &mut [Vec<Value>]) {
+        let mut row: Option<P::Row> = None;
+        for (event, found) in events.iter().zip(found.iter_mut()) {
+            if let Ok(Some(after)) = P::evolve(row.as_ref(), event) {
+                if P::changed(row.as_ref(), &after) {
+                    found.push(json!({"projection": P::NAME, "tables": P::TABLES}));
+                }
+                row = Some(after);
+            }
+        }
+    }
+    let mut found = vec![Vec::new(); events.len()];
+    run::<Opportunities>(events, &mut found);
+    run::<Pipeline>(events, &mut found);
+    run::<Delegations>(events, &mut found);
+    run::<Activities>(events, &mut found);
+    run::<Contacts>(events, &mut found);
+    run::<Accounts>(events, &mut found);
+    run::<Leads>(events, &mut found);
+    found
+}
+
+/// The lineage of one aggregate, reading only its partition of the log.
+pub async fn lineage(replayer: &Replayer, aggregate: &str, id: Uuid, field: Option<&str>) -> Result<Value, LineageError> {
+    let topic = replayer.topics.for_aggregate(aggregate).ok_or_else(|| LineageError::UnknownAggregate(aggregate.to_string()))?.to_string();
     let partitions = crate::partition_count(&replayer.brokers, &topic)?;
     let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, Some(partition_for(id.to_string().as_bytes(), partitions))).await?;
-    let (states, applied) = fold::fold_log(&records, |_, event| event.envelope.aggregate_id == id);
-    let folded = states.get(&id).ok_or_else(|| anyhow::anyhow!("no {aggregate} {id} in the log"))?;
-    let events: Vec<_> = applied[&id].iter().map(|(_, e)| *e).collect();
+    lineage_in(&records, (&topic, aggregate), id, &field.into_iter().collect::<Vec<_>>())
+}
+
+/// The lineage of one aggregate in records already read: with `fields`, only the events that
+/// set one of them.
+pub fn lineage_in(records: &[LogRecord], (topic, aggregate): (&str, &str), id: Uuid, fields: &[&str]) -> Result<Value, LineageError> {
+    let (states, applied) = fold::fold_log(records, |_, event| event.envelope.aggregate_id == id);
+    let folded = states.get(&id).ok_or_else(|| LineageError::NotFound(aggregate.to_string(), id))?;
+    let applied = &applied[&id];
+    let events: Vec<&EventRecord> = applied.iter().map(|(_, e)| *e).collect();
+    let downstream = read_models(&events);
 
     // Personal fields show that they changed, not what they held.
     let personal: Vec<&str> = events.iter().flat_map(|e| tidemark_events::personal_fields(&e.envelope.event_type)).copied().collect();
+    let mut current = json!(folded.state);
+    withhold_personal(&mut current, &events);
+    let current_values = values(&current);
+    for f in fields {
+        if !current_values.keys().any(|path| within(path, f) || within(f, path)) {
+            return Err(LineageError::NoField(aggregate.to_string(), f.to_string()));
+        }
+    }
+
     let mut state: Option<tidemark_events::Aggregate> = None;
+    let mut last_set: HashMap<String, (i64, Uuid)> = HashMap::new();
     let mut chain = Vec::new();
-    for (record, event) in &applied[&id] {
+    for ((record, event), read_models) in applied.iter().zip(downstream) {
         let before = state.as_ref().map_or(Value::Null, |s| json!(s));
         let next = tidemark_events::evolve(state.take(), &event.event);
-        let changed: serde_json::Map<String, Value> = changes(&before, &json!(next))
-            .into_iter()
-            .map(|(name, (from, to))| match personal.contains(&name.as_str()) {
-                true => (name, json!({"from": null, "to": null, "personal": "withheld"})),
-                false => (name, json!({"from": from, "to": to})),
-            })
-            .collect();
+        let changed = changes(&before, &json!(next));
         state = Some(next);
-        if field.is_some_and(|f| changed.get(f).is_none()) {
+        let env = &event.envelope;
+        // Upstream: the events that set, last, the values this one changed; in log order.
+        let mut builds_on: Vec<(i64, Uuid)> = changed.keys().filter_map(|path| last_set.insert(path.clone(), (env.aggregate_version, env.event_id))).collect();
+        builds_on.sort();
+        builds_on.dedup();
+        let builds_on: Vec<Uuid> = builds_on.into_iter().map(|(_, id)| id).collect();
+        if !fields.is_empty() && !changed.keys().any(|path| fields.iter().any(|f| within(path, f))) {
             continue;
         }
-        let env = &event.envelope;
+        let changed: serde_json::Map<String, Value> = changed
+            .into_iter()
+            .filter(|(path, _)| fields.is_empty() || fields.iter().any(|f| within(path, f)))
+            .map(|(path, (from, to))| match personal.contains(&path.as_str()) {
+                true if to.as_str() == Some(tidemark_events::ERASED) => (path, json!({"from": null, "to": to, "personal": "erased"})),
+                true => (path, json!({"from": null, "to": null, "personal": "withheld"})),
+                false => (path, json!({"from": from, "to": to})),
+            })
+            .collect();
         chain.push(json!({
             "event_id": env.event_id, "event_type": env.event_type, "aggregate_version": env.aggregate_version,
             "occurred_at": env.occurred_at, "recorded_at": env.recorded_at,
@@ -60,18 +155,20 @@ pub async fn lineage(replayer: &Replayer, aggregate: &str, id: Uuid, field: Opti
             "command_id": env.command_id, "actor_id": env.actor_id, "actor_kind": env.actor_kind, "client_id": env.client_id,
             "policy_version": env.policy_version, "code_version": env.code_version, "writer_epoch": env.writer_epoch,
             "correlation_id": env.correlation_id, "causation_id": env.causation_id, "rationale": env.rationale,
-            "changed": changed,
+            "changed": changed, "builds_on": builds_on, "read_models": read_models,
         }));
     }
-    let mut current = json!(folded.state);
-    withhold_personal(&mut current, &events);
-    let value = match field {
-        Some(f) => current.get(f).cloned().ok_or_else(|| anyhow::anyhow!("a {aggregate} has no field '{f}'"))?,
-        None => current,
+    let value = match fields {
+        [] => current,
+        [f] => match current_values.get(*f) {
+            Some(v) => v.clone(),
+            None => Value::Object(current_values.iter().filter(|(path, _)| within(path, f)).map(|(p, v)| (p.clone(), v.clone())).collect()),
+        },
+        many => Value::Object(current_values.iter().filter(|(path, _)| many.iter().any(|f| within(path, f))).map(|(p, v)| (p.clone(), v.clone())).collect()),
     };
     Ok(json!({
         "aggregate_type": aggregate, "aggregate_id": id, "tenant_id": folded.tenant_id, "version": folded.version,
-        "field": field, "value": value, "chain": chain,
+        "field": fields.first(), "value": value, "chain": chain,
     }))
 }
 
@@ -80,12 +177,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn changes_name_each_field_that_moved_and_leave_out_the_version() {
-        let before = json!({"amount": {"value": "100.00"}, "stage": "Prospecting", "version": 1});
-        let after = json!({"amount": {"value": "250.00"}, "stage": "Prospecting", "version": 2, "synced_quote": "q"});
+    fn changes_name_each_value_that_moved_by_its_path_and_leave_out_the_version() {
+        let before = json!({"amount": {"value": "100.00"}, "stage": "Prospecting", "version": 1, "quotes": []});
+        let after = json!({"amount": {"value": "250.00"}, "stage": "Prospecting", "version": 2, "synced_quote": "q",
+                           "quotes": [{"id": "q", "status": "accepted", "lines": [{"product": "x"}]}]});
         let found = changes(&before, &after);
-        assert_eq!(found.keys().collect::<Vec<_>>(), ["amount", "synced_quote"]);
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["amount", "quotes.q.id", "quotes.q.lines", "quotes.q.status", "synced_quote"]);
         assert_eq!(found["synced_quote"], (Value::Null, json!("q")));
         assert_eq!(changes(&Value::Null, &json!({"name": "Acme"}))["name"], (Value::Null, json!("Acme")));
+        assert!(within("quotes.q.status", "quotes.q") && within("amount", "amount") && !within("amounts", "amount"));
     }
 }

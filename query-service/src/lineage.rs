@@ -1,0 +1,156 @@
+//! Lineage for auditors, read from the log itself: where a value of a read model came from,
+//! and which deals, and which events of theirs, make up a number of the forecast.
+//!
+//! Read models are rows derived from the log; the log is what happened. These answers read
+//! the log to its end when the request arrives, so they are never behind.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use tidemark_events::opportunity::{self, ForecastCategory};
+use tidemark_http::{Principal, Problem, ProblemPath, ProblemQuery};
+use tidemark_replay_tools::lineage::{self, LineageError};
+use tidemark_replay_tools::Replayer;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::forecast::{self, Cell, Period};
+use crate::{auditor, freshness::database, AppState};
+
+/// The values of an opportunity that place it in a forecast cell and weigh it there.
+const FORECAST_FIELDS: [&str; 5] = ["amount", "stage", "probability", "close_date", "owner_id"];
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(value_lineage)).routes(routes!(forecast_lineage))
+}
+
+pub(crate) type Log = Arc<Replayer>;
+
+fn problem(e: LineageError) -> Problem {
+    match e {
+        LineageError::UnknownAggregate(_) | LineageError::NotFound(..) => Problem::not_found(e.to_string()),
+        LineageError::NoField(..) => Problem::invalid_field("field", e.to_string()),
+        LineageError::Log(_) => Problem::unavailable(e.to_string()),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LineageParams {
+    /// One value: a field (`amount`, `stage`), a quote (`quotes.<id>`) or a field of one
+    /// (`quotes.<id>.status`). Only the events that set it are listed.
+    field: Option<String>,
+}
+
+/// Every event that set the values of an aggregate (the row of each read model it feeds), in
+/// order: its place in the log, who and what sent it (actor, actor kind, client, command,
+/// policy and code version, correlation and causation ids, an automation's rationale), what
+/// it changed, the earlier events whose values it changed (`builds_on`: upstream), and the
+/// read models whose rows it changed (`read_models`: downstream). Auditors only.
+#[utoipa::path(get, path = "/v1/audit/lineage/{aggregate}/{id}", params(LineageParams), tag = "audit",
+    responses((status = 200, description = "`data`: the lineage"), (status = 403), (status = 404), (status = 422), (status = 503)))]
+async fn value_lineage(
+    State(state): State<AppState>,
+    who: Principal,
+    ProblemPath((aggregate, id)): ProblemPath<(String, Uuid)>,
+    ProblemQuery(params): ProblemQuery<LineageParams>,
+) -> Result<Response, Problem> {
+    auditor(&state, &who, &format!("lineage of {aggregate}/{id}")).await?;
+    let found = lineage::lineage(&state.log, &aggregate, id, params.field.as_deref()).await.map_err(problem)?;
+    if found["tenant_id"] != who.tenant_id.as_str() {
+        return Err(Problem::not_found(format!("no {aggregate} {id} in the log")));
+    }
+    Ok(Json(json!({ "data": found, "read": "from the log, to its end when the request arrived" })).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CellParams {
+    /// The deals' owner, as in a forecast row.
+    owner: String,
+    /// The period as a forecast row names it: `2027-03` (a month) or `2027-Q1` (a quarter).
+    period: String,
+    /// e.g. EUR.
+    currency: String,
+    /// pipeline, best_case, commit or closed; all of them when absent.
+    category: Option<String>,
+}
+
+/// The deals behind one number of the forecast: each deal of the cell with its amount,
+/// probability and weighted amount as the read model holds them, whether the log agrees,
+/// and every event that set the values placing it in the cell (amount, stage, probability,
+/// close date, owner), with their provenance. `figures` adds them up as `/v1/forecast`
+/// does. Auditors only.
+#[utoipa::path(get, path = "/v1/audit/forecast-lineage", params(CellParams), tag = "audit",
+    responses((status = 200, description = "`data`: figures and deals with their chains"), (status = 403), (status = 422), (status = 503)))]
+async fn forecast_lineage(State(state): State<AppState>, who: Principal, ProblemQuery(p): ProblemQuery<CellParams>) -> Result<Response, Problem> {
+    auditor(&state, &who, "lineage of the forecast").await?;
+    let period = period_of(&p.period)?;
+    let category = p.category.as_deref().map(category_of).transpose()?;
+    let cell = Cell { owner: &p.owner, period, at: &p.period, currency: &p.currency, category };
+    let mut db = state.pool.acquire().await.map_err(database)?;
+    let (deals, figures) = forecast::cell(&mut db, &who.tenant_id, &cell).await?;
+    drop(db);
+
+    let topic = state.topics.opportunity.clone();
+    let records = match deals.is_empty() {
+        true => Vec::new(),
+        false => tidemark_replay_tools::read_topic(&state.log.brokers, &state.log.codec, &topic).await.map_err(|e| problem(e.into()))?,
+    };
+    let mut explained = Vec::new();
+    for deal in &deals {
+        let found = lineage::lineage_in(&records, (&topic, opportunity::AGGREGATE_TYPE), deal.id, &FORECAST_FIELDS).map_err(problem)?;
+        let mut row = json!(deal);
+        let log_amount = found["value"]["amount"]["value"].clone();
+        row["log_agrees"] = json!(log_amount == row["amount"] && found["value"]["stage"] == row["stage"]);
+        row["chain"] = found["chain"].clone();
+        explained.push(row);
+    }
+    Ok(Json(json!({
+        "data": { "owner_id": p.owner, "period": p.period, "currency": p.currency, "category": p.category, "figures": figures, "deals": explained },
+        "read": "deals from the opportunities read model as it stands; their chains from the log, to its end when the request arrived",
+    }))
+    .into_response())
+}
+
+/// `2027-03` is a month, `2027-Q1` a quarter.
+fn period_of(text: &str) -> Result<Period, Problem> {
+    let bad = || Problem::invalid_field("period", format!("'{text}' is neither a month (2027-03) nor a quarter (2027-Q1)"));
+    let (year, rest) = text.split_once('-').ok_or_else(bad)?;
+    if year.len() != 4 || year.parse::<u32>().is_err() {
+        return Err(bad());
+    }
+    match rest.strip_prefix('Q') {
+        Some(q) if matches!(q, "1" | "2" | "3" | "4") => Ok(Period::Quarter),
+        None if rest.len() == 2 && rest.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m)) => Ok(Period::Month),
+        _ => Err(bad()),
+    }
+}
+
+fn category_of(text: &str) -> Result<ForecastCategory, Problem> {
+    [ForecastCategory::Pipeline, ForecastCategory::BestCase, ForecastCategory::Commit, ForecastCategory::Closed]
+        .into_iter()
+        .find(|c| json!(c) == text)
+        .ok_or_else(|| Problem::invalid_field("category", format!("'{text}' is not one of pipeline, best_case, commit, closed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_and_categories_are_read_as_the_forecast_names_them() {
+        assert_eq!(period_of("2027-03").unwrap(), Period::Month);
+        assert_eq!(period_of("2027-Q1").unwrap(), Period::Quarter);
+        for bad in ["2027", "2027-13", "2027-Q5", "27-03", "2027-3"] {
+            assert!(period_of(bad).is_err(), "{bad}");
+        }
+        assert_eq!(category_of("best_case").unwrap(), ForecastCategory::BestCase);
+        assert!(category_of("maybe").is_err());
+    }
+}
