@@ -247,6 +247,7 @@ impl System {
             spawn_projection::<tidemark_projectors::Contacts>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Accounts>(&mut tasks, &runner, &pool, &shutdown);
             spawn_projection::<tidemark_projectors::Leads>(&mut tasks, &runner, &pool, &shutdown);
+            spawn_projection::<tidemark_projectors::AutomatedEdits>(&mut tasks, &runner, &pool, &shutdown);
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;

@@ -60,3 +60,33 @@ async fn refused_commands_and_reads_of_personal_data_are_recorded_for_auditors()
     assert_eq!(seen, [("alice".to_string(), format!("contacts of account/{account}")), ("alice".to_string(), format!("contact/{contact}"))]);
     assert!(reads.body["data"][0]["read_at"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automated_edits_are_listed_with_their_rationale_and_rebuild_from_the_log() {
+    let t = TestSystem::start().await;
+    let alice = t.token("alice", "default", &["rep"], Some("east"), None);
+    let audrey = t.token("audrey", "default", &["auditor"], None, None);
+    let lead = json!({"name": "Jo Bloggs", "company": "Bloggs Ltd", "territory": "west", "segment": "smb", "source": "web form"});
+    let captured = t.command("/v1/leads", lead, &[("Authorization", &format!("Bearer {alice}"))]).await;
+    assert_eq!(captured.status, 201, "{}", captured.body);
+    // A user's change is not an automated edit.
+    let account = t.open_account("Manual Ltd").await;
+    t.create_opportunity(&account, "alice", "10.00").await;
+
+    let url = format!("{}/v1/audit/automated-edits?consistency=strong", t.queries());
+    let listed = t.get_as(&url, &audrey).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let edits = listed.body["data"].as_array().unwrap().clone();
+    assert_eq!(edits.len(), 1, "{}", listed.body);
+    let edit = &edits[0];
+    assert_eq!((edit["event_type"].as_str(), edit["actor_id"].as_str(), edit["aggregate_id"].as_str()), (Some("LeadAssigned"), Some("lead-router"), captured.body["id"].as_str()));
+    assert!(edit["rationale"].as_str().unwrap().contains("territory west"), "{edit}");
+    assert_eq!(listed.body["staleness"]["fresh"], true);
+    assert_eq!(t.get_as(&url, &alice).await.status, 403, "auditors only");
+    assert_eq!(t.get_as(&format!("{url}&actor=someone-else"), &audrey).await.body["data"], json!([]));
+    assert_eq!(t.get_as(&format!("{url}&limit=0"), &audrey).await.status, 422);
+
+    let (code, _, err) = t.replay(&["rebuild", "automated_edits"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(t.get_as(&url, &audrey).await.body["data"], json!(edits), "the same rows, rebuilt from the log");
+}

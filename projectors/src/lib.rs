@@ -10,6 +10,7 @@
 mod accounts;
 mod activities;
 mod apply;
+mod automated_edits;
 mod contacts;
 mod delegations;
 mod leads;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 pub use accounts::Accounts;
 pub use activities::Activities;
+pub use automated_edits::AutomatedEdits;
 pub use contacts::Contacts;
 pub use delegations::Delegations;
 pub use leads::Leads;
@@ -42,8 +44,16 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 }
 
 /// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 7] =
-    [Opportunities::NAME, Pipeline::NAME, Delegations::NAME, Activities::NAME, Contacts::NAME, Accounts::NAME, Leads::NAME];
+pub const PROJECTIONS: [&str; 8] = [
+    Opportunities::NAME,
+    Pipeline::NAME,
+    Delegations::NAME,
+    Activities::NAME,
+    Contacts::NAME,
+    Accounts::NAME,
+    Leads::NAME,
+    AutomatedEdits::NAME,
+];
 
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {

@@ -32,7 +32,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{audit, denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
-use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -96,6 +96,7 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(list_denials))
         .routes(routes!(list_rejections))
         .routes(routes!(list_personal_reads))
+        .routes(routes!(list_automated_edits))
         .merge(lineage::routes())
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
@@ -186,6 +187,7 @@ enum Query {
     /// `at`, to the second, dates the answer's ages; a cached answer is at most a second old.
     /// `delegations_at`: where the delegations projection stood, as the answer depends on it.
     MyApprovals { subject: Subject, at: DateTime<Utc>, delegations_at: Standings },
+    AutomatedEdits { actor: Option<String>, limit: i64 },
 }
 
 /// Where another projection that an answer reads stood: (partition, next offset, generation).
@@ -402,6 +404,19 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             Ok(data(json!(forecast::forecast(db, tenant, scope_filter(scope), owner.as_deref(), *period).await?)))
         }
         Query::MyApprovals { subject, at, .. } => Ok(data(json!(approvals::mine(db, tenant, subject, *at).await?))),
+        Query::AutomatedEdits { actor, limit } => {
+            let rows: Vec<Value> = sqlx::query_scalar(
+                "SELECT to_jsonb(e) - 'tenant_id' FROM automated_edits e WHERE tenant_id = $1 AND ($2::text IS NULL OR actor_id = $2)
+                 ORDER BY recorded_at DESC, event_id DESC LIMIT $3",
+            )
+            .bind(tenant)
+            .bind(actor)
+            .bind(limit)
+            .fetch_all(db)
+            .await
+            .map_err(database)?;
+            Ok(data(json!(rows)))
+        }
     }
 }
 
@@ -749,14 +764,19 @@ async fn auditor(state: &AppState, who: &Principal, target: &str) -> Result<(), 
     }
 }
 
+fn audit_limit(limit: Option<i64>) -> Result<i64, Problem> {
+    let limit = limit.unwrap_or(100);
+    match (1..=1000).contains(&limit) {
+        true => Ok(limit),
+        false => Err(Problem::invalid_field("limit", "must be between 1 and 1000")),
+    }
+}
+
 /// The newest rows of one audit table of the caller's tenant, for auditors. Written when
 /// the thing happens, so these lists are never behind.
 async fn audit_rows(state: &AppState, who: &Principal, table: &'static str, limit: Option<i64>) -> Result<Response, Problem> {
     auditor(state, who, table).await?;
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 1000"));
-    }
+    let limit = audit_limit(limit)?;
     // `table` is one of this file's constants, never the caller's text.
     let rows: Vec<Value> = sqlx::query_scalar(&format!(
         "SELECT to_jsonb(t) - 'id' - 'tenant_id' FROM {table} t WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
@@ -790,6 +810,31 @@ async fn list_rejections(State(state): State<AppState>, who: Principal, ProblemQ
     responses((status = 200, description = "`data`: reads of personal data"), (status = 401), (status = 403)))]
 async fn list_personal_reads(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<AuditParams>) -> Result<Response, Problem> {
     audit_rows(&state, &who, "personal_data_reads", params.limit).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AutomatedEditParams {
+    /// Only this automation's edits, e.g. lead-router.
+    actor: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 100).
+    limit: Option<i64>,
+}
+
+/// Every change an automation made, newest first: which event, on what, by which
+/// automation, under which command and policy, and why (its rationale). A read model like any
+/// other: eventual unless asked otherwise (auditors).
+#[utoipa::path(get, path = "/v1/audit/automated-edits", params(AutomatedEditParams, BoundParams), tag = "audit",
+    responses((status = 200, description = "`data`: automated edits; `staleness`"), (status = 403), (status = 422), (status = 503)))]
+async fn list_automated_edits(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<AutomatedEditParams>,
+) -> Result<Response, Problem> {
+    auditor(&state, &who, "automated_edits").await?;
+    let limit = audit_limit(params.limit)?;
+    state.read::<AutomatedEdits>(&who, asked.with_default(false), Query::AutomatedEdits { actor: params.actor, limit }).await
 }
 
 /// Whether the service's dependencies (PostgreSQL, broker) answer.

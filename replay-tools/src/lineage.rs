@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Value};
 use tidemark_events::partition::partition_for;
 use tidemark_events::EventRecord;
-use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 use uuid::Uuid;
 
 use crate::{fold, read_partitions, withhold_personal, LogRecord, Replayer};
@@ -91,6 +91,7 @@ fn read_models(events: &[&EventRecord]) -> Vec<Vec<Value>> {
     run::<Contacts>(events, &mut found);
     run::<Accounts>(events, &mut found);
     run::<Leads>(events, &mut found);
+    run::<AutomatedEdits>(events, &mut found);
     found
 }
 

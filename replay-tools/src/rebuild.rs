@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use tidemark_projectors::rebuild::{CatchUp, Rebuild};
-use tidemark_projectors::{Accounts, Activities, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection, PROJECTIONS};
+use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection, PROJECTIONS};
 
 use crate::Replayer;
 
@@ -38,6 +38,7 @@ pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, resta
         Contacts::NAME => run::<Contacts>(replayer, pool, restart, batch_size).await,
         Accounts::NAME => run::<Accounts>(replayer, pool, restart, batch_size).await,
         Leads::NAME => run::<Leads>(replayer, pool, restart, batch_size).await,
+        AutomatedEdits::NAME => run::<AutomatedEdits>(replayer, pool, restart, batch_size).await,
         _ => anyhow::bail!("no projection '{projection}'; there are {}", PROJECTIONS.join(", ")),
     }
 }
