@@ -164,6 +164,13 @@ async fn an_erased_person_cannot_be_read_anywhere_and_everything_else_replays_un
     let last = lineage["chain"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["event_type"].as_str(), last["actor_id"].as_str()), (Some("ContactErased"), Some("root")), "{lineage}");
 
+    let (code, out, err) = t.replay(&["export", "--from", "2020-01-01T00:00:00Z", "--types", "ContactCreated,LeadCaptured"]);
+    assert_eq!(code, 0, "{err}");
+    let exported: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(exported.len(), 3, "{out}");
+    assert!(exported.iter().all(|e| e["data"]["name"] == "[erased]"), "{out}");
+    assert!(!PLAINTEXT.iter().any(|p| out.contains(p)), "{out}");
+
     // Nothing of either person remains in plain text, in the log or in the database.
     assert_eq!(in_log(&t, &PLAINTEXT).await, Vec::<String>::new());
     assert_eq!(plaintext_in_database(&t).await, Vec::<String>::new());
