@@ -178,11 +178,9 @@ async fn an_erased_person_cannot_be_read_anywhere_and_everything_else_replays_un
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_interrupted_before_its_key_was_destroyed_is_finished_at_start() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     use tidemark_events::contact::ContactEvent;
-    use tidemark_events::envelope::StreamPosition;
     use tidemark_events::personal::PersonalDataErased;
-    use tidemark_events::{ActorKind, CommandMeta, DomainEvent, Envelope, EventRecord};
+    use tidemark_events::DomainEvent;
 
     let config = common::test_config();
     let t = TestSystem::start_with(config.clone(), tidemark::Services::ALL).await;
@@ -195,39 +193,8 @@ async fn an_erasure_interrupted_before_its_key_was_destroyed_is_finished_at_star
 
     // The erasure reaches the log and the process dies before destroying the key: append
     // the ContactErased by hand, as the writer would have, and stop.
-    let topic = t.config.topics().contact.clone();
-    let (partition, last) = t
-        .read_log(&topic)
-        .await
-        .into_iter()
-        .filter_map(|(p, _, d)| match d {
-            Decoded::Event(e) if e.envelope.aggregate_id == id => Some((p, e)),
-            _ => None,
-        })
-        .last()
-        .unwrap();
-    let meta = CommandMeta {
-        command_id: "erase-before-the-crash".into(),
-        tenant_id: "default".into(),
-        actor_id: "root".into(),
-        actor_kind: ActorKind::User,
-        client_id: "tests".into(),
-        correlation_id: "corr-erasure".into(),
-        causation_id: None,
-        policy_version: tidemark_events::POLICY_VERSION.into(),
-        code_version: "tests".into(),
-        rationale: None,
-        received_at: chrono::Utc::now(),
-    };
-    let at = StreamPosition { aggregate_type: "contact", aggregate_id: id, version: last.envelope.aggregate_version + 1, writer_epoch: last.envelope.writer_epoch };
     let erased = PersonalDataErased { reason: "the person asked".into(), erased_at: chrono::Utc::now() };
-    let record = EventRecord { envelope: Envelope::new(&meta, at, "ContactErased", chrono::Utc::now()), event: DomainEvent::Contact(ContactEvent::Erased(erased)) };
-    let service = tidemark::users::mint(&t.config, &tidemark::service_claims()).unwrap();
-    let codec = tidemark_schemas::EventCodec::with_token(&t.registry(), Some(&service)).unwrap();
-    let payload = codec.encode_event(&topic, &record).await.unwrap();
-    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &t.config.brokers).create().unwrap();
-    let key = id.to_string();
-    producer.send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&payload), std::time::Duration::from_secs(5)).await.unwrap();
+    t.append_by_hand(("contact", id), DomainEvent::Contact(ContactEvent::Erased(erased)), ("root", "erase-before-the-crash", "corr-erasure")).await;
     t.stop().await;
     assert!(key_exists(sqlx::PgPool::connect(&config.database_url).await.unwrap()).await, "the crash left the key");
 

@@ -100,10 +100,7 @@ async fn a_lead_is_assigned_by_the_rules_qualified_and_converted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_conversion_is_completed_by_the_router() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    use tidemark_events::envelope::StreamPosition;
     use tidemark_events::lead::{LeadConverted, LeadEvent};
-    use tidemark_events::{ActorKind, CommandMeta, Envelope, EventRecord};
 
     let config = common::test_config();
     let t = TestSystem::start_with(config.clone(), tidemark::Services::ALL).await;
@@ -113,17 +110,6 @@ async fn an_interrupted_conversion_is_completed_by_the_router() {
 
     // The conversion's decision reaches the log, and the process dies before the records it
     // names: append the LeadConverted by hand, as the writer would have, and stop.
-    let topic = t.config.topics().lead.clone();
-    let (partition, last) = t
-        .read_log(&topic)
-        .await
-        .into_iter()
-        .filter_map(|(p, _, d)| match d {
-            Decoded::Event(e) if e.envelope.aggregate_id == id => Some((p, e)),
-            _ => None,
-        })
-        .last()
-        .unwrap();
     let converted = LeadConverted {
         account_id: uuid::Uuid::new_v5(&id, b"account"),
         new_account: true,
@@ -135,27 +121,7 @@ async fn an_interrupted_conversion_is_completed_by_the_router() {
         converted_by: "alice".into(),
         correlation_id: "corr-interrupted".into(),
     };
-    let meta = CommandMeta {
-        command_id: "convert-before-the-crash".into(),
-        tenant_id: "default".into(),
-        actor_id: "alice".into(),
-        actor_kind: ActorKind::User,
-        client_id: "tests".into(),
-        correlation_id: "corr-interrupted".into(),
-        causation_id: None,
-        policy_version: tidemark_events::POLICY_VERSION.into(),
-        code_version: "tests".into(),
-        rationale: None,
-        received_at: chrono::Utc::now(),
-    };
-    let at = StreamPosition { aggregate_type: "lead", aggregate_id: id, version: last.envelope.aggregate_version + 1, writer_epoch: last.envelope.writer_epoch };
-    let record = EventRecord { envelope: Envelope::new(&meta, at, "LeadConverted", chrono::Utc::now()), event: DomainEvent::Lead(LeadEvent::Converted(converted)) };
-    let service = tidemark::users::mint(&t.config, &tidemark::service_claims()).unwrap();
-    let codec = tidemark_schemas::EventCodec::with_token(&t.registry(), Some(&service)).unwrap();
-    let payload = codec.encode_event(&topic, &record).await.unwrap();
-    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &t.config.brokers).create().unwrap();
-    let key = id.to_string();
-    producer.send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&payload), std::time::Duration::from_secs(5)).await.unwrap();
+    t.append_by_hand(("lead", id), DomainEvent::Lead(LeadEvent::Converted(converted)), ("alice", "convert-before-the-crash", "corr-interrupted")).await;
     t.stop().await;
 
     // The next process reads the conversion and its router completes it, under its correlation id.

@@ -148,6 +148,46 @@ impl TestSystem {
         read_log(&self.config.brokers, &self.registry(), topic).await
     }
 
+    /// Appends the next event of an aggregate by hand, as the writer would have just before
+    /// a crash (the writer of this system must be stopped right after).
+    pub async fn append_by_hand(&self, (aggregate_type, id): (&str, uuid::Uuid), event: tidemark_events::DomainEvent, (actor, command_id, correlation_id): (&str, &str, &str)) {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        use tidemark_events::envelope::StreamPosition;
+        use tidemark_events::{ActorKind, CommandMeta, Envelope, EventRecord};
+        let topic = self.config.topics().for_aggregate(aggregate_type).expect("an aggregate type").to_string();
+        let (partition, last) = self
+            .read_log(&topic)
+            .await
+            .into_iter()
+            .filter_map(|(p, _, d)| match d {
+                Decoded::Event(e) if e.envelope.aggregate_id == id => Some((p, e)),
+                _ => None,
+            })
+            .last()
+            .expect("the aggregate exists");
+        let meta = CommandMeta {
+            command_id: command_id.into(),
+            tenant_id: "default".into(),
+            actor_id: actor.into(),
+            actor_kind: ActorKind::User,
+            client_id: "tests".into(),
+            correlation_id: correlation_id.into(),
+            causation_id: None,
+            policy_version: tidemark_events::POLICY_VERSION.into(),
+            code_version: "tests".into(),
+            rationale: None,
+            received_at: chrono::Utc::now(),
+        };
+        let at = StreamPosition { aggregate_type, aggregate_id: id, version: last.envelope.aggregate_version + 1, writer_epoch: last.envelope.writer_epoch };
+        let record = EventRecord { envelope: Envelope::new(&meta, at, event.event_type(), chrono::Utc::now()), event };
+        let service = tidemark::users::mint(&self.config, &tidemark::service_claims()).unwrap();
+        let codec = EventCodec::with_token(&self.registry(), Some(&service)).unwrap();
+        let payload = codec.encode_event(&topic, &record).await.unwrap();
+        let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &self.config.brokers).create().unwrap();
+        let key = id.to_string();
+        producer.send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&payload), Duration::from_secs(5)).await.unwrap();
+    }
+
     pub async fn log_end_offsets(&self, topic: &str) -> BTreeMap<i32, i64> {
         log_end_offsets(&self.config.brokers, topic)
     }
