@@ -91,6 +91,8 @@ fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error
         .set("client.id", format!("tidemark-query-service-{purpose}"))
         .set("group.id", format!("tidemark-query-service-{purpose}"))
         .set("enable.auto.commit", "false")
+        // A peek wants one record that exists: no reason to wait for more.
+        .set("fetch.wait.max.ms", "10")
         .create()
 }
 
@@ -137,7 +139,9 @@ impl Freshness {
         let peek = self.peek.clone();
         let (t, p) = (topic.to_string(), partition);
         let at = tokio::task::spawn_blocking(move || {
-            let consumer = peek.lock().expect("not poisoned");
+            // One peek at a time; a read that would queue behind it takes the upper bound
+            // instead (see `observe`), so that a lagging projection cannot slow every answer.
+            let consumer = peek.try_lock().ok()?;
             let mut assignment = TopicPartitionList::new();
             assignment.add_partition_offset(&t, p, Offset::Offset(offset)).ok()?;
             consumer.assign(&assignment).ok()?;
