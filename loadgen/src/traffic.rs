@@ -42,6 +42,8 @@ pub struct Load {
 const STAGES: [&str; 4] = ["Prospecting", "Qualification", "Proposal", "Negotiation"];
 /// How long a probe waits for a write to show before counting it as not seen.
 const PROBE_PATIENCE: Duration = Duration::from_secs(30);
+/// A probe reads again after this long, or a tenth of its wait so far if that is longer: a
+/// tenth's resolution, without a slow system drowning in probes.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
 /// A rep's mix, in per mille: 80% reads, 20% commands (a quote is two commands).
@@ -295,7 +297,7 @@ fn record(world: &Arc<World>, op: &'static str, due: Instant, status: u16, body:
             if acked.elapsed() > PROBE_PATIENCE {
                 break None;
             }
-            tokio::time::sleep(PROBE_EVERY).await;
+            tokio::time::sleep(PROBE_EVERY.max(acked.elapsed() / 10)).await;
         };
         world2.recorder.lock().expect("not poisoned").fresh_after(seen);
     });
