@@ -34,7 +34,7 @@ pub use delegations::Delegations;
 pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
-pub use runner::{run, RunnerConfig};
+pub use runner::{log_ends, run, RunnerConfig};
 
 /// This crate's tables. Crates share one migration history, so each ignores the others'.
 pub fn migrator() -> sqlx::migrate::Migrator {

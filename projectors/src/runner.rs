@@ -5,6 +5,7 @@
 //! offset is skipped, so a redelivery after a crash is harmless. Offsets are also committed
 //! to Kafka after each batch, but only so that a restart does not read from the beginning.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,14 +135,14 @@ async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: Bas
         tick.tick().await;
         let assigned: Vec<(String, i32)> =
             consumer.assignment()?.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        for (topic, partition) in assigned {
-            let checked_at = Utc::now();
-            let client = watermarks.clone();
-            let t = topic.clone();
-            let high = match tokio::task::spawn_blocking(move || client.fetch_watermarks(&t, partition, Duration::from_secs(2))).await {
-                Ok(Ok((_, high))) => high,
-                _ => continue, // no answer: claim nothing
-            };
+        let checked_at = Utc::now();
+        let client = watermarks.clone();
+        let asked = assigned.clone();
+        let ends = match tokio::task::spawn_blocking(move || log_ends(&client, &asked, Duration::from_secs(2))).await {
+            Ok(Ok(ends)) => ends,
+            _ => continue, // no answer: claim nothing
+        };
+        for ((topic, partition), high) in ends {
             let mut db = pool.acquire().await?;
             ensure_standing(&mut db, P::NAME, &topic, partition).await?;
             let applied: i64 = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
@@ -168,6 +169,26 @@ async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: Bas
             .await?;
         }
     }
+}
+
+/// The log end offset of each of `partitions`, asked of the broker in one request (ListOffsets
+/// for the latest offsets) rather than a round trip per partition.
+pub fn log_ends(consumer: &BaseConsumer, partitions: &[(String, i32)], timeout: Duration) -> Result<BTreeMap<(String, i32), i64>, String> {
+    let mut asked = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        // As a timestamp, "end" (-1) asks for the latest offset: the log end.
+        asked.add_partition_offset(topic, *partition, Offset::End).map_err(|e| e.to_string())?;
+    }
+    let found = consumer.offsets_for_times(asked, timeout).map_err(|e| e.to_string())?;
+    found
+        .elements()
+        .iter()
+        .map(|e| match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(end)) => Ok(((e.topic().to_string(), e.partition()), end)),
+            (Err(error), _) => Err(format!("{}/{}: {error}", e.topic(), e.partition())),
+            (_, other) => Err(format!("{}/{}: the broker gave no log end ({other:?})", e.topic(), e.partition())),
+        })
+        .collect()
 }
 
 /// Stops a spawned task when its owner stops.

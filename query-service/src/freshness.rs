@@ -83,6 +83,8 @@ pub struct Freshness {
     peek: Arc<Mutex<BaseConsumer>>,
     /// When the record at (topic, partition, offset) was appended: a fact, cached for good.
     append_times: moka::sync::Cache<(String, i32, i64), DateTime<Utc>>,
+    /// Partitions per topic: asked of the broker again after a while, as they may be added.
+    partition_counts: moka::sync::Cache<String, i32>,
 }
 
 fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
@@ -102,6 +104,7 @@ impl Freshness {
             watermarks: Arc::new(consumer(brokers, "watermarks")?),
             peek: Arc::new(Mutex::new(consumer(brokers, "peek")?)),
             append_times: moka::sync::Cache::new(100_000),
+            partition_counts: moka::sync::Cache::builder().time_to_live(Duration::from_secs(10)).build(),
         })
     }
 
@@ -109,17 +112,22 @@ impl Freshness {
     pub async fn log_end_offsets(&self, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, Problem> {
         let consumer = self.watermarks.clone();
         let topics = topics.to_vec();
+        let counts = self.partition_counts.clone();
         tokio::task::spawn_blocking(move || {
-            let mut ends = BTreeMap::new();
+            let mut partitions = Vec::new();
             for topic in topics {
-                let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
-                let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-                for p in 0..partitions {
-                    let (_, high) = consumer.fetch_watermarks(&topic, p, BROKER_TIMEOUT).map_err(|e| e.to_string())?;
-                    ends.insert((topic.clone(), p), high);
-                }
+                let count = match counts.get(&topic) {
+                    Some(count) => count,
+                    None => {
+                        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+                        let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+                        counts.insert(topic.clone(), count);
+                        count
+                    }
+                };
+                partitions.extend((0..count).map(|p| (topic.clone(), p)));
             }
-            Ok(ends)
+            tidemark_projectors::log_ends(&consumer, &partitions, BROKER_TIMEOUT)
         })
         .await
         .expect("watermark lookups do not panic")
