@@ -52,6 +52,11 @@ async fn a_short_benchmark_drives_tidemark_and_the_baseline_and_reports_both() {
         let freshness = figures.freshness.clone().expect("commands were probed");
         assert!(freshness.count > 0 && figures.freshness_timeouts == 0, "{name}: every write showed: {figures:#?}");
         runs.push(Run { scenario: "20 users".into(), users: 20, system: name.clone(), figures, processes: Default::default() });
+
+        // Open loop: requests arrive at a fixed rate, whatever the answers do.
+        let open = Load { mode: Mode::Open { per_second: 40.0 }, duration: Duration::from_secs(2), ..load };
+        let figures = traffic::run(&client, target, people.clone(), &seeded, &open).await;
+        assert!(figures.requests >= 80 && figures.error_rate == 0.0, "{name}: 40 requests/s for 2 s (a quote is two): {figures:#?}");
     }
 
     let report = Report { title: "smoke".into(), stamp: vec![("commit".into(), "test".into())], runs };

@@ -218,8 +218,16 @@ async fn act(world: &Arc<World>, vu: &mut VirtualUser, due: Instant) {
     let get = |url: String| world.client.get(url).bearer_auth(&token);
     let post = |url: String, body: Value| world.client.post(url).bearer_auth(&token).json(&body);
     let op = vu.next_op(world.commands_only);
-    // Approvers read their team's deals; a rep their own.
-    let deal_index = match vu.rep {
+    // A rep works on their own deals, a manager on their team's, finance on any.
+    let rep = match (vu.rep, vu.user.role) {
+        (Some(rep), _) => Some(rep),
+        (None, Role::Manager) => {
+            let team: Vec<usize> = (0..world.people.reps.len()).filter(|r| world.people.reps[*r].team == vu.user.team).collect();
+            (!team.is_empty()).then(|| team[vu.rng.random_range(0..team.len())])
+        }
+        _ => None,
+    };
+    let deal_index = match rep {
         Some(rep) if !world.by_rep[rep].is_empty() => Some(world.by_rep[rep][vu.rng.random_range(0..world.by_rep[rep].len())]),
         _ if !world.deals.is_empty() => Some(vu.rng.random_range(0..world.deals.len())),
         _ => None,
