@@ -340,12 +340,15 @@ async fn an_undecodable_record_is_quarantined_and_the_projection_goes_on() {
     assert_eq!(read.body["data"].as_array().unwrap().len(), written);
     let pipeline = t.get(&format!("{}/v1/pipeline?owner=joe&consistency_token={session}", t.queries())).await;
     assert_eq!(pipeline.body["data"][0]["count"], written, "{}", pipeline.body);
+    let auditor = t.token("audrey", "default", &["auditor"], None, None);
+    let edits = t.get_as(&format!("{}/v1/audit/automated-edits?consistency_token={session}", t.queries()), &auditor).await;
+    assert_eq!(edits.status, 200, "the automated edits projection, which reads every topic, went on too: {}", edits.body);
 
     let pool = t.pool().await;
     let rows: Vec<(String, i32, i64, Option<String>, String)> =
         sqlx::query_as("SELECT projection, partition, \"offset\", key, reason FROM quarantine ORDER BY projection").fetch_all(&pool).await.unwrap();
-    assert_eq!(rows.len(), 2, "each projection quarantined it: {rows:?}");
-    for (i, projection) in ["opportunities", "pipeline"].iter().enumerate() {
+    assert_eq!(rows.len(), 3, "each projection quarantined it: {rows:?}");
+    for (i, projection) in ["automated_edits", "opportunities", "pipeline"].iter().enumerate() {
         assert_eq!((rows[i].0.as_str(), rows[i].1, rows[i].2, rows[i].3.as_deref()), (*projection, partition, offset, Some("not-an-event")));
         assert!(rows[i].4.starts_with("cannot decode"), "{}", rows[i].4);
     }
