@@ -21,6 +21,17 @@ pub struct Run {
     pub processes: BTreeMap<String, Usage>,
 }
 
+/// Each value once, in the order it first appears.
+fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut seen = Vec::new();
+    for v in values {
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+    }
+    seen
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub title: String,
@@ -52,14 +63,8 @@ impl Report {
         Ok(())
     }
 
-    fn systems(&self) -> Vec<String> {
-        let mut systems: Vec<String> = Vec::new();
-        for r in &self.runs {
-            if !systems.contains(&r.system) {
-                systems.push(r.system.clone());
-            }
-        }
-        systems
+    fn systems(&self) -> Vec<&String> {
+        distinct(self.runs.iter().map(|r| &r.system))
     }
 
     pub fn markdown(&self, plot: &str) -> String {
@@ -68,7 +73,7 @@ impl Report {
             let _ = writeln!(md, "- **{k}**: {v}");
         }
         let systems = self.systems();
-        let baseline = systems.last().cloned().unwrap_or_default();
+        let baseline = systems.last().map_or("", |s| s.as_str());
         md += "\nLatencies in milliseconds, as p50 / p95 / p99 / max. Errors are failed requests (5xx, timeouts, no connection); refusals (4xx: a rule, a race between two users) are counted apart.\n";
         md += "\n## Summary\n\n| scenario | system | requests/s | latency | p95 vs baseline | errors | refused | freshness (ack → visible) |\n|---|---|---:|---|---:|---:|---:|---|\n";
         for r in &self.runs {
@@ -91,12 +96,7 @@ impl Report {
         }
         let _ = write!(md, "\n![p95 and p99 latency by concurrent users]({plot})\n");
         md += "\n## Per operation\n\n| scenario | operation | system | count | per s | latency | refused | failed |\n|---|---|---|---:|---:|---|---:|---:|\n";
-        let scenarios: Vec<&String> = self.runs.iter().map(|r| &r.scenario).fold(Vec::new(), |mut v, s| {
-            if !v.contains(&s) {
-                v.push(s);
-            }
-            v
-        });
+        let scenarios = distinct(self.runs.iter().map(|r| &r.scenario));
         for scenario in &scenarios {
             let runs: Vec<&Run> = self.runs.iter().filter(|r| &r.scenario == *scenario).collect();
             let ops: std::collections::BTreeSet<&String> = runs.iter().flat_map(|r| r.figures.ops.keys()).collect();
@@ -140,7 +140,7 @@ impl Report {
         for (i, system) in self.systems().iter().enumerate() {
             let colour = colours[i % colours.len()];
             for (name, pick, dashed) in [("p95", (|p: &Percentiles| p.p95) as fn(&Percentiles) -> f64, false), ("p99", |p: &Percentiles| p.p99, true)] {
-                let points: Vec<(f64, f64)> = runs.iter().filter(|r| &r.system == system).map(|r| (r.users as f64, pick(&r.figures.latency))).collect();
+                let points: Vec<(f64, f64)> = runs.iter().filter(|r| &r.system == *system).map(|r| (r.users as f64, pick(&r.figures.latency))).collect();
                 let style = if dashed { colour.mix(0.5).stroke_width(2) } else { colour.stroke_width(3) };
                 chart
                     .draw_series(LineSeries::new(points.clone(), style))?

@@ -92,7 +92,9 @@ struct World {
 /// One virtual user: who they are, and what they saw last in "my approvals".
 struct VirtualUser {
     user: User,
-    rep: Option<usize>,
+    /// The reps whose deals this user works on: a rep their own, a manager their team's;
+    /// none for finance, who works on any.
+    reps: Vec<usize>,
     rng: SmallRng,
     waiting: Vec<(String, String)>,
 }
@@ -102,18 +104,17 @@ impl VirtualUser {
     /// reps (several users may be one rep in several browser tabs). For the throughput
     /// ceiling, everyone is a rep.
     fn new(index: usize, people: &People, commands_only: bool) -> VirtualUser {
-        let (user, rep) = if commands_only {
-            let rep = index % people.reps.len();
-            (people.reps[rep].clone(), Some(rep))
-        } else if index % 25 == 24 {
-            (people.finance.clone(), None)
-        } else if index % 10 == 9 {
-            (people.managers[(index / 10) % people.managers.len()].clone(), None)
+        let (user, reps) = if index % 25 == 24 && !commands_only {
+            (people.finance.clone(), Vec::new())
+        } else if index % 10 == 9 && !commands_only {
+            let manager = people.managers[(index / 10) % people.managers.len()].clone();
+            let team = (0..people.reps.len()).filter(|r| people.reps[*r].team == manager.team).collect();
+            (manager, team)
         } else {
             let rep = index % people.reps.len();
-            (people.reps[rep].clone(), Some(rep))
+            (people.reps[rep].clone(), vec![rep])
         };
-        VirtualUser { user, rep, rng: SmallRng::seed_from_u64(index as u64), waiting: Vec::new() }
+        VirtualUser { user, reps, rng: SmallRng::seed_from_u64(index as u64), waiting: Vec::new() }
     }
 
     fn next_op(&mut self, commands_only: bool) -> Op {
@@ -218,15 +219,7 @@ async fn act(world: &Arc<World>, vu: &mut VirtualUser, due: Instant) {
     let get = |url: String| world.client.get(url).bearer_auth(&token);
     let post = |url: String, body: Value| world.client.post(url).bearer_auth(&token).json(&body);
     let op = vu.next_op(world.commands_only);
-    // A rep works on their own deals, a manager on their team's, finance on any.
-    let rep = match (vu.rep, vu.user.role) {
-        (Some(rep), _) => Some(rep),
-        (None, Role::Manager) => {
-            let team: Vec<usize> = (0..world.people.reps.len()).filter(|r| world.people.reps[*r].team == vu.user.team).collect();
-            (!team.is_empty()).then(|| team[vu.rng.random_range(0..team.len())])
-        }
-        _ => None,
-    };
+    let rep = (!vu.reps.is_empty()).then(|| vu.reps[vu.rng.random_range(0..vu.reps.len())]);
     let deal_index = match rep {
         Some(rep) if !world.by_rep[rep].is_empty() => Some(world.by_rep[rep][vu.rng.random_range(0..world.by_rep[rep].len())]),
         _ if !world.deals.is_empty() => Some(vu.rng.random_range(0..world.deals.len())),
