@@ -54,7 +54,10 @@ pub fn values(state: &Value) -> BTreeMap<String, Value> {
 
 /// The values whose paths differ between two states, with both values.
 pub fn changes(before: &Value, after: &Value) -> BTreeMap<String, (Value, Value)> {
-    let (before, after) = (values(before), values(after));
+    diff(&values(before), &values(after))
+}
+
+fn diff(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) -> BTreeMap<String, (Value, Value)> {
     after
         .iter()
         .filter_map(|(path, to)| {
@@ -123,14 +126,16 @@ pub fn lineage_in(records: &[LogRecord], (topic, aggregate): (&str, &str), id: U
         }
     }
 
+    // Each state's values are computed once: the after of one event is the before of the next.
     let mut state: Option<tidemark_events::Aggregate> = None;
+    let mut before = BTreeMap::new();
     let mut last_set: HashMap<String, (i64, Uuid)> = HashMap::new();
     let mut chain = Vec::new();
     for ((record, event), read_models) in applied.iter().zip(downstream) {
-        let before = state.as_ref().map_or(Value::Null, |s| json!(s));
         let next = tidemark_events::evolve(state.take(), &event.event);
-        let changed = changes(&before, &json!(next));
-        state = Some(next);
+        let after = values(&json!(next));
+        let changed = diff(&before, &after);
+        (state, before) = (Some(next), after);
         let env = &event.envelope;
         // Upstream: the events that set, last, the values this one changed; in log order.
         let mut builds_on: Vec<(i64, Uuid)> = changed.keys().filter_map(|path| last_set.insert(path.clone(), (env.aggregate_version, env.event_id))).collect();
