@@ -13,27 +13,13 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::ResolvedSchema;
 use apache_avro::writer::datum::GenericDatumWriter;
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde::{Deserialize, Serialize};
 use tidemark_events::contact::{ContactCreated, ContactEvent};
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::opportunity::{OpportunityCreated, OpportunityEvent};
 use tidemark_events::{ActorKind, CommandMeta, DomainEvent, Envelope, EventRecord};
 use tidemark_privacy::{Key, KeyError, KeyStore};
+use tidemark_schemas::codec::{WireIn, WireOut};
 use uuid::Uuid;
-
-#[derive(Serialize)]
-struct WireOut<'a, D> {
-    envelope: &'a Envelope,
-    data: &'a D,
-}
-
-#[derive(Deserialize)]
-struct WireIn<D> {
-    #[allow(dead_code)]
-    envelope: Envelope,
-    #[allow(dead_code)]
-    data: D,
-}
 
 fn envelope(aggregate_type: &str, event_type: &str) -> Envelope {
     let meta = CommandMeta {
