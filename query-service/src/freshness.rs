@@ -1,7 +1,7 @@
 //! Where the log ends, where a projection stands, and how old the records it has not
 //! applied are: everything a staleness note and a bound need, gathered per request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sqlx::PgConnection;
+use tokio::sync::{mpsc, oneshot};
 use tidemark_http::{ConsistencyToken, Problem};
 use utoipa::ToSchema;
 
@@ -78,13 +79,19 @@ pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<
 
 #[derive(Clone)]
 pub struct Freshness {
+    /// Used for liveness checks; the log-end lookups own a client of their own.
     watermarks: Arc<BaseConsumer>,
+    log_end_lookups: mpsc::UnboundedSender<LogEndsAsked>,
     /// Reads single records to learn when they were appended; one assignment at a time.
     peek: Arc<Mutex<BaseConsumer>>,
     /// When the record at (topic, partition, offset) was appended: a fact, cached for good.
     append_times: moka::sync::Cache<(String, i32, i64), DateTime<Utc>>,
-    /// Partitions per topic: asked of the broker again after a while, as they may be added.
-    partition_counts: moka::sync::Cache<String, i32>,
+}
+
+/// One read's request for log ends, answered by the lookup loop.
+struct LogEndsAsked {
+    topics: Vec<String>,
+    reply: oneshot::Sender<Result<BTreeMap<(String, i32), i64>, String>>,
 }
 
 fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
@@ -100,38 +107,26 @@ fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error
 
 impl Freshness {
     pub fn new(brokers: &str) -> Result<Freshness, rdkafka::error::KafkaError> {
+        let (log_end_lookups, asked) = mpsc::unbounded_channel();
+        tokio::spawn(look_up_log_ends(asked, consumer(brokers, "log-ends")?));
         Ok(Freshness {
             watermarks: Arc::new(consumer(brokers, "watermarks")?),
+            log_end_lookups,
             peek: Arc::new(Mutex::new(consumer(brokers, "peek")?)),
             append_times: moka::sync::Cache::new(100_000),
-            partition_counts: moka::sync::Cache::builder().time_to_live(Duration::from_secs(10)).build(),
         })
     }
 
-    /// The end offset of every partition of `topics`, asked of the broker now.
+    /// The end offset of every partition of `topics`, asked of the broker after this call
+    /// began: the log end at arrival or later, as a strong read needs.
     pub async fn log_end_offsets(&self, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, Problem> {
-        let consumer = self.watermarks.clone();
-        let topics = topics.to_vec();
-        let counts = self.partition_counts.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut partitions = Vec::new();
-            for topic in topics {
-                let count = match counts.get(&topic) {
-                    Some(count) => count,
-                    None => {
-                        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
-                        let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-                        counts.insert(topic.clone(), count);
-                        count
-                    }
-                };
-                partitions.extend((0..count).map(|p| (topic.clone(), p)));
-            }
-            tidemark_projectors::log_ends(&consumer, &partitions, BROKER_TIMEOUT)
-        })
-        .await
-        .expect("watermark lookups do not panic")
-        .map_err(|e: String| Problem::unavailable(format!("the broker does not answer: {e}")))
+        let (reply, answer) = oneshot::channel();
+        let asked = LogEndsAsked { topics: topics.to_vec(), reply };
+        self.log_end_lookups.send(asked).map_err(|_| Problem::unavailable("the log-end lookups stopped"))?;
+        answer
+            .await
+            .map_err(|_| Problem::unavailable("the log-end lookups stopped"))?
+            .map_err(|e| Problem::unavailable(format!("the broker does not answer: {e}")))
     }
 
     pub fn broker_answers(&self) -> Result<(), String> {
@@ -249,6 +244,49 @@ impl Freshness {
             fresh: unmet.is_empty(),
             unmet,
             read_at: now,
+        }
+    }
+}
+
+/// Answers log-end requests in rounds: each round takes every request waiting, asks the
+/// broker once for all their topics, and answers them all. A request that arrives while a
+/// round is under way waits for the next, whose lookup starts after it arrived, so no read
+/// gets ends older than itself. Under load the broker answers one lookup per round trip
+/// instead of one per read; the requests it asked for (ListOffsets) were what bounded
+/// the query service's throughput (bench/results/load.md).
+async fn look_up_log_ends(mut asked: mpsc::UnboundedReceiver<LogEndsAsked>, consumer: BaseConsumer) {
+    let consumer = Arc::new(consumer);
+    // Partitions per topic: asked of the broker again after a while, as they may be added.
+    let partition_counts: moka::sync::Cache<String, i32> = moka::sync::Cache::builder().time_to_live(Duration::from_secs(10)).build();
+    while let Some(first) = asked.recv().await {
+        let mut round = vec![first];
+        while let Ok(more) = asked.try_recv() {
+            round.push(more);
+        }
+        let topics: BTreeSet<String> = round.iter().flat_map(|a| a.topics.iter().cloned()).collect();
+        let (consumer, counts) = (consumer.clone(), partition_counts.clone());
+        let ends = tokio::task::spawn_blocking(move || {
+            let mut partitions = Vec::new();
+            for topic in topics {
+                let count = match counts.get(&topic) {
+                    Some(count) => count,
+                    None => {
+                        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
+                        let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+                        counts.insert(topic.clone(), count);
+                        count
+                    }
+                };
+                partitions.extend((0..count).map(|p| (topic.clone(), p)));
+            }
+            tidemark_projectors::log_ends(&consumer, &partitions, BROKER_TIMEOUT)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the lookup failed: {e}")));
+        for LogEndsAsked { topics, reply } in round {
+            let answer = ends.clone().map(|ends| ends.into_iter().filter(|((topic, _), _)| topics.contains(topic)).collect());
+            // The reader may have given up (its client went away); nothing to answer then.
+            let _ = reply.send(answer);
         }
     }
 }
