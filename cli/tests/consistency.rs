@@ -113,6 +113,30 @@ async fn strong_reads_see_every_write_before_the_request() {
     assert_eq!(note["offsets"], note["log_end_offsets"]);
 }
 
+/// Concurrent reads share log-end lookups; each must still see its own write, acknowledged
+/// just before it, while other users' writes and reads go on around it.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_strong_reads_each_see_the_write_just_before_them() {
+    let t = TestSystem::start().await;
+    let account = t.open_account("Interleaved").await;
+    let user = |u: usize| {
+        let (t, account) = (&t, account.clone());
+        async move {
+            for i in 0..6 {
+                let name = format!("Deal {u}.{i}");
+                let body = json!({"account_id": account, "name": name, "owner_id": "di", "amount": {"value": "1", "currency": "EUR"}, "close_date": "2027-01-01"});
+                let created = t.command("/v1/opportunities", body, &[]).await;
+                assert_eq!(created.status, 201, "{}", created.body);
+                let id = created.body["id"].as_str().unwrap().to_string();
+                let read = t.get(&format!("{}/v1/opportunities/{id}?consistency=strong", t.queries())).await;
+                assert_eq!(read.status, 200, "{name}: {}", read.body);
+                assert_eq!(read.body["data"]["name"], name, "{}", read.body);
+            }
+        }
+    };
+    futures::future::join_all((0..8).map(user)).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cache_never_answers_beyond_the_bound_nor_across_tenants() {
     let t = TestSystem::start().await;
