@@ -61,6 +61,11 @@ pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     /// The tables that hold this read model; a rebuild builds copies and swaps them in.
     const TABLES: &'static [&'static str];
+    /// The longest an idle fetch waits for records (`fetch.wait.max.ms`). A Kafka broker
+    /// answers as soon as records arrive, so there this only paces idle fetches; Tansu
+    /// answers only when the wait is over, so there it is also the projection's freshness.
+    /// Every idle fetch costs the broker a read of each of the projection's partitions.
+    const FETCH_WAIT_MS: u32 = 100;
 
     /// What the projection keeps of one aggregate.
     type Row: Clone + Send + Sync + 'static;

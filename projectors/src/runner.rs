@@ -65,8 +65,7 @@ struct Worker<'a, P> {
 async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
-        // Freshness over broker load: an idle fetch returns after at most this long.
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", P::FETCH_WAIT_MS.to_string())
         // A crashed projector's partitions move to a live one after this long (default 45 s).
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
