@@ -36,7 +36,7 @@ async fn a_short_benchmark_drives_tidemark_and_the_baseline_and_reports_both() {
     let spec = TenantSpec { reps: 6, team_size: 3, accounts: 10, opportunities: 30 };
     let people = Arc::new(People::new(&spec, "bench", &t.config.jwt_secret));
     let client = tidemark_loadgen::client();
-    let load = Load { users: 20, mode: Mode::Closed { think: Duration::from_millis(20) }, duration: Duration::from_secs(3), freshness_sample: 1.0, commands_only: false };
+    let load = Load { users: 20, mode: Mode::Closed { think: Duration::from_millis(20) }, duration: Duration::from_secs(3), freshness_sample: 1.0, commands_only: false, seed: 0 };
 
     let mut runs = Vec::new();
     for target in &targets {
@@ -54,7 +54,7 @@ async fn a_short_benchmark_drives_tidemark_and_the_baseline_and_reports_both() {
         runs.push(Run { scenario: "20 users".into(), users: 20, system: name.clone(), figures, processes: Default::default() });
 
         // Open loop: requests arrive at a fixed rate, whatever the answers do.
-        let open = Load { mode: Mode::Open { per_second: 40.0 }, duration: Duration::from_secs(2), ..load };
+        let open = Load { mode: Mode::Open { per_second: 40.0 }, duration: Duration::from_secs(2), seed: 1, ..load };
         let figures = traffic::run(&client, target, people.clone(), &seeded, &open).await;
         assert!(figures.requests >= 80 && figures.error_rate == 0.0, "{name}: 40 requests/s for 2 s (a quote is two): {figures:#?}");
     }

@@ -111,10 +111,14 @@ async fn main() -> anyhow::Result<()> {
     let mut scenarios: Vec<(String, Load)> = args
         .users
         .iter()
-        .map(|&users| (format!("{users} users"), Load { users, mode: mode(users), duration: Duration::from_secs(args.seconds), freshness_sample: args.freshness_sample, commands_only: false }))
+        .enumerate()
+        .map(|(seed, &users)| {
+            let load = Load { users, mode: mode(users), duration: Duration::from_secs(args.seconds), freshness_sample: args.freshness_sample, commands_only: false, seed: seed as u64 };
+            (format!("{users} users"), load)
+        })
         .collect();
     if args.ceiling_users > 0 {
-        let ceiling = Load { users: args.ceiling_users, mode: Mode::Closed { think: Duration::ZERO }, duration: Duration::from_secs(args.ceiling_seconds), freshness_sample: args.freshness_sample, commands_only: true };
+        let ceiling = Load { users: args.ceiling_users, mode: Mode::Closed { think: Duration::ZERO }, duration: Duration::from_secs(args.ceiling_seconds), freshness_sample: args.freshness_sample, commands_only: true, seed: args.users.len() as u64 };
         scenarios.push((format!("command ceiling ({} users, no pause)", args.ceiling_users), ceiling));
     }
     for (i, (scenario, load)) in scenarios.iter().enumerate() {

@@ -2,6 +2,8 @@
 //! accounts, and opportunities owned by the reps, created through the target's command API
 //! as the reps themselves would create them.
 
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -87,6 +89,9 @@ pub struct Deal {
 pub struct Seeded {
     pub accounts: Vec<Uuid>,
     pub deals: Vec<Deal>,
+    /// The stage each deal is at (an index of the stages the traffic moves deals through),
+    /// kept across runs, so that a later run does not ask for a move an earlier one made.
+    pub stages: Arc<[AtomicU8]>,
     pub seconds: f64,
 }
 
@@ -146,5 +151,7 @@ pub async fn seed(client: &reqwest::Client, target: &Target, people: &People, sp
         .buffered(concurrency)
         .try_collect()
         .await?;
-    Ok(Seeded { accounts, deals, seconds: started.elapsed().as_secs_f64() })
+    // Deals are created at the first stage.
+    let stages = deals.iter().map(|_| AtomicU8::new(0)).collect();
+    Ok(Seeded { accounts, deals, stages, seconds: started.elapsed().as_secs_f64() })
 }

@@ -36,6 +36,10 @@ pub struct Load {
     pub freshness_sample: f64,
     /// Reps send commands only (amount changes and stage moves), for the throughput ceiling.
     pub commands_only: bool,
+    /// Seeds the users' choices. Give every system the same seed in a scenario, so that each
+    /// gets the same traffic, and each scenario its own: a run that repeated an earlier one's
+    /// choices would set amounts the deals already have, which Tidemark refuses as no change.
+    pub seed: u64,
 }
 
 /// Stages a deal moves through (forward one at a time, then back to the start).
@@ -82,7 +86,7 @@ struct World {
     deals: Vec<Deal>,
     by_rep: Vec<Vec<usize>>,
     owners: std::collections::HashMap<Uuid, usize>,
-    stages: Vec<AtomicU8>,
+    stages: Arc<[AtomicU8]>,
     recorder: Mutex<Recorder>,
     probes: Mutex<tokio::task::JoinSet<()>>,
     freshness_sample: f64,
@@ -103,7 +107,7 @@ impl VirtualUser {
     /// Every tenth user is a manager, every twenty-fifth the finance approver; the rest are
     /// reps (several users may be one rep in several browser tabs). For the throughput
     /// ceiling, everyone is a rep.
-    fn new(index: usize, people: &People, commands_only: bool) -> VirtualUser {
+    fn new(index: usize, people: &People, commands_only: bool, seed: u64) -> VirtualUser {
         let (user, reps) = if index % 25 == 24 && !commands_only {
             (people.finance.clone(), Vec::new())
         } else if index % 10 == 9 && !commands_only {
@@ -114,7 +118,7 @@ impl VirtualUser {
             let rep = index % people.reps.len();
             (people.reps[rep].clone(), vec![rep])
         };
-        VirtualUser { user, reps, rng: SmallRng::seed_from_u64(index as u64), waiting: Vec::new() }
+        VirtualUser { user, reps, rng: SmallRng::seed_from_u64(seed.wrapping_mul(1 << 32).wrapping_add(index as u64)), waiting: Vec::new() }
     }
 
     fn next_op(&mut self, commands_only: bool) -> Op {
@@ -148,12 +152,13 @@ pub async fn run(client: &reqwest::Client, target: &Target, people: Arc<People>,
         deals: seeded.deals.clone(),
         by_rep,
         owners: seeded.deals.iter().map(|d| (d.id, d.owner)).collect(),
-        stages: seeded.deals.iter().map(|_| AtomicU8::new(0)).collect(),
+        stages: seeded.stages.clone(),
         recorder: Mutex::new(Recorder::default()),
         probes: Mutex::new(tokio::task::JoinSet::new()),
         freshness_sample: load.freshness_sample,
         commands_only: load.commands_only,
     });
+    let seed = load.seed;
     let started = Instant::now();
     let until = started + load.duration;
     match load.mode {
@@ -164,7 +169,7 @@ pub async fn run(client: &reqwest::Client, target: &Target, people: Arc<People>,
                 // Users arrive over the first second rather than all at once.
                 let arrive = Duration::from_secs_f64(index as f64 / load.users as f64);
                 users.spawn(async move {
-                    let mut vu = VirtualUser::new(index, &world.people, world.commands_only);
+                    let mut vu = VirtualUser::new(index, &world.people, world.commands_only, seed);
                     tokio::time::sleep(arrive).await;
                     while Instant::now() < until {
                         act(&world, &mut vu, Instant::now()).await;
@@ -177,7 +182,7 @@ pub async fn run(client: &reqwest::Client, target: &Target, people: Arc<People>,
         }
         Mode::Open { per_second } => {
             let users: Vec<Arc<tokio::sync::Mutex<VirtualUser>>> =
-                (0..load.users).map(|i| Arc::new(tokio::sync::Mutex::new(VirtualUser::new(i, &world.people, world.commands_only)))).collect();
+                (0..load.users).map(|i| Arc::new(tokio::sync::Mutex::new(VirtualUser::new(i, &world.people, world.commands_only, seed)))).collect();
             let every = Duration::from_secs_f64(1.0 / per_second.max(0.001));
             let mut requests = tokio::task::JoinSet::new();
             let sent = AtomicUsize::new(0);

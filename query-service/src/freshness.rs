@@ -252,8 +252,8 @@ impl Freshness {
 /// broker once for all their topics, and answers them all. A request that arrives while a
 /// round is under way waits for the next, whose lookup starts after it arrived, so no read
 /// gets ends older than itself. Under load the broker answers one lookup per round trip
-/// instead of one per read; the requests it asked for (ListOffsets) were what bounded
-/// the query service's throughput (bench/results/load.md).
+/// instead of one per read: a lookup per read was what bounded the query service's
+/// throughput on Tansu (see the Performance section of the README).
 async fn look_up_log_ends(mut asked: mpsc::UnboundedReceiver<LogEndsAsked>, consumer: BaseConsumer) {
     let consumer = Arc::new(consumer);
     // Partitions per topic: asked of the broker again after a while, as they may be added.
