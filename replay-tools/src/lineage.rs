@@ -52,12 +52,8 @@ pub fn values(state: &Value) -> BTreeMap<String, Value> {
     found
 }
 
-/// The values whose paths differ between two states, with both values.
-pub fn changes(before: &Value, after: &Value) -> BTreeMap<String, (Value, Value)> {
-    diff(&values(before), &values(after))
-}
-
-fn diff(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) -> BTreeMap<String, (Value, Value)> {
+/// The values whose paths differ between two states (as `values` gives them), with both values.
+fn changes(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) -> BTreeMap<String, (Value, Value)> {
     after
         .iter()
         .filter_map(|(path, to)| {
@@ -134,7 +130,7 @@ pub fn lineage_in(records: &[LogRecord], (topic, aggregate): (&str, &str), id: U
     for ((record, event), read_models) in applied.iter().zip(downstream) {
         let next = tidemark_events::evolve(state.take(), &event.event);
         let after = values(&json!(next));
-        let changed = diff(&before, &after);
+        let changed = changes(&before, &after);
         (state, before) = (Some(next), after);
         let env = &event.envelope;
         // Upstream: the events that set, last, the values this one changed; in log order.
@@ -187,10 +183,10 @@ mod tests {
         let before = json!({"amount": {"value": "100.00"}, "stage": "Prospecting", "version": 1, "quotes": []});
         let after = json!({"amount": {"value": "250.00"}, "stage": "Prospecting", "version": 2, "synced_quote": "q",
                            "quotes": [{"id": "q", "status": "accepted", "lines": [{"product": "x"}]}]});
-        let found = changes(&before, &after);
+        let found = changes(&values(&before), &values(&after));
         assert_eq!(found.keys().collect::<Vec<_>>(), ["amount", "quotes.q.id", "quotes.q.lines", "quotes.q.status", "synced_quote"]);
         assert_eq!(found["synced_quote"], (Value::Null, json!("q")));
-        assert_eq!(changes(&Value::Null, &json!({"name": "Acme"}))["name"], (Value::Null, json!("Acme")));
+        assert_eq!(changes(&values(&Value::Null), &values(&json!({"name": "Acme"})))["name"], (Value::Null, json!("Acme")));
         assert!(within("quotes.q.status", "quotes.q") && within("amount", "amount") && !within("amounts", "amount"));
     }
 }
