@@ -2,7 +2,6 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${TIDEMARK_DATA:-$ROOT/.data}"
-TANSU_VERSION="0.6.0"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -33,49 +32,89 @@ ensure_cargo() {
   command -v cargo >/dev/null || fail "cargo is missing: install the Rust toolchain (rustup) first"
 }
 
-# Tansu, the Kafka-compatible broker of the local stack, built from its published crate
-# once per machine (it takes about ten minutes on two cores) and reused afterwards.
-ensure_tansu() {
-  if command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q "tansu $TANSU_VERSION"; then
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/infra/kafka/pom.xml")"
+# The broker's classpath, assembled from Maven artifacts once per machine and reused.
+KAFKA_LIBS="${TIDEMARK_KAFKA_LIBS:-$HOME/.cache/tidemark/kafka-$KAFKA_VERSION/libs}"
+
+# Apache Kafka from Maven: the pinned broker and a logging backend, copied with their
+# runtime dependencies into $KAFKA_LIBS (a minute on a fresh machine, nothing afterwards).
+ensure_kafka() {
+  command -v java >/dev/null || fail "java is missing: Apache Kafka needs a Java 17 runtime (apt-get install openjdk-17-jre-headless)"
+  if [ -f "$KAFKA_LIBS/.complete" ]; then
     return 0
   fi
-  ensure_cargo
-  say "installing the Tansu $TANSU_VERSION broker (once per machine; about ten minutes)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
-    || fail "installing Tansu failed; see the cargo output above"
-  tansu --version | grep -q "tansu $TANSU_VERSION" || fail "tansu on PATH is not $TANSU_VERSION: $(command -v tansu)"
+  command -v mvn >/dev/null || fail "mvn is missing: it assembles the Kafka broker from Maven Central (apt-get install maven)"
+  say "assembling Apache Kafka $KAFKA_VERSION from Maven into $KAFKA_LIBS (once per machine)"
+  rm -rf "$KAFKA_LIBS"
+  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" \
+    || fail "Maven could not fetch Apache Kafka $KAFKA_VERSION; see its output above"
+  [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || fail "kafka_2.13-$KAFKA_VERSION.jar is missing from $KAFKA_LIBS"
+  touch "$KAFKA_LIBS/.complete"
 }
 
+kafka_java() {
+  java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.yaml" -cp "$KAFKA_LIBS/*" "$@"
+}
+
+# PostgreSQL from Debian's packages, when nothing answers on 127.0.0.1:5432: installed if
+# missing, started, and told to trust the local `postgres` user over TCP (a development
+# database; production names its own DATABASE_URL with credentials).
 ensure_postgres() {
-  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || port_open 5432; then
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     return 0
   fi
-  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-    say "starting the local PostgreSQL server"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
-    for _ in $(seq 1 50); do port_open 5432 && return 0; sleep 0.2; done
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    [ "$(id -u)" = 0 ] || fail "PostgreSQL is not installed and installing it needs root: sudo apt-get install postgresql"
+    say "installing PostgreSQL from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+      || fail "apt-get could not install postgresql"
   fi
-  fail "PostgreSQL does not answer on 127.0.0.1:5432; start it, or point DATABASE_URL at one"
+  local version hba
+  version="$(ls /etc/postgresql | sort -n | tail -n 1)"
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! grep -q "added by tidemark" "$hba" 2>/dev/null; then
+    say "letting the local postgres user connect over TCP without a password ($hba)"
+    { echo "host all postgres 127.0.0.1/32 trust # added by tidemark infra/lib.sh"
+      echo "host all postgres ::1/128 trust # added by tidemark infra/lib.sh"
+      cat "$hba"; } >"$hba.new" && mv "$hba.new" "$hba" && chown postgres:postgres "$hba" && chmod 640 "$hba" \
+      || fail "cannot edit $hba"
+  fi
+  say "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
+  fail "PostgreSQL does not answer on 127.0.0.1:5432; see /var/log/postgresql/"
 }
 
-# start_broker DIR PORT: a Tansu broker with the SQLite engine, its data in DIR.
+# start_broker DIR PORT: a single-node Kafka (broker and controller in one process) with
+# its data in DIR, listening on PORT and its controller on PORT+1. Formats DIR the first time.
 start_broker() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" controller=$(($2 + 1))
   mkdir -p "$dir"
   if pid="$(running_pid "$dir/broker.pid")"; then
     say "broker already running (pid $pid) on 127.0.0.1:$port"
     return 0
   fi
   port_open "$port" && fail "port $port is taken by another process; set TIDEMARK_BROKER_PORT to a free one"
-  say "starting the Tansu broker on 127.0.0.1:$port (data: $dir/broker.db)"
-  # Tansu resolves the SQLite path against its working directory.
-  (cd "$dir" && exec tansu broker \
-      --storage-engine "sqlite://broker.db" \
-      --listener-url "tcp://127.0.0.1:$port" \
-      --advertised-listener-url "tcp://127.0.0.1:$port" \
-      >"$dir/broker.log" 2>&1) &
+  port_open "$controller" && fail "port $controller (the broker's controller) is taken by another process"
+  sed -e "s:@DATA@:$dir:g" -e "s:@PORT@:$port:g" -e "s:@CONTROLLER_PORT@:$controller:g" \
+    "$ROOT/infra/kafka/server.properties.template" >"$dir/server.properties"
+  if [ ! -f "$dir/kraft/meta.properties" ]; then
+    say "formatting the broker's storage in $dir/kraft"
+    kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; fail "formatting the broker's storage failed"; }
+  fi
+  say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (data: $dir/kraft, log: $dir/broker.log)"
+  [ -f "$dir/broker.log" ] && mv "$dir/broker.log" "$dir/broker.log.1"
+  kafka_java kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
   echo $! >"$dir/broker.pid"
-  wait_for_port "$port" "the broker" "$dir/broker.log"
+  for _ in $(seq 1 300); do
+    grep -q "Kafka Server started" "$dir/broker.log" 2>/dev/null && port_open "$port" && return 0
+    kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -n 30 "$dir/broker.log" >&2
+  fail "the broker did not start (log: $dir/broker.log)"
 }
 
 # stop_pid FILE WHAT: TERM, then KILL after ten seconds.
