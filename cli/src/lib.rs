@@ -219,6 +219,7 @@ impl System {
                 registry_url: registry_url.clone(),
                 topics: config.topics(),
                 writer_id: format!("{}-{}", hostname(), std::process::id()),
+                transactional_id: format!("{}tidemark-writer", config.topic_prefix),
                 code_version: CODE_VERSION.to_string(),
                 registry_token: service_token.clone(),
             };

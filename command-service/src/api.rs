@@ -20,7 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Outcome, Writer};
+use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Decide, FollowUps, Outcome, Writer};
 use tidemark_events::Aggregate;
 
 /// The decision of a command on one kind of aggregate: its state (none when new; not found
@@ -275,13 +275,25 @@ pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) ->
 /// Runs a command and answers; a denial is recorded for auditors on the way out.
 pub(crate) async fn run(
     state: &AppState,
+    call: (CommandRequest, Session),
+    action: &str,
+    decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
+) -> Result<Response, Problem> {
+    run_with(state, call, action, Box::new(decide), None).await
+}
+
+/// Runs a command and the commands that follow from it in one transaction (see
+/// [`Writer::execute_with`](crate::writer::Writer::execute_with)), and answers for the first.
+pub(crate) async fn run_with(
+    state: &AppState,
     (request, session): (CommandRequest, Session),
     action: &str,
-    decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError>,
+    decide: Decide,
+    follow_ups: Option<FollowUps>,
 ) -> Result<Response, Problem> {
     let target = format!("{}/{}", request.aggregate_type, request.aggregate_id);
     let command_id = request.meta.command_id.clone();
-    match state.writer.execute(request, decide).await {
+    match state.writer.execute_with(request, decide, follow_ups).await {
         Ok(outcome) => Ok(answer(outcome, session)),
         Err(CommandError::Denied(denial)) => Err(denials::deny(&state.pool, &session.principal, action, &target, denial).await),
         Err(CommandError::Rejected(Rejection::NotYours { code, message })) => {
@@ -480,7 +492,8 @@ async fn unshare_opportunity(
     change(state, ctx, id, OpportunityCommand::Unshare { user_id }).await
 }
 
-/// Whether the service and its dependencies (PostgreSQL, broker, registry) answer.
+/// Whether the service and its dependencies (PostgreSQL, broker, registry) answer, and
+/// whether this writer still owns its partitions.
 #[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
@@ -489,5 +502,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
         tokio::task::spawn_blocking(move || writer.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()))
     };
     let registry = tidemark_http::health::http_ok(&format!("{}/config", state.registry_url)).await;
-    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker), ("registry", registry)], json!({"writer_epoch": state.writer.epoch()}))
+    // A writer that a newer one fenced can append nothing: it must not take traffic.
+    let writer = state.writer.fenced().map_or(Ok(()), Err);
+    let checks = [("postgres", postgres), ("broker", broker), ("registry", registry), ("writer", writer)];
+    tidemark_http::health::answer(&checks, json!({"writer_epoch": state.writer.epoch()}))
 }

@@ -2,10 +2,14 @@
 //! rationale), qualification, and conversion into an account, a contact and an
 //! opportunity.
 //!
-//! The router assigns a lead right after its capture, and sweeps every few seconds for
-//! leads that are still unassigned and conversions that are not complete (a crash between
-//! two appends). Every command it sends has an Idempotency-Key derived from the lead, so
-//! a repeat is harmless.
+//! A conversion is one transaction: the lead's `LeadConverted` and the records it creates
+//! become visible together or not at all.
+//!
+//! The router assigns a lead right after its capture, as a command of its own (its actor is
+//! the automation, not the user who captured the lead). A crash between the two, or an
+//! assignment that failed, leaves the lead unassigned; the router's sweep every few seconds
+//! assigns such leads, and that is its only job. Every command it sends has an
+//! Idempotency-Key derived from the lead, so a repeat is harmless.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,8 +29,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{decision, authorize, run, AppState, CommandAnswer, CommandContext};
-use crate::writer::{fingerprint, CommandError, CommandRequest, Writer};
+use crate::api::{decision, authorize, run, run_with, AppState, CommandAnswer, CommandContext};
+use crate::writer::{fingerprint, CommandError, CommandRequest, Decide, FollowUps, Writer};
 
 /// The automation principal that assigns leads.
 pub const ROUTER: &str = "lead-router";
@@ -41,7 +45,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// A command Tidemark sends itself, as `actor`, under `command_id` (an idempotency key).
-fn own_command(writer: &Writer, tenant: &str, (aggregate_type, id): (&'static str, Uuid), command_id: String, (actor, kind): (&str, ActorKind), correlation_id: &str, rationale: Option<String>) -> CommandRequest {
+fn own_command(code_version: &str, tenant: &str, (aggregate_type, id): (&'static str, Uuid), command_id: String, (actor, kind): (&str, ActorKind), correlation_id: &str, rationale: Option<String>) -> CommandRequest {
     CommandRequest {
         meta: CommandMeta {
             command_id: command_id.clone(),
@@ -52,7 +56,7 @@ fn own_command(writer: &Writer, tenant: &str, (aggregate_type, id): (&'static st
             correlation_id: correlation_id.to_string(),
             causation_id: Some(format!("lead/{id}")),
             policy_version: POLICY_VERSION.to_string(),
-            code_version: writer.code_version().to_string(),
+            code_version: code_version.to_string(),
             rationale,
             received_at: Utc::now(),
         },
@@ -74,7 +78,7 @@ async fn assign(writer: &Writer, rules: &[Rule], (tenant, id, lead): (&str, Uuid
         return Ok(None);
     };
     let team = chosen.team_id.clone();
-    let request = own_command(writer, tenant, (lead::AGGREGATE_TYPE, id), format!("assign-lead-{id}"), (ROUTER, ActorKind::Automation), &id.to_string(), Some(chosen.rationale.clone()));
+    let request = own_command(writer.code_version(), tenant, (lead::AGGREGATE_TYPE, id), format!("assign-lead-{id}"), (ROUTER, ActorKind::Automation), &id.to_string(), Some(chosen.rationale.clone()));
     let cmd = LeadCommand::Assign { owner_id: chosen.owner_id, team_id: chosen.team_id, rule: chosen.rationale, at: request.meta.received_at };
     match writer.execute(request, decision!(Lead, lead, cmd)).await {
         Ok(_) | Err(CommandError::Rejected(Rejection::NoChange(_))) => Ok(Some(team)),
@@ -93,29 +97,29 @@ fn turns(leads: &[(String, Uuid, Lead)]) -> HashMap<(String, String), u64> {
     turns
 }
 
-/// Creates what a conversion names and does not exist yet: the account, the contact, the
-/// opportunity, for the user who converted, under the conversion's correlation id.
-async fn complete_conversion(writer: &Writer, tenant: &str, id: Uuid, lead: &Lead) -> Result<(), CommandError> {
-    let Some(c) = &lead.conversion else { return Ok(()) };
-    let (account, contact, opportunity) = lead::conversion_commands(lead, c);
-    let by = (c.converted_by.as_str(), ActorKind::User);
-    let request = |kind: &'static str, target: Uuid| own_command(writer, tenant, (kind, target), format!("convert-lead-{id}-{kind}"), by, &c.correlation_id, None);
-    // Each create refuses a second time (already exists): that is what a completed step looks like.
-    let done = |r: Result<_, CommandError>| match r {
-        Ok(_) | Err(CommandError::Rejected(Rejection::AlreadyExists)) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Some((account_id, cmd)) = account {
-        done(writer.execute(request(account::AGGREGATE_TYPE, account_id), decision!(Account, account, cmd)).await)?;
-    }
-    let (contact_id, cmd) = contact;
-    done(writer.execute(request(contact::AGGREGATE_TYPE, contact_id), decision!(Contact, contact, cmd)).await)?;
-    let (opportunity_id, cmd) = opportunity;
-    done(writer.execute(request(opportunity::AGGREGATE_TYPE, opportunity_id), decision!(Opportunity, opportunity, cmd)).await)
+/// The records a conversion creates (the account unless it exists, the contact, the
+/// opportunity), for the user who converted, under the conversion's correlation id: they
+/// follow the lead's `LeadConverted` in its transaction.
+fn conversion(code_version: String, tenant: String, id: Uuid) -> FollowUps {
+    Box::new(move |after: &Aggregate| {
+        let Aggregate::Lead(lead) = after else { return Vec::new() };
+        let Some(c) = &lead.conversion else { return Vec::new() };
+        let (account, contact, opportunity) = lead::conversion_commands(lead, c);
+        let by = (c.converted_by.as_str(), ActorKind::User);
+        let request = |kind: &'static str, target: Uuid| own_command(&code_version, &tenant, (kind, target), format!("convert-lead-{id}-{kind}"), by, &c.correlation_id, None);
+        let mut steps: Vec<(CommandRequest, Decide)> = Vec::new();
+        if let Some((account_id, cmd)) = account {
+            steps.push((request(account::AGGREGATE_TYPE, account_id), Box::new(decision!(Account, account, cmd))));
+        }
+        let (contact_id, cmd) = contact;
+        steps.push((request(contact::AGGREGATE_TYPE, contact_id), Box::new(decision!(Contact, contact, cmd))));
+        let (opportunity_id, cmd) = opportunity;
+        steps.push((request(opportunity::AGGREGATE_TYPE, opportunity_id), Box::new(decision!(Opportunity, opportunity, cmd))));
+        steps
+    })
 }
 
-/// Runs until `shutdown`: every few seconds, assigns unassigned leads and completes
-/// interrupted conversions.
+/// Runs until `shutdown`: every few seconds, assigns the leads left unassigned.
 pub async fn route_leads(writer: Arc<Writer>, rules: Vec<Rule>, shutdown: CancellationToken) {
     loop {
         if let Err(e) = sweep(&writer, &rules).await {
@@ -136,12 +140,6 @@ async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
             if let Some(team) = assign(writer, rules, (tenant, *id, lead), &turns).await? {
                 // The team's next lead takes the next turn.
                 *turns.entry((tenant.clone(), team)).or_insert(0) += 1;
-            }
-        }
-        if let Some(c) = lead.conversion.as_ref().filter(|_| lead.erased_at.is_none()) {
-            if writer.opportunity_card(tenant, c.opportunity_id).is_none() {
-                tracing::info!(lead = %id, "completing an interrupted conversion");
-                complete_conversion(writer, tenant, *id, lead).await?;
             }
         }
     }
@@ -211,13 +209,8 @@ async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static 
         authorize(state, &who, Action::WorkLead { record }, &format!("lead/{id}")).await?;
     }
     let call = ctx.request(state, lead::AGGREGATE_TYPE, id, (action, id, content));
-    let answer = run(state, call, action, decision!(Lead, lead, cmd)).await?;
-    if action == "convert-lead" {
-        if let Some(lead) = lead_of(&state.writer, &who.tenant_id, id).await {
-            complete_conversion(&state.writer, &who.tenant_id, id, &lead).await.map_err(Problem::from)?;
-        }
-    }
-    Ok(answer)
+    let follow_ups = (action == "convert-lead").then(|| conversion(state.writer.code_version().to_string(), who.tenant_id.clone(), id));
+    run_with(state, call, action, Box::new(decision!(Lead, lead, cmd)), follow_ups).await
 }
 
 /// Qualifies a lead (its owner, or a manager of its team).

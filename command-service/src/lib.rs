@@ -1,8 +1,9 @@
-//! The command API: authenticate (for now: read the principal's headers), validate,
-//! decide with the pure domain core, and append to Kafka as the single writer.
+//! The command API: authenticate the bearer token, validate, decide with the pure domain
+//! core, and append to Kafka in transactions as the single writer.
 
 mod activities;
 mod api;
+mod appender;
 mod contacts;
 mod delegations;
 mod erasure;

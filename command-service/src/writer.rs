@@ -1,9 +1,11 @@
 //! The single writer of its partitions.
 //!
 //! Kafka cannot check an expected version on append, so the writer owns its partitions:
-//! it fences them with a new epoch, reads them to the end through the shared fold rule,
-//! and then serializes commands per partition: decide against the in-memory state, append,
-//! wait for the broker's acknowledgement, and only then fold the event into the state.
+//! it registers its transactional id (which fences any earlier writer through the broker),
+//! writes a fence marker of a new epoch on each partition, reads them to the end through
+//! the shared fold rule, and then serializes commands per partition: decide against the
+//! in-memory state, append in a transaction shared with the commands that arrive together
+//! (see `appender`), and fold the events into the state only once that is committed.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,11 +14,9 @@ use std::sync::{Arc, Mutex as SyncMutex, RwLock};
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeDelta, Utc};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 use tidemark_privacy::PgKeyStore;
 use tidemark_events::envelope::StreamPosition;
@@ -27,8 +27,10 @@ use tidemark_events::partition::partition_for;
 use tidemark_events::quote::Delegated;
 use tidemark_events::{Aggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
+
+use crate::appender::{AppendError, Appender, Record};
 
 /// How long an idempotency key is remembered after its command, as payment APIs do.
 const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
@@ -41,6 +43,9 @@ pub struct WriterConfig {
     pub registry_url: String,
     pub topics: Topics,
     pub writer_id: String,
+    /// Kafka's transactional id of the writer of these topics: the same for every instance
+    /// that takes over from another, so that the broker fences the one before.
+    pub transactional_id: String,
     pub code_version: String,
     /// Sent to the registry when registering schemas.
     pub registry_token: Option<String>,
@@ -69,6 +74,8 @@ pub enum CommandError {
 pub enum StartError {
     #[error("cannot reach the broker at {brokers}: {detail}")]
     Broker { brokers: String, detail: String },
+    #[error("the broker refused the writer's transactions: {0}")]
+    Transactions(String),
     #[error("topic {0} does not exist; run `tidemark setup` to create the topics")]
     MissingTopic(String),
     #[error(transparent)]
@@ -137,7 +144,7 @@ pub fn fingerprint(parts: impl Hash) -> u64 {
 #[derive(Default)]
 struct PartitionState {
     fold: PartitionFold,
-    /// The next offset to read when catching up.
+    /// Where to go on reading when catching up (past the markers read so far).
     next_offset: i64,
     /// An append failed without an answer: it may or may not be in the log.
     uncertain: bool,
@@ -154,10 +161,34 @@ struct Partition {
 
 type IdempotencyKey = (String, String);
 
+/// Decides a command against its aggregate's current state (`None`: it does not exist).
+pub type Decide = Box<dyn FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send>;
+
+/// The commands that follow from an accepted one, given its aggregate's state after it:
+/// they are appended in the same transaction, or the command fails with them.
+pub type FollowUps = Box<dyn FnOnce(&Aggregate) -> Vec<(CommandRequest, Decide)> + Send>;
+
+/// The commands of one transaction, each holding its partition until the commit.
+#[derive(Default)]
+struct Unit<'a> {
+    steps: Vec<Step<'a>>,
+}
+
+struct Step<'a> {
+    partition: &'a Partition,
+    state: MutexGuard<'a, PartitionState>,
+    key: IdempotencyKey,
+    fingerprint: u64,
+    records: Vec<EventRecord>,
+    payloads: Vec<Vec<u8>>,
+}
+
 pub struct Writer {
     config: WriterConfig,
     epoch: i64,
-    producer: FutureProducer,
+    appender: Appender,
+    /// Metadata and log-end requests.
+    client: Arc<BaseConsumer>,
     codec: EventCodec,
     partitions: HashMap<(String, i32), Partition>,
     partition_counts: HashMap<String, i32>,
@@ -179,40 +210,44 @@ pub struct Writer {
     settling: Mutex<()>,
 }
 
-fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers).set("client.id", client_id);
-    config
-}
-
 impl Writer {
-    /// Takes ownership of every partition of the event topics: a new epoch, a fence marker
-    /// on each partition, then the partition read to its end. Serves only after that.
+    /// Takes ownership of every partition of the event topics: registers the transactional
+    /// id, writes a fence marker of a new epoch on each partition, then reads them all to
+    /// their end. Serves only after that.
     pub async fn start(config: WriterConfig, pool: &sqlx::PgPool) -> Result<Writer, StartError> {
         let epoch: i64 = sqlx::query_scalar("SELECT nextval('writer_epochs')").fetch_one(pool).await?;
         let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
         codec.register_all(&config.topics).await?;
-        let producer: FutureProducer = client_config(&config.brokers, &config.writer_id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", BROKER_TIMEOUT.as_millis().to_string())
-            .create()
-            .map_err(|e| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() })?;
+        let broker = |e: &dyn std::fmt::Display| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() };
+        let client: BaseConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-writer-{}", config.writer_id)).create().map_err(|e| broker(&e))?;
         let mut partitions = HashMap::new();
         let mut partition_counts = HashMap::new();
         for topic in config.topics.all() {
-            let count = partition_count(&producer, topic, &config.brokers)?;
+            let count = tidemark_log::partition_count(&client, topic, Duration::from_secs(10))
+                .map_err(|e| broker(&e))?
+                .ok_or_else(|| StartError::MissingTopic(topic.to_string()))?;
             partition_counts.insert(topic.to_string(), count);
             for p in 0..count {
                 let partition = Partition { topic: topic.to_string(), partition: p, state: Mutex::default() };
                 partitions.insert((topic.to_string(), p), partition);
             }
         }
+        let producer_config = tidemark_log::client(&config.brokers, &format!("tidemark-writer-{}", config.writer_id))
+            .set("transactional.id", &config.transactional_id)
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", BROKER_TIMEOUT.as_millis().to_string())
+            // A writer that dies with a transaction open holds up readers of its partitions
+            // until a successor registers or this passes.
+            .set("transaction.timeout.ms", "10000")
+            .clone();
+        let make = Box::new(move || producer_config.create::<FutureProducer>());
+        let appender = Appender::start(make, BROKER_TIMEOUT).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let writer = Writer {
             config,
             epoch,
-            producer,
+            appender,
+            client: Arc::new(client),
             codec,
             partitions,
             partition_counts,
@@ -225,7 +260,7 @@ impl Writer {
             settled_generation: AtomicU64::new(0),
             settling: Mutex::new(()),
         };
-        futures::future::try_join_all(writer.partitions.values().map(|p| writer.take_ownership_patiently(p))).await?;
+        writer.take_ownership_patiently().await?;
         tracing::info!(epoch, partitions = writer.partitions.len(), "writer owns its partitions");
         Ok(writer)
     }
@@ -241,12 +276,12 @@ impl Writer {
     /// A broker that is slow to answer at start-up (it is busy, or just started) gets a few
     /// more chances before the writer gives up. A second fence marker of the same epoch is
     /// harmless: readers keep the highest.
-    async fn take_ownership_patiently(&self, partition: &Partition) -> Result<(), CommandError> {
+    async fn take_ownership_patiently(&self) -> Result<(), CommandError> {
         const TRIES: u32 = 3;
         for attempt in 1.. {
-            match self.take_ownership(partition).await {
+            match self.take_ownership().await {
                 Err(CommandError::Unavailable(reason)) if attempt < TRIES => {
-                    tracing::warn!(topic = %partition.topic, partition = partition.partition, attempt, %reason, "taking ownership failed; trying again");
+                    tracing::warn!(attempt, %reason, "taking ownership failed; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 result => return result,
@@ -255,47 +290,50 @@ impl Writer {
         unreachable!("the loop returns")
     }
 
-    async fn take_ownership(&self, partition: &Partition) -> Result<(), CommandError> {
-        let mut state = partition.state.lock().await;
+    async fn take_ownership(&self) -> Result<(), CommandError> {
         let marker = FenceMarker { writer_epoch: self.epoch, writer_id: self.config.writer_id.clone(), fenced_at: Utc::now() };
-        let payload = self.codec.encode_fence(&partition.topic, &marker).await.map_err(codec_failure)?;
-        let record = FutureRecord::<(), _>::to(&partition.topic).partition(partition.partition).payload(&payload);
-        self.producer.send(record, BROKER_TIMEOUT).await.map_err(|(e, _)| unavailable(e))?;
-        self.catch_up(partition, &mut state).await
+        let mut markers = Vec::with_capacity(self.partitions.len());
+        for partition in self.partitions.values() {
+            let payload = self.codec.encode_fence(&partition.topic, &marker).await.map_err(codec_failure)?;
+            markers.push(Record { topic: partition.topic.clone(), partition: partition.partition, key: None, payload });
+        }
+        self.appender.append(markers).await.map_err(append_failure)?;
+        let mut all = Vec::with_capacity(self.partitions.len());
+        for partition in self.partitions.values() {
+            all.push((partition, partition.state.lock().await));
+        }
+        self.catch_up(&mut all).await
     }
 
-    /// Reads the partition from `next_offset` to its current end, folding every record.
-    async fn catch_up(&self, partition: &Partition, state: &mut PartitionState) -> Result<(), CommandError> {
-        // A client of its own, made now: after an outage, a fresh connection answers at once.
-        let consumer: StreamConsumer = client_config(&self.config.brokers, &self.config.writer_id)
-            .set("group.id", format!("tidemark-writer-{}", self.config.writer_id))
-            .set("enable.auto.commit", "false")
-            .create()
+    /// Reads each partition from its `next_offset` to the log end as it is now, folding
+    /// every committed record.
+    async fn catch_up(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<(), CommandError> {
+        let keys: Vec<tidemark_log::Partition> = parts.iter().map(|(p, _)| (p.topic.clone(), p.partition)).collect();
+        let asked = keys.clone();
+        let client = self.client.clone();
+        let ends = tokio::task::spawn_blocking(move || tidemark_log::log_ends(&client, &asked, BROKER_TIMEOUT))
+            .await
+            .map_err(|e| unavailable(e))?
             .map_err(unavailable)?;
-        let (_, high) = consumer.fetch_watermarks(&partition.topic, partition.partition, BROKER_TIMEOUT).map_err(unavailable)?;
-        if state.next_offset < high {
-            let mut assignment = TopicPartitionList::new();
-            assignment
-                .add_partition_offset(&partition.topic, partition.partition, Offset::Offset(state.next_offset))
-                .map_err(unavailable)?;
-            consumer.assign(&assignment).map_err(unavailable)?;
-            while state.next_offset < high {
-                let message = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv())
-                    .await
-                    .map_err(|_| unavailable("timed out reading the partition"))?
-                    .map_err(unavailable)?;
-                let decoded = self.codec.decode(message.payload()).await;
-                if let Err(e) = &decoded {
-                    if e.is_retryable() {
-                        return Err(unavailable(e));
-                    }
+        let from = parts.iter().map(|(p, s)| ((p.topic.clone(), p.partition), s.next_offset)).collect();
+        let config = tidemark_log::reader(&self.config.brokers, &format!("tidemark-writer-{}", self.config.writer_id));
+        let mut log = tidemark_log::ToEnd::new(config, &from, ends.clone(), BROKER_TIMEOUT).map_err(unavailable)?;
+        let index: HashMap<tidemark_log::Partition, usize> = keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+        while let Some(message) = log.next().await.map_err(unavailable)? {
+            let decoded = self.codec.decode(message.payload()).await;
+            if let Err(e) = &decoded {
+                if e.is_retryable() {
+                    return Err(unavailable(e));
                 }
-                let at = (partition.topic.as_str(), partition.partition, message.offset());
-                self.fold_record(state, at, message.key(), decoded);
-                state.next_offset = message.offset() + 1;
             }
+            let state = &mut parts[index[&(message.topic().to_string(), message.partition())]].1;
+            self.fold_record(state, (message.topic(), message.partition(), message.offset()), message.key(), decoded);
+            state.next_offset = message.offset() + 1;
         }
-        state.uncertain = false;
+        for (partition, state) in parts.iter_mut() {
+            state.next_offset = state.next_offset.max(ends[&(partition.topic.clone(), partition.partition)]);
+            state.uncertain = false;
+        }
         Ok(())
     }
 
@@ -440,14 +478,20 @@ impl Writer {
         self.records.read().expect("not poisoned").get(&id).is_some_and(|(t, kind)| t == tenant_id && *kind == aggregate_type)
     }
 
-    /// Runs one command: decide against the current state, append, wait for the broker.
+    /// Runs one command: decide against the current state, append, wait for the commit.
     pub async fn execute(
         &self,
         request: CommandRequest,
-        decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError>,
+        decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
     ) -> Result<Outcome, CommandError> {
-        let meta = &request.meta;
-        let key = (meta.tenant_id.clone(), meta.command_id.clone());
+        self.execute_with(request, Box::new(decide), None).await
+    }
+
+    /// Runs one command and the commands that follow from it, in one transaction. A follow-up
+    /// that was done before (its key has an outcome) or whose record exists already is
+    /// left out; any other refusal of a follow-up fails the whole command.
+    pub async fn execute_with(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
+        let key = (request.meta.tenant_id.clone(), request.meta.command_id.clone());
         let _same_key = if request.idempotent { Some(self.lock_key(&key).await) } else { None };
         self.settle_uncertain().await?;
         if request.idempotent {
@@ -458,16 +502,43 @@ impl Writer {
                 return Ok(Outcome { replayed: true, ..first.clone() });
             }
         }
+        let mut unit = Unit::default();
+        let after = self.stage(&mut unit, request, decide).await?;
+        if let (Some(follow_ups), Some(after)) = (follow_ups, after) {
+            for (request, decide) in follow_ups(&after) {
+                let done = self.outcomes.lock().expect("not poisoned").contains_key(&(request.meta.tenant_id.clone(), request.meta.command_id.clone()));
+                if done {
+                    continue;
+                }
+                match self.stage(&mut unit, request, decide).await {
+                    Ok(_) | Err(CommandError::Rejected(Rejection::AlreadyExists)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.commit(unit).await
+    }
 
+    /// Decides one command of `unit` and keeps its partition locked until the commit.
+    /// Returns the aggregate's state after the command's events.
+    async fn stage<'a>(&'a self, unit: &mut Unit<'a>, request: CommandRequest, decide: Decide) -> Result<Option<Aggregate>, CommandError> {
         let id = request.aggregate_id;
         let partition = self.partition_of(request.aggregate_type, id);
-        let mut state = partition.state.lock().await;
-        if state.uncertain {
-            self.catch_up(partition, &mut state).await?;
+        if unit.steps.iter().any(|s| std::ptr::eq(s.partition, partition)) {
+            // Locking it again would wait for ourselves.
+            let reference = Uuid::now_v7();
+            tracing::error!(%reference, topic = %partition.topic, partition = partition.partition, "one transaction's commands share a partition");
+            return Err(CommandError::Internal { reference });
         }
+        let mut locked = [(partition, partition.state.lock().await)];
+        if locked[0].1.uncertain {
+            self.catch_up(&mut locked).await?;
+        }
+        let [(_, state)] = locked;
         if let Some(reason) = state.unreadable.get(&id) {
             return Err(CommandError::Unreadable { id, reason: reason.clone() });
         }
+        let meta = &request.meta;
         // Another tenant's aggregate does not exist for this one.
         let stream = state.streams.get(&id).filter(|s| s.tenant_id == meta.tenant_id);
         let current = stream.map_or(0, |s| s.version);
@@ -476,10 +547,12 @@ impl Writer {
                 return Err(CommandError::VersionConflict { expected, current });
             }
         }
-        let events = decide(stream.map(|s| &s.state))?;
-
-        let mut positions = Vec::with_capacity(events.len());
+        let before = stream.map(|s| s.state.clone());
+        let events = decide(before.as_ref())?;
         let recorded_at = Utc::now();
+        let mut after = before;
+        let mut records = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
             let at = StreamPosition {
                 aggregate_type: request.aggregate_type,
@@ -487,43 +560,54 @@ impl Writer {
                 version: current + 1 + i as i64,
                 writer_epoch: self.epoch,
             };
+            after = Some(tidemark_events::evolve(after, &event));
             let record = EventRecord { envelope: Envelope::new(meta, at, event.event_type(), recorded_at), event };
-            let position = match self.append(partition, &record).await {
-                Ok(position) => position,
-                Err(e) => {
-                    // The append may still land; read the partition again before deciding more.
-                    state.uncertain = true;
-                    self.uncertain_generation.fetch_add(1, Ordering::SeqCst);
-                    return Err(e);
-                }
-            };
-            state.next_offset = position.offset + 1;
-            self.fold_event(&mut state, record, position.clone());
-            positions.push(position);
+            payloads.push(self.codec.encode_event(&partition.topic, &record).await.map_err(codec_failure)?);
+            records.push(record);
         }
-        let mut outcomes = self.outcomes.lock().expect("not poisoned");
-        let outcome = outcomes.get_mut(&key).expect("the fold remembered the outcome");
-        outcome.fingerprint = Some(request.fingerprint);
-        Ok(outcome.clone())
+        let key = (meta.tenant_id.clone(), meta.command_id.clone());
+        unit.steps.push(Step { partition, state, key, fingerprint: request.fingerprint, records, payloads });
+        Ok(after)
     }
 
-    async fn append(&self, partition: &Partition, record: &EventRecord) -> Result<AppendedEvent, CommandError> {
-        let payload = self.codec.encode_event(&partition.topic, record).await.map_err(codec_failure)?;
-        let key = record.envelope.aggregate_id.to_string();
-        let message = FutureRecord::to(&partition.topic).partition(partition.partition).key(&key).payload(&payload);
-        // librdkafka may hold an in-flight request past message.timeout.ms; the client's wait
-        // is bounded here. If this bound fires, the append's fate is unknown: the caller
-        // marks the partition uncertain and re-reads it before deciding anything else.
-        let delivery = tokio::time::timeout(BROKER_TIMEOUT, self.producer.send(message, BROKER_TIMEOUT))
-            .await
-            .map_err(|_| unavailable("the broker did not acknowledge the append in time"))?
-            .map_err(|(e, _)| unavailable(e))?;
-        Ok(AppendedEvent {
-            event_type: record.envelope.event_type.clone(),
-            topic: partition.topic.clone(),
-            partition: delivery.partition,
-            offset: delivery.offset,
-        })
+    /// Appends every event of `unit` in one transaction; once it is committed, folds them
+    /// into the state and answers with the first command's outcome.
+    async fn commit(&self, mut unit: Unit<'_>) -> Result<Outcome, CommandError> {
+        let mut appended = Vec::new();
+        for step in &mut unit.steps {
+            for (record, payload) in step.records.iter().zip(step.payloads.drain(..)) {
+                let key = Some(record.envelope.aggregate_id.to_string());
+                appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key, payload });
+            }
+        }
+        let delivered = match self.appender.append(appended).await {
+            Ok(delivered) => delivered,
+            Err(e) => {
+                if matches!(e, AppendError::Uncertain(_)) {
+                    // The events may be in the log: read the partitions again before deciding more.
+                    for step in &mut unit.steps {
+                        step.state.uncertain = true;
+                    }
+                    self.uncertain_generation.fetch_add(1, Ordering::SeqCst);
+                }
+                return Err(append_failure(e));
+            }
+        };
+        let mut delivered = delivered.into_iter();
+        let mut first = None;
+        for mut step in unit.steps {
+            for record in std::mem::take(&mut step.records) {
+                let at = delivered.next().expect("one delivery per record");
+                let position = AppendedEvent { event_type: record.envelope.event_type.clone(), topic: step.partition.topic.clone(), partition: at.partition, offset: at.offset };
+                step.state.next_offset = at.offset + 1;
+                self.fold_event(&mut step.state, record, position);
+            }
+            let mut outcomes = self.outcomes.lock().expect("not poisoned");
+            let outcome = outcomes.get_mut(&step.key).expect("the fold remembered the outcome");
+            outcome.fingerprint = Some(step.fingerprint);
+            first.get_or_insert_with(|| outcome.clone());
+        }
+        Ok(first.expect("a unit has a command"))
     }
 
     /// Before any decision, re-reads partitions where an append's fate is unknown, so that
@@ -547,13 +631,17 @@ impl Writer {
     }
 
     async fn settle_each(&self) -> Result<(), CommandError> {
+        // The transaction in doubt must be decided (the appender's next producer does that)
+        // before reading: an open one hides its records from a committed reader.
+        self.appender.settle().await.map_err(append_failure)?;
+        let mut uncertain = Vec::new();
         for partition in self.partitions.values() {
-            let mut state = partition.state.lock().await;
+            let state = partition.state.lock().await;
             if state.uncertain {
-                self.catch_up(partition, &mut state).await?;
+                uncertain.push((partition, state));
             }
         }
-        Ok(())
+        self.catch_up(&mut uncertain).await
     }
 
     async fn lock_key(&self, key: &IdempotencyKey) -> tokio::sync::OwnedMutexGuard<()> {
@@ -574,11 +662,20 @@ impl Writer {
 
     /// Whether the broker answers a metadata request.
     pub fn broker_answers(&self) -> Result<(), String> {
-        self.producer.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
+        self.client.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Why this writer may append nothing more, if a newer one fenced it.
+    pub fn fenced(&self) -> Option<String> {
+        self.appender.fenced()
     }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CommandError {
+    CommandError::Unavailable(e.to_string())
+}
+
+fn append_failure(e: AppendError) -> CommandError {
     CommandError::Unavailable(e.to_string())
 }
 
@@ -590,15 +687,4 @@ fn codec_failure(e: tidemark_schemas::codec::CodecError) -> CommandError {
     let reference = Uuid::now_v7();
     tracing::error!(%reference, error = %e, "cannot encode a record");
     CommandError::Internal { reference }
-}
-
-fn partition_count(producer: &FutureProducer, topic: &str, brokers: &str) -> Result<i32, StartError> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| StartError::Broker { brokers: brokers.to_string(), detail: e.to_string() })?;
-    match metadata.topics().first() {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
-        _ => Err(StartError::MissingTopic(topic.to_string())),
-    }
 }

@@ -173,6 +173,25 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
     Ok(standings.into_iter().map(|(key, s)| (key, s.next_offset)).collect())
 }
 
+/// Moves the projection's offsets up to the consumer's `positions` where they are ahead:
+/// past transaction markers, which are never delivered as records. Only for positions taken
+/// when every record the consumer delivered below them has been applied.
+pub async fn advance(db: &mut PgConnection, projection: &str, positions: &BTreeMap<(String, i32), i64>) -> sqlx::Result<()> {
+    for ((topic, partition), position) in positions {
+        sqlx::query(
+            "UPDATE projection_offsets SET next_offset = $4, updated_at = now()
+             WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset < $4",
+        )
+        .bind(projection)
+        .bind(topic)
+        .bind(partition)
+        .bind(position)
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(projection)

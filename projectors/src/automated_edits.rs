@@ -23,9 +23,6 @@ pub struct Stream {
 impl Projection for AutomatedEdits {
     const NAME: &'static str = "automated_edits";
     const TABLES: &'static [&'static str] = &["automated_edits", "automated_edit_streams"];
-    // It reads every topic, so its idle fetches cost the broker nearly as much as the other
-    // seven projections' together (README, Performance); an audit list can be a second behind.
-    const FETCH_WAIT_MS: u32 = 1000;
     type Row = Stream;
 
     fn topics(topics: &Topics) -> Vec<String> {

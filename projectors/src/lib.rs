@@ -34,7 +34,7 @@ pub use delegations::Delegations;
 pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
-pub use runner::{log_ends, run, RunnerConfig};
+pub use runner::{run, RunnerConfig};
 
 /// This crate's tables. Crates share one migration history, so each ignores the others'.
 pub fn migrator() -> sqlx::migrate::Migrator {
@@ -61,11 +61,6 @@ pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     /// The tables that hold this read model; a rebuild builds copies and swaps them in.
     const TABLES: &'static [&'static str];
-    /// The longest an idle fetch waits for records (`fetch.wait.max.ms`). A Kafka broker
-    /// answers as soon as records arrive, so there this only paces idle fetches; Tansu
-    /// answers only when the wait is over, so there it is also the projection's freshness.
-    /// Every idle fetch costs the broker a read of each of the projection's partitions.
-    const FETCH_WAIT_MS: u32 = 100;
 
     /// What the projection keeps of one aggregate.
     type Row: Clone + Send + Sync + 'static;
@@ -102,10 +97,10 @@ pub enum ProjectionError {
     Codec(#[from] tidemark_schemas::codec::CodecError),
     #[error("the heartbeat task stopped")]
     Heartbeat,
-    #[error("topic {0} does not exist")]
-    NoTopic(String),
-    #[error("no record arrived for {0:?} while the log holds more; is the broker up?")]
-    Stalled(std::time::Duration),
+    #[error("cannot learn where the log ends: {0}")]
+    LogEnds(String),
+    #[error("reading the log: {0}")]
+    Read(#[from] tidemark_log::ReadError),
     #[error("cannot copy index {0}: its definition does not name its table as expected")]
     UnexpectedIndex(String),
 }

@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgConnection, PgPool};
 use tidemark_events::Topics;
@@ -100,51 +97,37 @@ impl Rebuild {
         mut progress: impl FnMut(usize) -> ControlFlow<()>,
     ) -> Result<CatchUp, ProjectionError> {
         let ends = log_ends(brokers, &P::topics(topics))?;
-        let mut positions = offsets(&mut *self.shadow.acquire().await?, "projection_offsets", P::NAME).await?;
-        let behind = |positions: &BTreeMap<(String, i32), i64>| {
-            ends.iter().filter(|(key, end)| positions.get(*key).copied().unwrap_or(0) < **end).map(|(key, _)| key.clone()).collect::<Vec<_>>()
-        };
-        let todo = behind(&positions);
+        let from = offsets(&mut *self.shadow.acquire().await?, "projection_offsets", P::NAME).await?;
+        let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(brokers, &format!("tidemark-rebuild-{}", P::NAME)), &from, ends, BROKER_TIMEOUT)?;
         let mut done = CatchUp::default();
-        if todo.is_empty() {
-            return Ok(done);
-        }
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("tidemark-rebuild-{}", P::NAME))
-            .set("client.id", format!("tidemark-rebuild-{}", P::NAME))
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let mut assignment = TopicPartitionList::new();
-        for (topic, partition) in &todo {
-            let from = positions.get(&(topic.clone(), *partition)).copied().unwrap_or(0);
-            assignment.add_partition_offset(topic, *partition, Offset::Offset(from))?;
-        }
-        consumer.assign(&assignment)?;
-        while !behind(&positions).is_empty() {
+        loop {
             let started = Instant::now();
-            let first = tokio::time::timeout(BROKER_TIMEOUT, consumer.recv()).await.map_err(|_| ProjectionError::Stalled(BROKER_TIMEOUT))??;
-            let mut batch: Vec<OwnedMessage> = vec![first.detach()];
+            let Some(first) = log.next().await? else { break };
+            let mut batch: Vec<OwnedMessage> = vec![first];
             while batch.len() < self.batch_size {
-                match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await {
-                    Ok(message) => batch.push(message?.detach()),
-                    Err(_) => break,
+                match log.next_within(Duration::from_millis(20)).await? {
+                    Some(message) => batch.push(message),
+                    None => break,
                 }
             }
             let count = batch.len();
             let received = apply::decode(codec, batch).await?;
             let decoded = Instant::now();
             let mut tx = self.shadow.begin().await?;
-            let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+            apply::apply_batch::<P>(&mut tx, &received).await?;
+            // Every record delivered is in this batch or an earlier one: the positions move
+            // the offsets past the transaction markers between and after them.
+            apply::advance(&mut tx, P::NAME, &log.positions()?).await?;
             tx.commit().await?;
-            positions.extend(reached);
             done.records += count as u64;
             done.reading += decoded - started;
             done.writing += decoded.elapsed();
             if progress(count).is_break() {
-                break;
+                return Ok(done);
             }
         }
+        // The last records may be followed by markers alone.
+        apply::advance(&mut *self.shadow.acquire().await?, P::NAME, &log.positions()?).await?;
         Ok(done)
     }
 
@@ -227,20 +210,8 @@ async fn offsets(db: &mut PgConnection, table: &str, projection: &str) -> sqlx::
     Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
 }
 
-/// The log end offset of every partition of `topics`, now.
+/// The end of every partition of `topics`, now.
 fn log_ends(brokers: &str, topics: &[String]) -> Result<BTreeMap<(String, i32), i64>, ProjectionError> {
-    let client: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let mut ends = BTreeMap::new();
-    for topic in topics {
-        let metadata = client.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
-        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
-        if partitions == 0 {
-            return Err(ProjectionError::NoTopic(topic.clone()));
-        }
-        for partition in 0..partitions {
-            let (_, high) = client.fetch_watermarks(topic, partition, BROKER_TIMEOUT)?;
-            ends.insert((topic.clone(), partition), high);
-        }
-    }
-    Ok(ends)
+    let client: rdkafka::consumer::BaseConsumer = tidemark_log::reader(brokers, "tidemark-rebuild").create()?;
+    tidemark_log::topic_ends(&client, topics, BROKER_TIMEOUT).map_err(ProjectionError::LogEnds)
 }

@@ -4,13 +4,15 @@
 //! PostgreSQL, not Kafka, is the record of what was applied: a record below the stored
 //! offset is skipped, so a redelivery after a crash is harmless. Offsets are also committed
 //! to Kafka after each batch, but only so that a restart does not read from the beginning.
+//!
+//! The stored offset is the consumer's position, which steps over transaction markers, so a
+//! projection that has applied everything stands exactly at the log end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,6 +26,8 @@ use crate::apply::{self, ensure_standing};
 use crate::{Projection, ProjectionError};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often an idle projector looks whether its position moved past markers alone.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -60,38 +64,37 @@ struct Worker<'a, P> {
     pool: &'a PgPool,
     codec: EventCodec,
     consumer: Arc<StreamConsumer>,
+    /// The positions this worker stored last, so an idle check writes only what moved.
+    advanced: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("fetch.wait.max.ms", P::FETCH_WAIT_MS.to_string())
+    let consumer: StreamConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-projector-{}", P::NAME))
+        .set("group.id", format!("{}{}", config.group_prefix, P::NAME))
         // A crashed projector's partitions move to a live one after this long (default 45 s).
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
-        .set("group.id", format!("{}{}", config.group_prefix, P::NAME))
-        .set("client.id", format!("tidemark-projector-{}", P::NAME))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
         .create()?;
     let topics = P::topics(&config.topics);
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     let consumer = Arc::new(consumer);
     let batch_size = config.batch_size;
-    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone() };
+    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone(), advanced: Default::default() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.
-    let watermarks: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", format!("tidemark-projector-{}-watermarks", P::NAME))
-        .create()?;
+    let watermarks: BaseConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-projector-{}-watermarks", P::NAME)).create()?;
     let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat::<P>(consumer, watermarks, pool.clone())));
     tracing::info!(projection = P::NAME, ?topics, "projector started");
+    let mut idle = tokio::time::interval(IDLE_CHECK);
+    idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             result = &mut heartbeat.0 => return Err(match result { Ok(Err(e)) => e, _ => ProjectionError::Heartbeat }),
+            // Between batches, every record delivered is applied: a position past them moved
+            // over markers only (a transaction's commit marker that came after its records).
+            _ = idle.tick() => worker.advance_to_position().await?,
             first = worker.consumer.recv() => {
                 let mut batch = vec![first?.detach()];
                 while batch.len() < batch_size {
@@ -107,11 +110,34 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
 }
 
 impl<P: Projection> Worker<'_, P> {
+    /// Stores the consumer's positions where they moved past what is stored without a
+    /// record (markers only).
+    async fn advance_to_position(&self) -> Result<(), ProjectionError> {
+        let assigned: Vec<(String, i32)> = self.consumer.assignment()?.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let positions = tidemark_log::positions(&*self.consumer, assigned)?;
+        let moved: BTreeMap<(String, i32), i64> = {
+            let advanced = self.advanced.lock().expect("not poisoned");
+            positions.into_iter().filter(|(key, at)| advanced.get(key).is_none_or(|stored| at > stored)).collect()
+        };
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let mut db = self.pool.acquire().await?;
+        apply::advance(&mut db, P::NAME, &moved).await?;
+        self.advanced.lock().expect("not poisoned").extend(moved);
+        Ok(())
+    }
+
     async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
         let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+        let positions = tidemark_log::positions(&*self.consumer, reached.keys().cloned())?;
+        apply::advance(&mut tx, P::NAME, &positions).await?;
         tx.commit().await?;
+        let reached: BTreeMap<(String, i32), i64> =
+            reached.into_iter().map(|(key, offset)| { let at = positions.get(&key).copied().unwrap_or(offset).max(offset); (key, at) }).collect();
+        self.advanced.lock().expect("not poisoned").extend(reached.clone());
         // Built only now: a TopicPartitionList must not live across an await (it is not Send).
         let mut commit = TopicPartitionList::new();
         for ((topic, partition), next_offset) in &reached {
@@ -137,7 +163,7 @@ async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: Bas
         let checked_at = Utc::now();
         let client = watermarks.clone();
         let asked = assigned.clone();
-        let ends = match tokio::task::spawn_blocking(move || log_ends(&client, &asked, Duration::from_secs(2))).await {
+        let ends = match tokio::task::spawn_blocking(move || tidemark_log::log_ends(&client, &asked, Duration::from_secs(2))).await {
             Ok(Ok(ends)) => ends,
             _ => continue, // no answer: claim nothing
         };
@@ -168,26 +194,6 @@ async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: Bas
             .await?;
         }
     }
-}
-
-/// The log end offset of each of `partitions`, asked of the broker in one request (ListOffsets
-/// for the latest offsets) rather than a round trip per partition.
-pub fn log_ends(consumer: &BaseConsumer, partitions: &[(String, i32)], timeout: Duration) -> Result<BTreeMap<(String, i32), i64>, String> {
-    let mut asked = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        // As a timestamp, "end" (-1) asks for the latest offset: the log end.
-        asked.add_partition_offset(topic, *partition, Offset::End).map_err(|e| e.to_string())?;
-    }
-    let found = consumer.offsets_for_times(asked, timeout).map_err(|e| e.to_string())?;
-    found
-        .elements()
-        .iter()
-        .map(|e| match (e.error(), e.offset()) {
-            (Ok(()), Offset::Offset(end)) => Ok(((e.topic().to_string(), e.partition()), end)),
-            (Err(error), _) => Err(format!("{}/{}: {error}", e.topic(), e.partition())),
-            (_, other) => Err(format!("{}/{}: the broker gave no log end ({other:?})", e.topic(), e.partition())),
-        })
-        .collect()
 }
 
 /// Stops a spawned task when its owner stops.

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -95,11 +94,7 @@ struct LogEndsAsked {
 }
 
 fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", format!("tidemark-query-service-{purpose}"))
-        .set("group.id", format!("tidemark-query-service-{purpose}"))
-        .set("enable.auto.commit", "false")
+    tidemark_log::reader(brokers, &format!("tidemark-query-service-{purpose}"))
         // A peek wants one record that exists: no reason to wait for more.
         .set("fetch.wait.max.ms", "10")
         .create()
@@ -151,8 +146,9 @@ impl Freshness {
             let deadline = std::time::Instant::now() + Duration::from_secs(1);
             while std::time::Instant::now() < deadline {
                 if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-                    // Only that very record: a later one would make the lag look younger.
-                    if message.topic() == t && message.partition() == p && message.offset() == offset {
+                    // The first record from there on (transaction markers and aborted records
+                    // are not records); none of an earlier assignment, which would mislead.
+                    if message.topic() == t && message.partition() == p && message.offset() >= offset {
                         return message.timestamp().to_millis().and_then(DateTime::from_timestamp_millis);
                     }
                 }
@@ -252,8 +248,7 @@ impl Freshness {
 /// broker once for all their topics, and answers them all. A request that arrives while a
 /// round is under way waits for the next, whose lookup starts after it arrived, so no read
 /// gets ends older than itself. Under load the broker answers one lookup per round trip
-/// instead of one per read: a lookup per read was what bounded the query service's
-/// throughput on Tansu (see the Performance section of the README).
+/// instead of one per read.
 async fn look_up_log_ends(mut asked: mpsc::UnboundedReceiver<LogEndsAsked>, consumer: BaseConsumer) {
     let consumer = Arc::new(consumer);
     // Partitions per topic: asked of the broker again after a while, as they may be added.
@@ -271,15 +266,14 @@ async fn look_up_log_ends(mut asked: mpsc::UnboundedReceiver<LogEndsAsked>, cons
                 let count = match counts.get(&topic) {
                     Some(count) => count,
                     None => {
-                        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT).map_err(|e| e.to_string())?;
-                        let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+                        let count = tidemark_log::partition_count(&consumer, &topic, BROKER_TIMEOUT).map_err(|e| e.to_string())?.unwrap_or(0);
                         counts.insert(topic.clone(), count);
                         count
                     }
                 };
                 partitions.extend((0..count).map(|p| (topic.clone(), p)));
             }
-            tidemark_projectors::log_ends(&consumer, &partitions, BROKER_TIMEOUT)
+            tidemark_log::log_ends(&consumer, &partitions, BROKER_TIMEOUT)
         })
         .await
         .unwrap_or_else(|e| Err(format!("the lookup failed: {e}")));

@@ -1,18 +1,18 @@
 //! `tidemark replay export`: decoded events with their envelope, for other tools. The start
 //! in each partition comes from offsets-for-times, so a window late in a long log costs
 //! what follows it, not what came before. It reads to the log end as it was when the
-//! export began, and keeps the records whose time is in the window. (Tansu 0.6.0 answers
-//! offsets-for-times with offset 0 for any time, so there the export reads from the start;
-//! the time filter keeps the answer right.) The same log and arguments always give the
-//! same bytes: records go out in topic, partition and offset order.
+//! export began, and keeps the records whose time is in the window (a record's log time
+//! and its `recorded_at` differ by moments, so the filter decides at the edges). The same
+//! log and arguments always give the same bytes: records go out in topic, partition and
+//! offset order.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -176,7 +176,7 @@ fn offsets_at(consumer: &BaseConsumer, topic: &str, partitions: i32, at: DateTim
             let element = found.find_partition(topic, p).context("an answer for every partition")?;
             Ok(match element.offset() {
                 Offset::Offset(o) => o,
-                _ => consumer.fetch_watermarks(topic, p, TIMEOUT)?.1,
+                _ => i64::MAX, // nothing at or after `at`
             })
         })
         .collect()
@@ -184,13 +184,7 @@ fn offsets_at(consumer: &BaseConsumer, topic: &str, partitions: i32, at: DateTim
 
 /// Writes the window's events to `out`; returns how many it wrote.
 pub async fn export<W: Write + Send>(replayer: &Replayer, window: &Window, format: Format, out: W) -> anyhow::Result<u64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &replayer.brokers)
-        .set("group.id", "tidemark-export")
-        .set("enable.auto.commit", "false")
-        // Partitions are read one after another: do not linger at the end of each.
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
+    let consumer: BaseConsumer = tidemark_log::reader(&replayer.brokers, "tidemark-export").create()?;
     let mut sink = Sink::new(format, out)?;
     let mut written = 0;
     let mut topics: Vec<String> = replayer.topics.all().iter().map(|t| t.to_string()).collect();
@@ -198,26 +192,20 @@ pub async fn export<W: Write + Send>(replayer: &Replayer, window: &Window, forma
     for topic in topics {
         let partitions = crate::partition_count(&replayer.brokers, &topic)?;
         let starts = offsets_at(&consumer, &topic, partitions, window.from)?;
-        let ends = (0..partitions).map(|p| Ok(consumer.fetch_watermarks(&topic, p, TIMEOUT)?.1)).collect::<anyhow::Result<Vec<i64>>>()?;
-        let total: i64 = starts.iter().zip(&ends).map(|(s, e)| (e - s).max(0)).sum();
+        let ends = crate::log_ends(&replayer.brokers, &topic, 0..partitions)?;
+        let total: i64 = (0..partitions).map(|p| (ends[&(topic.clone(), p)] - starts[p as usize]).max(0)).sum();
         let progress = indicatif::ProgressBar::new(total as u64).with_message(topic.clone());
-        progress.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} records, {per_sec}").expect("a valid template"));
+        progress.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} offsets, {per_sec}").expect("a valid template"));
+        // One partition after another, so the file lists each partition's records in order.
         for p in 0..partitions {
-            let (start, end) = (starts[p as usize], ends[p as usize]);
-            if start >= end {
-                continue;
-            }
-            let mut assignment = TopicPartitionList::new();
-            assignment.add_partition_offset(&topic, p, Offset::Offset(start))?;
-            consumer.assign(&assignment)?;
-            let mut next = start;
-            while next < end {
-                let message = match consumer.poll(TIMEOUT) {
-                    Some(m) => m?,
-                    None => anyhow::bail!("timed out reading {topic}/{p} at offset {next}"),
-                };
+            let key = (topic.clone(), p);
+            let from = BTreeMap::from([(key.clone(), starts[p as usize])]);
+            let end = BTreeMap::from([(key.clone(), ends[&key])]);
+            let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(&replayer.brokers, "tidemark-export"), &from, end, TIMEOUT)?;
+            let mut next = starts[p as usize];
+            while let Some(message) = log.next().await? {
+                progress.inc((message.offset() + 1 - next) as u64);
                 next = message.offset() + 1;
-                progress.inc(1);
                 let Ok(Decoded::Event(event)) = replayer.codec.decode(message.payload()).await else { continue };
                 let env = &event.envelope;
                 let in_window = env.recorded_at >= window.from && env.recorded_at < window.to;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use std::collections::BTreeMap;
+
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tidemark_events::account::AccountEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
@@ -31,54 +31,43 @@ pub struct LogRecord {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn partition_count(brokers: &str, topic: &str) -> anyhow::Result<i32> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).with_context(|| format!("cannot reach the broker at {brokers}"))?;
-    let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-    anyhow::ensure!(count > 0, "topic {topic} does not exist");
-    Ok(count)
+fn client(brokers: &str, purpose: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(tidemark_log::reader(brokers, &format!("tidemark-replay-{purpose}")).create()?)
 }
 
-/// Reads every record of `topic` (or of one of its partitions) that exists now, in
-/// partition and offset order.
+pub fn partition_count(brokers: &str, topic: &str) -> anyhow::Result<i32> {
+    let client = client(brokers, "metadata")?;
+    let count = tidemark_log::partition_count(&client, topic, TIMEOUT).with_context(|| format!("cannot reach the broker at {brokers}"))?;
+    count.with_context(|| format!("topic {topic} does not exist"))
+}
+
+/// The committed end of each of `partitions` of `topic`, now.
+pub fn log_ends(brokers: &str, topic: &str, partitions: impl IntoIterator<Item = i32>) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let asked: Vec<(String, i32)> = partitions.into_iter().map(|p| (topic.to_string(), p)).collect();
+    tidemark_log::log_ends(&client(brokers, "log-ends")?, &asked, TIMEOUT).map_err(|e| anyhow::anyhow!("cannot learn where {topic} ends: {e}"))
+}
+
+/// Reads every committed record of `topic` (or of one of its partitions) that exists now,
+/// in partition and offset order.
 pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>) -> anyhow::Result<Vec<LogRecord>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "tidemark-replay")
-        .set("enable.auto.commit", "false")
-        .create()?;
     let partitions: Vec<i32> = match only {
         Some(p) => vec![p],
         None => (0..partition_count(brokers, topic)?).collect(),
     };
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for p in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
-        remaining += high - low;
-        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    let mut records = Vec::with_capacity(remaining as usize);
-    while remaining > 0 {
-        let message = tokio::time::timeout(TIMEOUT, consumer.recv()).await.context("timed out reading the log")??;
+    let ends = log_ends(brokers, topic, partitions)?;
+    let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(brokers, "tidemark-replay"), &BTreeMap::new(), ends, TIMEOUT)?;
+    let mut records = Vec::new();
+    while let Some(message) = log.next().await? {
         let decoded = codec.decode(message.payload()).await.map_err(|e| e.to_string());
         records.push(LogRecord { partition: message.partition(), offset: message.offset(), decoded });
-        remaining -= 1;
     }
     records.sort_by_key(|r| (r.partition, r.offset));
     Ok(records)
 }
 
-/// How many records the partitions of `topic` hold now.
+/// How many offsets the partitions of `topic` span now (records and transaction markers).
 pub fn log_end_total(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let mut total = 0;
-    for p in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
-        total += high - low;
-    }
-    Ok(total)
+    Ok(log_ends(brokers, topic, 0..partitions)?.values().sum())
 }
 
 /// Every record of `topic` that exists now, in partition and offset order.

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::Value;
 use tidemark::{Config, Services, System};
 use tidemark_schemas::{Decoded, EventCodec};
 
 pub fn test_config() -> Config {
     let brokers = std::env::var("TIDEMARK_TEST_BROKERS")
-        .expect("TIDEMARK_TEST_BROKERS is not set: run the tests with infra/test, which starts a Tansu broker for them");
+        .expect("TIDEMARK_TEST_BROKERS is not set: run the tests with infra/test, which starts a Kafka broker for them");
     let postgres = std::env::var("TIDEMARK_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let any_port = "127.0.0.1:0".parse().unwrap();
@@ -259,29 +258,20 @@ impl Answer {
     }
 }
 
+/// The committed end of each partition of `topic` (past the last transaction's marker).
 pub fn log_end_offsets(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let consumer: StreamConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "tidemark-tests").create().unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
-    let partitions = metadata.topics()[0].partitions().len() as i32;
-    (0..partitions).map(|p| (p, consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1)).collect()
+    let ends = tidemark_replay_tools::log_ends(brokers, topic, 0..tidemark_replay_tools::partition_count(brokers, topic).unwrap()).unwrap();
+    ends.into_iter().map(|((_, p), end)| (p, end)).collect()
 }
 
-/// The bytes of every record of `topic`, as the broker stores them.
+/// The bytes of every committed record of `topic`, as the broker stores them.
 pub async fn raw_log(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     use rdkafka::message::Message;
-    let consumer: StreamConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "tidemark-tests").set("enable.auto.commit", "false").create().unwrap();
-    let ends = log_end_offsets(brokers, topic);
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for p in ends.keys() {
-        assignment.add_partition_offset(topic, *p, rdkafka::Offset::Beginning).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut remaining: i64 = ends.values().sum();
+    let ends = tidemark_replay_tools::log_ends(brokers, topic, log_end_offsets(brokers, topic).into_keys()).unwrap();
+    let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(brokers, "tidemark-tests"), &BTreeMap::new(), ends, Duration::from_secs(10)).unwrap();
     let mut payloads = Vec::new();
-    while remaining > 0 {
-        let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.expect("the log can be read").unwrap();
+    while let Some(message) = log.next().await.expect("the log can be read") {
         payloads.push([message.key().unwrap_or_default(), message.payload().unwrap_or_default()].concat());
-        remaining -= 1;
     }
     payloads
 }

@@ -1,0 +1,223 @@
+//! Group commit: the records of every command that arrives while a Kafka transaction is
+//! under way go into the next one.
+//!
+//! A command's events, across records and topics, become visible together or not at all,
+//! and a writer that another instance has fenced (by starting with the same transactional
+//! id) can append nothing more: the broker refuses its epoch. One task owns the
+//! transactional producer; commands hand it their records and wait for the commit, so a
+//! transaction costs its round trips once per group of commands, not once per command.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records in one transaction: bounds the memory and the time of one commit.
+const MAX_RECORDS: usize = 2_000;
+
+/// A record to append, to a partition chosen by the writer.
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// The transaction was aborted or never began: none of the records is in the log.
+    #[error("the event log is unavailable: {0}")]
+    NotAppended(String),
+    /// The commit's fate is unknown: the records may be in the log. The producer has been
+    /// replaced, which settles the transaction; reading the log tells which way.
+    #[error("the event log did not confirm the append: {0}")]
+    Uncertain(String),
+    /// Another writer took over with the same transactional id; this one must stop.
+    #[error("this writer was fenced by a newer one: {0}")]
+    Fenced(String),
+}
+
+struct Submission {
+    records: Vec<Record>,
+    reply: oneshot::Sender<Result<Vec<Delivered>, AppendError>>,
+}
+
+/// Hands records to the committing task.
+#[derive(Clone)]
+pub struct Appender {
+    queue: mpsc::UnboundedSender<Submission>,
+    fenced: Arc<OnceLock<String>>,
+}
+
+/// Makes a transactional producer and registers it with the transaction coordinator, which
+/// fences any earlier producer of the same id and settles its open transaction.
+pub type ProducerFactory = Box<dyn Fn() -> Result<FutureProducer, KafkaError> + Send + Sync>;
+
+impl Appender {
+    /// Starts the committing task with a producer from `make` (called again to replace a
+    /// producer whose transaction failed). Fails when the first producer cannot register.
+    pub async fn start(make: ProducerFactory, timeout: Duration) -> Result<Appender, KafkaError> {
+        let producer = init(&make, timeout).await?;
+        let (queue, submissions) = mpsc::unbounded_channel();
+        let fenced = Arc::new(OnceLock::new());
+        tokio::spawn(Committer { make, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));
+        Ok(Appender { queue, fenced })
+    }
+
+    /// Makes sure no transaction of this writer is in doubt: after a commit of unknown fate,
+    /// a new producer settles it (committed or aborted) before readers look at the log.
+    pub async fn settle(&self) -> Result<(), AppendError> {
+        self.append(Vec::new()).await.map(|_| ())
+    }
+
+    /// Why this writer may append nothing more, if a newer one fenced it.
+    pub fn fenced(&self) -> Option<String> {
+        self.fenced.get().cloned()
+    }
+
+    /// Appends `records` in one transaction (shared with other commands), and says where
+    /// each landed, in order, once the transaction is committed.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Delivered>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Submission { records, reply }).map_err(|_| AppendError::NotAppended("the committer stopped".into()))?;
+        answer.await.map_err(|_| AppendError::Uncertain("the committer stopped during the commit".into()))?
+    }
+}
+
+async fn init(make: &ProducerFactory, timeout: Duration) -> Result<FutureProducer, KafkaError> {
+    let producer = make()?;
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await.expect("init_transactions does not panic")?;
+    Ok(producer)
+}
+
+struct Committer {
+    make: ProducerFactory,
+    timeout: Duration,
+    /// `None` after a failure left no usable producer; made anew before the next commit.
+    producer: Option<FutureProducer>,
+    fenced: Arc<OnceLock<String>>,
+}
+
+impl Committer {
+    async fn run(mut self, mut submissions: mpsc::UnboundedReceiver<Submission>) {
+        while let Some(first) = submissions.recv().await {
+            let mut group = vec![first];
+            let mut count = group[0].records.len();
+            while count < MAX_RECORDS {
+                match submissions.try_recv() {
+                    Ok(more) => {
+                        count += more.records.len();
+                        group.push(more);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let records: Vec<&Record> = group.iter().flat_map(|s| &s.records).collect();
+            let mut result = self.commit(&records).await;
+            drop(records);
+            for submission in group {
+                let answer = result.as_mut().map(|delivered| delivered.drain(..submission.records.len()).collect()).map_err(|e| e.clone());
+                // A command that gave up waiting has nobody to answer.
+                let _ = submission.reply.send(answer);
+            }
+        }
+    }
+
+    async fn commit(&mut self, records: &[&Record]) -> Result<Vec<Delivered>, AppendError> {
+        if let Some(reason) = self.fenced.get() {
+            return Err(AppendError::Fenced(reason.clone()));
+        }
+        let producer = match self.producer.clone() {
+            Some(producer) => producer,
+            None => {
+                let producer = init(&self.make, self.timeout).await.map_err(|e| self.failed_before_any_append(e))?;
+                self.producer = Some(producer.clone());
+                producer
+            }
+        };
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        producer.begin_transaction().map_err(|e| self.failed_before_any_append(e))?;
+        let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
+        for record in records {
+            let mut future = FutureRecord::to(&record.topic).partition(record.partition).payload(&record.payload);
+            if let Some(key) = &record.key {
+                future = future.key(key);
+            }
+            match producer.send_result(future) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(self.abort(&producer, e).await),
+            }
+        }
+        let (p, timeout) = (producer.clone(), self.timeout);
+        let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await.expect("commit_transaction does not panic");
+        if let Err(e) = committed {
+            return Err(self.abort(&producer, e).await);
+        }
+        let mut delivered = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(d)) => delivered.push(Delivered { partition: d.partition, offset: d.offset }),
+                // Committed, yet a delivery report is missing: a defect of the client; the
+                // records are in the log, so the caller must read it to learn where.
+                _ => return Err(AppendError::Uncertain("the commit succeeded without a delivery report".into())),
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Nothing was sent: the records are certainly not in the log.
+    fn failed_before_any_append(&mut self, e: KafkaError) -> AppendError {
+        if is_fenced(&e) {
+            return self.fence(e);
+        }
+        self.producer = None;
+        AppendError::NotAppended(e.to_string())
+    }
+
+    /// After a failed send or commit: aborts when the client allows it (then nothing is
+    /// visible); otherwise drops the producer, so that the next one settles the transaction.
+    async fn abort(&mut self, producer: &FutureProducer, e: KafkaError) -> AppendError {
+        if is_fenced(&e) {
+            return self.fence(e);
+        }
+        tracing::warn!(error = %e, "a transaction failed; aborting it");
+        let abortable = matches!(&e, KafkaError::Transaction(t) if t.txn_requires_abort());
+        if abortable {
+            let (p, timeout) = (producer.clone(), self.timeout);
+            if tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await.expect("abort does not panic").is_ok() {
+                return AppendError::NotAppended(e.to_string());
+            }
+        }
+        // The next producer settles the transaction when it registers; do that now, so that
+        // the caller reads a log where the transaction is decided.
+        self.producer = init(&self.make, self.timeout).await.ok();
+        AppendError::Uncertain(e.to_string())
+    }
+
+    fn fence(&mut self, e: KafkaError) -> AppendError {
+        tracing::error!(error = %e, "this writer was fenced by a newer one; it appends nothing more");
+        self.producer = None;
+        let reason = e.to_string();
+        let _ = self.fenced.set(reason.clone());
+        AppendError::Fenced(reason)
+    }
+}
+
+fn is_fenced(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    )
+}
