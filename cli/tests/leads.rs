@@ -99,52 +99,34 @@ async fn a_lead_is_assigned_by_the_rules_qualified_and_converted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_conversion_is_completed_by_the_router() {
-    use tidemark_events::lead::{LeadConverted, LeadEvent};
-
-    let config = common::test_config();
-    let t = TestSystem::start_with(config.clone(), tidemark::Services::ALL).await;
+async fn a_conversion_appends_the_lead_and_the_records_it_creates_in_one_answer() {
+    let t = TestSystem::start().await;
     let admin = t.admin();
     let id: uuid::Uuid = post(&t, "/v1/leads", lead("east", "smb"), &admin).await.body["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(post(&t, &format!("/v1/leads/{id}/qualify"), json!({}), &admin).await.status, 200);
+    let body = json!({"opportunity_name": "Initech pilot", "amount": {"value": "5000.00", "currency": "EUR"}, "close_date": "2027-03-31"});
+    let converted = post(&t, &format!("/v1/leads/{id}/convert"), body.clone(), &admin).await;
+    assert_eq!(converted.status, 200, "{}", converted.body);
 
-    // The conversion's decision reaches the log, and the process dies before the records it
-    // names: append the LeadConverted by hand, as the writer would have, and stop.
-    let converted = LeadConverted {
-        account_id: uuid::Uuid::new_v5(&id, b"account"),
-        new_account: true,
-        contact_id: uuid::Uuid::new_v5(&id, b"contact"),
-        opportunity_id: uuid::Uuid::new_v5(&id, b"opportunity"),
-        opportunity_name: "Initech pilot".into(),
-        amount: serde_json::from_value(json!({"value": "5000.00", "currency": "EUR"})).unwrap(),
-        close_date: chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap(),
-        converted_by: "alice".into(),
-        correlation_id: "corr-interrupted".into(),
-    };
-    t.append_by_hand(("lead", id), DomainEvent::Lead(LeadEvent::Converted(converted)), ("alice", "convert-before-the-crash", "corr-interrupted")).await;
-    t.stop().await;
-
-    // The next process reads the conversion and its router completes it, under its correlation id.
-    let t = TestSystem::start_with(config, tidemark::Services::ALL).await;
-    let opportunity = uuid::Uuid::new_v5(&id, b"opportunity");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let deal = t.get(&format!("{}/v1/opportunities/{opportunity}", t.queries())).await;
-        if deal.status == 200 {
-            assert_eq!(deal.body["data"]["name"], "Initech pilot");
-            break;
+    // The answer comes after the commit, so every record is in the log when it arrives.
+    let topics = t.config.topics();
+    let mut created = Vec::new();
+    for (topic, what) in [(&topics.lead, "lead"), (&topics.account, "account"), (&topics.contact, "contact"), (&topics.opportunity, "opportunity")] {
+        let target = if what == "lead" { id } else { uuid::Uuid::new_v5(&id, what.as_bytes()) };
+        for (_, _, d) in t.read_log(topic).await {
+            if let Decoded::Event(e) = d {
+                if e.envelope.aggregate_id == target && e.envelope.event_type != "LeadCaptured" && e.envelope.event_type != "LeadAssigned" && e.envelope.event_type != "LeadQualified" {
+                    created.push((e.envelope.event_type.clone(), e.envelope.writer_epoch));
+                }
+            }
         }
-        assert!(std::time::Instant::now() < deadline, "the conversion was not completed: {}", deal.body);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let created: Vec<_> = t
-        .read_log(&t.config.topics().opportunity)
-        .await
-        .into_iter()
-        .filter_map(|(_, _, d)| match d {
-            Decoded::Event(e) if e.envelope.aggregate_id == opportunity => Some((e.envelope.correlation_id, e.envelope.actor_id)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(created, [("corr-interrupted".to_string(), "alice".to_string())], "created once, tied to the conversion");
+    let types: Vec<&str> = created.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["LeadConverted", "AccountOpened", "ContactCreated", "OpportunityCreated"], "{created:?}");
+
+    // A second conversion is refused and appends nothing.
+    let again = post(&t, &format!("/v1/leads/{id}/convert"), body, &admin).await;
+    assert_eq!(again.status, 422, "{}", again.body);
+    let opportunities = t.read_log(&topics.opportunity).await.len();
+    assert_eq!(opportunities, 1, "one opportunity record");
 }

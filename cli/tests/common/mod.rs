@@ -281,3 +281,80 @@ pub async fn read_log(brokers: &str, registry_url: &str, topic: &str) -> Vec<(i3
     let records = tidemark_replay_tools::read_topic(brokers, &codec, topic).await.expect("the log can be read");
     records.into_iter().map(|r| (r.partition, r.offset, r.decoded.expect("every record decodes"))).collect()
 }
+
+/// A Kafka broker of a test's own, started as infra/lib.sh starts one (from the classpath
+/// and the configuration that infra/test names), so that the test may kill it and start it
+/// again on the same data and port.
+pub struct OwnBroker {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    controller: u16,
+    process: Option<KillOnDrop>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl OwnBroker {
+    pub fn start() -> OwnBroker {
+        let dir = std::env::temp_dir().join(format!("tidemark-broker-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut broker = OwnBroker { dir, port: free_port(), controller: free_port(), process: None };
+        let config = std::env::var("TIDEMARK_KAFKA_CONFIG").expect("TIDEMARK_KAFKA_CONFIG is set by infra/test");
+        let template = std::fs::read_to_string(format!("{config}/server.properties.template")).unwrap();
+        let properties = template
+            .replace("@DATA@", broker.dir.to_str().unwrap())
+            .replace("@CONTROLLER_PORT@", &broker.controller.to_string())
+            .replace("@PORT@", &broker.port.to_string());
+        std::fs::write(broker.dir.join("server.properties"), properties).unwrap();
+        let id = broker.java(&["kafka.tools.StorageTool", "random-uuid"]).output().unwrap();
+        let id = String::from_utf8(id.stdout).unwrap();
+        let properties = broker.dir.join("server.properties");
+        let formatted = broker.java(&["kafka.tools.StorageTool", "format", "--standalone", "-t", id.trim(), "-c", properties.to_str().unwrap()]).output().unwrap();
+        assert!(formatted.status.success(), "formatting the broker's storage: {}", String::from_utf8_lossy(&formatted.stderr));
+        broker.resume();
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn java(&self, args: &[&str]) -> std::process::Command {
+        let libs = std::env::var("TIDEMARK_KAFKA_LIBS").expect("TIDEMARK_KAFKA_LIBS is set by infra/test");
+        let config = std::env::var("TIDEMARK_KAFKA_CONFIG").expect("TIDEMARK_KAFKA_CONFIG is set by infra/test");
+        let mut command = std::process::Command::new("java");
+        command.args(["-Xms256m", "-Xmx512m", &format!("-Dlog4j2.configurationFile={config}/log4j2.yaml"), "-cp", &format!("{libs}/*")]).args(args);
+        command
+    }
+
+    /// Starts the broker process on its data and waits until it serves.
+    pub fn resume(&mut self) {
+        let log = self.dir.join("broker.log");
+        let _ = std::fs::remove_file(&log);
+        let out = std::fs::File::create(&log).unwrap();
+        let properties = self.dir.join("server.properties");
+        let child = self.java(&["kafka.Kafka", properties.to_str().unwrap()]).stdout(out.try_clone().unwrap()).stderr(out).spawn().expect("java runs");
+        self.process = Some(KillOnDrop(child));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("Kafka Server started") {
+            assert!(std::time::Instant::now() < deadline, "the broker did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: the broker gets no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
