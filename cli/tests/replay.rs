@@ -28,7 +28,7 @@ async fn as_of_and_verify_read_the_log_itself() {
     // as-of: by version, and now.
     let (code, out, err) = t.replay(&["as-of", "opportunity", &id, "--version", "2"]);
     assert_eq!(code, 0, "{err}");
-    let at_v2: Value = serde_json::from_str(&out).unwrap();
+    let at_v2: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
     assert_eq!((at_v2["version"].as_i64(), at_v2["state"]["stage"].as_str()), (Some(2), Some("Qualification")));
     assert_eq!(at_v2["state"]["amount"]["value"], "100.00");
     assert_eq!(at_v2["events"].as_array().unwrap().len(), 2);

@@ -36,6 +36,8 @@ use crate::appender::{AppendError, Appender, Record};
 const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 /// Bounds every wait on the broker, so a client gets a 503 rather than a hang.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bounds a command's wait for its transaction's commit.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(6);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -580,7 +582,12 @@ impl Writer {
                 appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key, payload });
             }
         }
-        let delivered = match self.appender.append(appended).await {
+        // The committer may take longer (a commit, then replacing its producer, each bounded
+        // on its own); the client gets its 503 in time, and the append counts as uncertain.
+        let answer = tokio::time::timeout(APPEND_TIMEOUT, self.appender.append(appended))
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Uncertain("the broker did not confirm the commit in time".into())));
+        let delivered = match answer {
             Ok(delivered) => delivered,
             Err(e) => {
                 if matches!(e, AppendError::Uncertain(_)) {
@@ -633,7 +640,10 @@ impl Writer {
     async fn settle_each(&self) -> Result<(), CommandError> {
         // The transaction in doubt must be decided (the appender's next producer does that)
         // before reading: an open one hides its records from a committed reader.
-        self.appender.settle().await.map_err(append_failure)?;
+        tokio::time::timeout(APPEND_TIMEOUT, self.appender.settle())
+            .await
+            .map_err(|_| unavailable("the broker did not confirm the last transaction's fate in time"))?
+            .map_err(append_failure)?;
         let mut uncertain = Vec::new();
         for partition in self.partitions.values() {
             let state = partition.state.lock().await;

@@ -99,6 +99,10 @@ pub enum ReadError {
     Stalled(Duration, usize),
 }
 
+/// How long a read waits quietly before it asks the consumer's position whether only
+/// markers were left: the cost of reaching an end that a marker closes.
+const QUIET: Duration = Duration::from_millis(20);
+
 /// Reads partitions from given offsets to given ends: the records that were committed below
 /// those ends when they were taken. Done when the consumer's position reaches each end,
 /// whether the last thing before it is a record or a transaction marker.
@@ -113,8 +117,8 @@ pub struct ToEnd {
 impl ToEnd {
     /// `config`: [`reader`] settings. `from`: where to start in each partition (partitions
     /// already at their end are not read).
-    pub fn new(mut config: ClientConfig, from: &BTreeMap<Partition, i64>, ends: BTreeMap<Partition, i64>, patience: Duration) -> Result<ToEnd, KafkaError> {
-        let consumer: StreamConsumer = config.set("enable.partition.eof", "true").create()?;
+    pub fn new(config: ClientConfig, from: &BTreeMap<Partition, i64>, ends: BTreeMap<Partition, i64>, patience: Duration) -> Result<ToEnd, KafkaError> {
+        let consumer: StreamConsumer = config.create()?;
         let open: BTreeSet<Partition> = ends.iter().filter(|(p, end)| from.get(*p).copied().unwrap_or(0) < **end).map(|(p, _)| p.clone()).collect();
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in &open {
@@ -139,19 +143,21 @@ impl ToEnd {
     pub async fn next_within(&mut self, wait: Duration) -> Result<Option<OwnedMessage>, ReadError> {
         let deadline = tokio::time::Instant::now() + wait;
         while !self.open.is_empty() {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+            let slice = deadline.min(tokio::time::Instant::now() + QUIET);
+            match tokio::time::timeout_at(slice, self.consumer.recv()).await {
                 Ok(Ok(message)) => {
                     if let Some(owned) = take(&mut self.open, &self.ends, &message) {
                         return Ok(Some(owned));
                     }
                 }
-                Ok(Err(KafkaError::PartitionEOF(_))) => self.close_reached()?,
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
                     // Markers are never delivered: a partition whose last entries are
                     // markers is done once the position says so.
                     self.close_reached()?;
-                    return Ok(None);
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
                 }
             }
         }

@@ -55,6 +55,23 @@ pub const PROJECTIONS: [&str; 8] = [
     AutomatedEdits::NAME,
 ];
 
+/// Every projection with the topics it reads, for what monitors them.
+pub fn surveyed(topics: &Topics) -> Vec<(&'static str, Vec<String>)> {
+    fn entry<P: Projection>(topics: &Topics) -> (&'static str, Vec<String>) {
+        (P::NAME, P::topics(topics))
+    }
+    vec![
+        entry::<Opportunities>(topics),
+        entry::<Pipeline>(topics),
+        entry::<Delegations>(topics),
+        entry::<Activities>(topics),
+        entry::<Contacts>(topics),
+        entry::<Accounts>(topics),
+        entry::<Leads>(topics),
+        entry::<AutomatedEdits>(topics),
+    ]
+}
+
 /// A read model built from the log, one row of state per aggregate.
 pub trait Projection: Send + Sync + 'static {
     /// Names the consumer group and the rows in `projection_offsets`.

@@ -27,7 +27,8 @@ pub struct Staleness {
     pub offsets: BTreeMap<String, i64>,
     /// Per `topic/partition`: the log end offset when the request arrived.
     pub log_end_offsets: BTreeMap<String, i64>,
-    /// Records in the log at arrival that the answer does not reflect.
+    /// Offsets in the log at arrival that the answer does not reflect: the events, and the
+    /// commit marker of each transaction among them (so at most this many events).
     pub lag_events: i64,
     /// Age of the oldest record in the log at arrival that the answer does not reflect;
     /// 0 when it reflects them all; null when that age cannot be known.

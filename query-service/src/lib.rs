@@ -837,11 +837,18 @@ async fn list_automated_edits(
     state.read::<AutomatedEdits>(&who, asked.with_default(false), Query::AutomatedEdits { actor: params.actor, limit }).await
 }
 
-/// Whether the service's dependencies (PostgreSQL, broker) answer.
+/// Whether the service's dependencies (PostgreSQL, broker) answer and no projection is stalled.
 #[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
     let freshness = state.freshness.clone();
     let broker = tokio::task::spawn_blocking(move || freshness.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()));
-    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker)], json!({}))
+    // Not ready while a projection that answers depend on is stalled: such answers would
+    // wait for their bound and fail.
+    let projections = match observability::unhealthy(&state).await {
+        Ok(unhealthy) if unhealthy.is_empty() => Ok(()),
+        Ok(unhealthy) => Err(format!("stalled: {}", unhealthy.join(", "))),
+        Err(problem) => Err(problem.detail),
+    };
+    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker), ("projections", projections)], json!({}))
 }

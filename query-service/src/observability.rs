@@ -9,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde_json::json;
-use tidemark_events::Topics;
-use tidemark_projectors::{Opportunities, Pipeline, Projection};
 
 use tidemark_events::policy::{self, Denial};
 use tidemark_http::Principal;
@@ -19,9 +17,6 @@ use crate::bound::PartitionView;
 use crate::freshness::{self, database, Standing};
 use crate::AppState;
 
-fn projections(topics: &Topics) -> [(&'static str, Vec<String>); 2] {
-    [(Opportunities::NAME, Opportunities::topics(topics)), (Pipeline::NAME, Pipeline::topics(topics))]
-}
 
 /// One partition of one projection, as monitoring sees it.
 struct PartitionHealth {
@@ -38,7 +33,7 @@ struct PartitionHealth {
 async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHealth>)>, tidemark_http::Problem> {
     let now = Utc::now();
     let mut survey = Vec::new();
-    for (name, topics) in projections(&state.topics) {
+    for (name, topics) in tidemark_projectors::surveyed(&state.topics) {
         let ends = state.freshness.log_end_offsets(&topics).await?;
         let mut db = state.pool.acquire().await.map_err(database)?;
         let standing = freshness::standings(&mut db, name).await.map_err(database)?;
@@ -62,6 +57,15 @@ async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHeal
         survey.push((name, partitions));
     }
     Ok(survey)
+}
+
+/// The projections that are stalled or ahead of the log, with their partitions.
+pub async fn unhealthy(state: &AppState) -> Result<Vec<String>, tidemark_http::Problem> {
+    let survey = survey(state).await?;
+    Ok(survey
+        .iter()
+        .flat_map(|(name, partitions)| partitions.iter().filter(|p| p.stalled || p.ahead_of_log).map(move |p| format!("{name} at {}/{}", p.topic, p.partition)))
+        .collect())
 }
 
 /// Whether every projection makes progress; 503 naming the stalled partitions otherwise.
