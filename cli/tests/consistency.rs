@@ -228,3 +228,25 @@ async fn a_projection_ahead_of_its_log_is_reported() {
     assert_eq!(health.body["projections"]["pipeline"]["ahead_of_log_partitions"].as_array().unwrap().len(), 1);
     assert_eq!(health.body["projections"]["opportunities"]["healthy"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_service_is_not_ready_while_a_projection_is_stalled() {
+    let (t, projector_config) = split_system(Config { stall_after_ms: 1000, ..test_config() }).await;
+    let health = || t.get(&format!("{}/healthz", t.queries()));
+    // Nothing to apply yet: no projection is behind, so none is stalled.
+    assert_eq!(health().await.status, 200, "{}", health().await.body);
+
+    let account = t.open_account("Acme").await;
+    t.create_opportunity(&account, "amy", "100").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = health().await;
+    assert_eq!(stalled.status, 503, "{}", stalled.body);
+    assert!(stalled.body["projections"].as_str().unwrap().contains("opportunities"), "{}", stalled.body);
+
+    let _projectors = start_projectors(&projector_config).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while health().await.status != 200 {
+        assert!(std::time::Instant::now() < deadline, "ready again once the projections catch up: {}", health().await.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

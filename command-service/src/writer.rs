@@ -38,6 +38,9 @@ const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds a command's wait for its transaction's commit.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(6);
+/// Bounds a whole command (re-reading uncertain partitions, deciding, committing), so that
+/// while the broker is away a client gets its 503 in seconds.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -493,6 +496,14 @@ impl Writer {
     /// that was done before (its key has an outcome) or whose record exists already is
     /// left out; any other refusal of a follow-up fails the whole command.
     pub async fn execute_with(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
+        // Cancelling is safe at any await: a partition is marked uncertain before its
+        // append and cleared only once the append's fate is known (see `commit`).
+        tokio::time::timeout(COMMAND_TIMEOUT, self.execute_unbounded(request, decide, follow_ups))
+            .await
+            .unwrap_or_else(|_| Err(unavailable("the event log did not answer in time")))
+    }
+
+    async fn execute_unbounded(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
         let key = (request.meta.tenant_id.clone(), request.meta.command_id.clone());
         let _same_key = if request.idempotent { Some(self.lock_key(&key).await) } else { None };
         self.settle_uncertain().await?;
@@ -534,7 +545,7 @@ impl Writer {
         }
         let mut locked = [(partition, partition.state.lock().await)];
         if locked[0].1.uncertain {
-            self.catch_up(&mut locked).await?;
+            self.recover(&mut locked).await?;
         }
         let [(_, state)] = locked;
         if let Some(reason) = state.unreadable.get(&id) {
@@ -576,7 +587,10 @@ impl Writer {
     /// into the state and answers with the first command's outcome.
     async fn commit(&self, mut unit: Unit<'_>) -> Result<Outcome, CommandError> {
         let mut appended = Vec::new();
+        let in_doubt = InDoubt { generation: &self.uncertain_generation, settled: false };
         for step in &mut unit.steps {
+            // Until the append's fate is known; cleared below. A cancelled command leaves it.
+            step.state.uncertain = true;
             for (record, payload) in step.records.iter().zip(step.payloads.drain(..)) {
                 let key = Some(record.envelope.aggregate_id.to_string());
                 appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key, payload });
@@ -589,20 +603,22 @@ impl Writer {
             .unwrap_or_else(|_| Err(AppendError::Uncertain("the broker did not confirm the commit in time".into())));
         let delivered = match answer {
             Ok(delivered) => delivered,
-            Err(e) => {
-                if matches!(e, AppendError::Uncertain(_)) {
-                    // The events may be in the log: read the partitions again before deciding more.
-                    for step in &mut unit.steps {
-                        step.state.uncertain = true;
-                    }
-                    self.uncertain_generation.fetch_add(1, Ordering::SeqCst);
+            // The events may be in the log: the partitions stay uncertain, to be read again
+            // before anything else is decided on them.
+            Err(e @ (AppendError::Uncertain(_) | AppendError::Fenced(_))) => return Err(append_failure(e)),
+            Err(e @ AppendError::NotAppended(_)) => {
+                for step in &mut unit.steps {
+                    step.state.uncertain = false;
                 }
+                in_doubt.settle();
                 return Err(append_failure(e));
             }
         };
+        in_doubt.settle();
         let mut delivered = delivered.into_iter();
         let mut first = None;
         for mut step in unit.steps {
+            step.state.uncertain = false;
             for record in std::mem::take(&mut step.records) {
                 let at = delivered.next().expect("one delivery per record");
                 let position = AppendedEvent { event_type: record.envelope.event_type.clone(), topic: step.partition.topic.clone(), partition: at.partition, offset: at.offset };
@@ -638,12 +654,6 @@ impl Writer {
     }
 
     async fn settle_each(&self) -> Result<(), CommandError> {
-        // The transaction in doubt must be decided (the appender's next producer does that)
-        // before reading: an open one hides its records from a committed reader.
-        tokio::time::timeout(APPEND_TIMEOUT, self.appender.settle())
-            .await
-            .map_err(|_| unavailable("the broker did not confirm the last transaction's fate in time"))?
-            .map_err(append_failure)?;
         let mut uncertain = Vec::new();
         for partition in self.partitions.values() {
             let state = partition.state.lock().await;
@@ -651,7 +661,18 @@ impl Writer {
                 uncertain.push((partition, state));
             }
         }
-        self.catch_up(&mut uncertain).await
+        self.recover(&mut uncertain).await
+    }
+
+    /// Reads partitions again where an append's fate is unknown. The transaction in doubt
+    /// must be decided first (the appender's next producer does that): an open one hides
+    /// its records from a committed reader.
+    async fn recover(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<(), CommandError> {
+        tokio::time::timeout(APPEND_TIMEOUT, self.appender.settle())
+            .await
+            .map_err(|_| unavailable("the broker did not confirm the last transaction's fate in time"))?
+            .map_err(append_failure)?;
+        self.catch_up(parts).await
     }
 
     async fn lock_key(&self, key: &IdempotencyKey) -> tokio::sync::OwnedMutexGuard<()> {
@@ -678,6 +699,27 @@ impl Writer {
     /// Why this writer may append nothing more, if a newer one fenced it.
     pub fn fenced(&self) -> Option<String> {
         self.appender.fenced()
+    }
+}
+
+/// Bumps the uncertain generation unless settled: a command dropped while its append is in
+/// flight leaves its partitions for `settle_uncertain` to read again.
+struct InDoubt<'a> {
+    generation: &'a AtomicU64,
+    settled: bool,
+}
+
+impl InDoubt<'_> {
+    fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for InDoubt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -54,7 +54,7 @@ struct Bench {
     ceiling_users: usize,
     #[arg(long, default_value_t = 20)]
     ceiling_seconds: u64,
-    /// Process names whose CPU and memory to report (e.g. tidemark, tansu, postgres).
+    /// Process names whose CPU and memory to report (e.g. tidemark, java for the broker, postgres).
     #[arg(long = "watch")]
     watch: Vec<String>,
     #[arg(long, env = "TIDEMARK_JWT_SECRET", default_value = "tidemark-local-development-secret", hide_default_value = true)]
