@@ -111,14 +111,14 @@ async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_wit
 
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     let recovery = tally.first_success_after_return.map(|at| at - back);
-    println!(
+    common::report(&format!(
         "broker outage: {} commands acknowledged ({before} before the kill), {} refusals with 503 (slowest {:?}), \
          broker away {:?}, commands succeeded again {recovery:?} after its return; strong reads by status: {reads:?}",
         tally.acknowledged.len(),
         tally.refused_while_away,
         tally.slowest_refusal,
         back - killed,
-    );
+    ));
     assert!(tally.refused_while_away > 0, "commands were refused while the broker was away");
     assert!(tally.slowest_refusal < Duration::from_secs(15), "a refusal is quick, not a hang: {:?}", tally.slowest_refusal);
     assert!(recovery.is_some(), "commands succeed again after the broker's return, without a restart");

@@ -249,7 +249,7 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
     }
     let gaps: Vec<_> = versions.iter().filter(|(_, v)| **v != (1..=v.len() as i64).collect::<Vec<_>>()).collect();
     writer_recovery.sort();
-    println!(
+    common::report(&format!(
         "kill points: {KILLS} kills + 1 quick restart; {} commands acknowledged, {} refused, lost {}, partial {}, doubled {}; \
          writer serving again after restart: min {:?}, median {:?}, max {:?}; projections resumed {:?} after the last restart",
         acknowledged.len(),
@@ -261,7 +261,7 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
         writer_recovery[writer_recovery.len() / 2],
         writer_recovery[writer_recovery.len() - 1],
         projections_resumed,
-    );
+    ));
     assert!(refused.is_empty(), "every command is accepted in the end: {refused:?}");
     assert_eq!(acknowledged.len(), expected.events.keys().filter(|k| !k.starts_with("convert-lead-")).count());
     assert!(lost.is_empty() && partial.is_empty() && doubled.is_empty(), "lost {lost:?}, partial {partial:?}, doubled {doubled:?}");

@@ -358,3 +358,15 @@ impl Drop for OwnBroker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Prints a test's figures, and adds them to the file `infra/test` shows at the end of the
+/// run (a passing test's output is otherwise hidden).
+pub fn report(line: &str) {
+    println!("{line}");
+    if let Ok(path) = std::env::var("TIDEMARK_TEST_REPORT") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
