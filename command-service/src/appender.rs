@@ -66,7 +66,19 @@ impl Appender {
     /// Starts the committing task with a producer from `make` (called again to replace a
     /// producer whose transaction failed). Fails when the first producer cannot register.
     pub async fn start(make: ProducerFactory, timeout: Duration) -> Result<Appender, KafkaError> {
-        let producer = init(&make, timeout).await?;
+        // A new broker creates its transaction log on the first registration, which can
+        // take longer than one attempt's timeout.
+        const TRIES: u32 = 6;
+        let mut attempt = 1;
+        let producer = loop {
+            match init(&make, timeout).await {
+                Err(e) if attempt < TRIES && !is_fenced(&e) => {
+                    tracing::warn!(attempt, error = %e, "registering the transactional producer failed; trying again");
+                    attempt += 1;
+                }
+                result => break result?,
+            }
+        };
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
         tokio::spawn(Committer { make, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));
