@@ -52,8 +52,10 @@ ensure_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
+# Runs in a subshell (a command substitution or a background job), which exec replaces, so
+# that the pid infra/down stops is the broker itself.
 kafka_java() {
-  java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+  exec java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.yaml" -cp "$KAFKA_LIBS/*" "$@"
 }
 
