@@ -103,8 +103,8 @@ start_broker() {
     "$ROOT/infra/kafka/server.properties.template" >"$dir/server.properties"
   if [ ! -f "$dir/kraft/meta.properties" ]; then
     say "formatting the broker's storage in $dir/kraft"
-    kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
-      -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; fail "formatting the broker's storage failed"; }
+    (kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties") >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; fail "formatting the broker's storage failed"; }
   fi
   say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port (data: $dir/kraft, log: $dir/broker.log)"
   [ -f "$dir/broker.log" ] && mv "$dir/broker.log" "$dir/broker.log.1"
