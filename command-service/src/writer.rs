@@ -56,6 +56,13 @@ pub struct WriterConfig {
     pub registry_token: Option<String>,
 }
 
+impl WriterConfig {
+    /// How this writer's Kafka clients name themselves to the broker.
+    fn client_id(&self) -> String {
+        format!("tidemark-writer-{}", self.writer_id)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
@@ -188,6 +195,14 @@ struct Step<'a> {
     payloads: Vec<Vec<u8>>,
 }
 
+impl Step<'_> {
+    /// The aggregate's state after this step's events (not yet folded into the writer's).
+    fn after(&self, id: Uuid) -> Option<Aggregate> {
+        let before = self.state.streams.get(&id).map(|s| s.state.clone());
+        self.records.iter().fold(before, |state, r| Some(tidemark_events::evolve(state, &r.event)))
+    }
+}
+
 pub struct Writer {
     config: WriterConfig,
     epoch: i64,
@@ -224,7 +239,7 @@ impl Writer {
         let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
         codec.register_all(&config.topics).await?;
         let broker = |e: &dyn std::fmt::Display| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() };
-        let client: BaseConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-writer-{}", config.writer_id)).create().map_err(|e| broker(&e))?;
+        let client: BaseConsumer = tidemark_log::reader(&config.brokers, &config.client_id()).create().map_err(|e| broker(&e))?;
         let mut partitions = HashMap::new();
         let mut partition_counts = HashMap::new();
         for topic in config.topics.all() {
@@ -237,7 +252,7 @@ impl Writer {
                 partitions.insert((topic.to_string(), p), partition);
             }
         }
-        let producer_config = tidemark_log::client(&config.brokers, &format!("tidemark-writer-{}", config.writer_id))
+        let producer_config = tidemark_log::client(&config.brokers, &config.client_id())
             .set("transactional.id", &config.transactional_id)
             .set("acks", "all")
             .set("linger.ms", "1")
@@ -321,7 +336,7 @@ impl Writer {
             .map_err(|e| unavailable(e))?
             .map_err(unavailable)?;
         let from = parts.iter().map(|(p, s)| ((p.topic.clone(), p.partition), s.next_offset)).collect();
-        let config = tidemark_log::reader(&self.config.brokers, &format!("tidemark-writer-{}", self.config.writer_id));
+        let config = tidemark_log::reader(&self.config.brokers, &self.config.client_id());
         let mut log = tidemark_log::ToEnd::new(config, &from, ends.clone(), BROKER_TIMEOUT).map_err(unavailable)?;
         let index: HashMap<tidemark_log::Partition, usize> = keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
         while let Some(message) = log.next().await.map_err(unavailable)? {
@@ -516,8 +531,10 @@ impl Writer {
             }
         }
         let mut unit = Unit::default();
-        let after = self.stage(&mut unit, request, decide).await?;
-        if let (Some(follow_ups), Some(after)) = (follow_ups, after) {
+        let id = request.aggregate_id;
+        self.stage(&mut unit, request, decide).await?;
+        // The state after is worked out only for commands that have follow-ups.
+        if let Some((follow_ups, after)) = follow_ups.and_then(|f| Some((f, unit.steps[0].after(id)?))) {
             for (request, decide) in follow_ups(&after) {
                 let done = self.outcomes.lock().expect("not poisoned").contains_key(&(request.meta.tenant_id.clone(), request.meta.command_id.clone()));
                 if done {
@@ -533,8 +550,7 @@ impl Writer {
     }
 
     /// Decides one command of `unit` and keeps its partition locked until the commit.
-    /// Returns the aggregate's state after the command's events.
-    async fn stage<'a>(&'a self, unit: &mut Unit<'a>, request: CommandRequest, decide: Decide) -> Result<Option<Aggregate>, CommandError> {
+    async fn stage<'a>(&'a self, unit: &mut Unit<'a>, request: CommandRequest, decide: Decide) -> Result<(), CommandError> {
         let id = request.aggregate_id;
         let partition = self.partition_of(request.aggregate_type, id);
         if unit.steps.iter().any(|s| std::ptr::eq(s.partition, partition)) {
@@ -560,10 +576,8 @@ impl Writer {
                 return Err(CommandError::VersionConflict { expected, current });
             }
         }
-        let before = stream.map(|s| s.state.clone());
-        let events = decide(before.as_ref())?;
+        let events = decide(stream.map(|s| &s.state))?;
         let recorded_at = Utc::now();
-        let mut after = before;
         let mut records = Vec::with_capacity(events.len());
         let mut payloads = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
@@ -573,14 +587,13 @@ impl Writer {
                 version: current + 1 + i as i64,
                 writer_epoch: self.epoch,
             };
-            after = Some(tidemark_events::evolve(after, &event));
             let record = EventRecord { envelope: Envelope::new(meta, at, event.event_type(), recorded_at), event };
             payloads.push(self.codec.encode_event(&partition.topic, &record).await.map_err(codec_failure)?);
             records.push(record);
         }
         let key = (meta.tenant_id.clone(), meta.command_id.clone());
         unit.steps.push(Step { partition, state, key, fingerprint: request.fingerprint, records, payloads });
-        Ok(after)
+        Ok(())
     }
 
     /// Appends every event of `unit` in one transaction; once it is committed, folds them

@@ -43,33 +43,22 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator
 }
 
-/// The names of every projection, for tools that take one by name.
-pub const PROJECTIONS: [&str; 8] = [
-    Opportunities::NAME,
-    Pipeline::NAME,
-    Delegations::NAME,
-    Activities::NAME,
-    Contacts::NAME,
-    Accounts::NAME,
-    Leads::NAME,
-    AutomatedEdits::NAME,
+/// Every projection, by name, with the topics it reads: tools that take a projection by
+/// name, and monitoring, take the list from here.
+pub const PROJECTIONS: [(&str, fn(&Topics) -> Vec<String>); 8] = [
+    (Opportunities::NAME, Opportunities::topics),
+    (Pipeline::NAME, Pipeline::topics),
+    (Delegations::NAME, Delegations::topics),
+    (Activities::NAME, Activities::topics),
+    (Contacts::NAME, Contacts::topics),
+    (Accounts::NAME, Accounts::topics),
+    (Leads::NAME, Leads::topics),
+    (AutomatedEdits::NAME, AutomatedEdits::topics),
 ];
 
-/// Every projection with the topics it reads, for what monitors them.
-pub fn surveyed(topics: &Topics) -> Vec<(&'static str, Vec<String>)> {
-    fn entry<P: Projection>(topics: &Topics) -> (&'static str, Vec<String>) {
-        (P::NAME, P::topics(topics))
-    }
-    vec![
-        entry::<Opportunities>(topics),
-        entry::<Pipeline>(topics),
-        entry::<Delegations>(topics),
-        entry::<Activities>(topics),
-        entry::<Contacts>(topics),
-        entry::<Accounts>(topics),
-        entry::<Leads>(topics),
-        entry::<AutomatedEdits>(topics),
-    ]
+/// The names of every projection, in `PROJECTIONS`' order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    PROJECTIONS.iter().map(|(name, _)| *name)
 }
 
 /// A read model built from the log, one row of state per aggregate.

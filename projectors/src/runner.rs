@@ -131,12 +131,14 @@ impl<P: Projection> Worker<'_, P> {
     async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
-        let reached = apply::apply_batch::<P>(&mut tx, &received).await?;
+        let mut reached = apply::apply_batch::<P>(&mut tx, &received).await?;
         let positions = tidemark_log::positions(&*self.consumer, reached.keys().cloned())?;
         apply::advance(&mut tx, P::NAME, &positions).await?;
         tx.commit().await?;
-        let reached: BTreeMap<(String, i32), i64> =
-            reached.into_iter().map(|(key, offset)| { let at = positions.get(&key).copied().unwrap_or(offset).max(offset); (key, at) }).collect();
+        // What is stored now: the batch's offsets, moved up to the positions where ahead.
+        for (key, at) in positions {
+            reached.entry(key).and_modify(|offset| *offset = (*offset).max(at));
+        }
         self.advanced.lock().expect("not poisoned").extend(reached.clone());
         // Built only now: a TopicPartitionList must not live across an await (it is not Send).
         let mut commit = TopicPartitionList::new();

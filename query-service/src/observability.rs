@@ -17,7 +17,6 @@ use crate::bound::PartitionView;
 use crate::freshness::{self, database, Standing};
 use crate::AppState;
 
-
 /// One partition of one projection, as monitoring sees it.
 struct PartitionHealth {
     topic: String,
@@ -33,7 +32,8 @@ struct PartitionHealth {
 async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHealth>)>, tidemark_http::Problem> {
     let now = Utc::now();
     let mut survey = Vec::new();
-    for (name, topics) in tidemark_projectors::surveyed(&state.topics) {
+    for (name, topics_of) in tidemark_projectors::PROJECTIONS {
+        let topics = topics_of(&state.topics);
         let ends = state.freshness.log_end_offsets(&topics).await?;
         let mut db = state.pool.acquire().await.map_err(database)?;
         let standing = freshness::standings(&mut db, name).await.map_err(database)?;

@@ -1,11 +1,10 @@
 //! Tools that read the log itself, the system of record, rather than any read model.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use std::collections::BTreeMap;
-
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use serde_json::{json, Value};

@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use tidemark_projectors::rebuild::{CatchUp, Rebuild};
-use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection, PROJECTIONS};
+use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
 
 use crate::Replayer;
 
@@ -39,7 +39,7 @@ pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, resta
         Accounts::NAME => run::<Accounts>(replayer, pool, restart, batch_size).await,
         Leads::NAME => run::<Leads>(replayer, pool, restart, batch_size).await,
         AutomatedEdits::NAME => run::<AutomatedEdits>(replayer, pool, restart, batch_size).await,
-        _ => anyhow::bail!("no projection '{projection}'; there are {}", PROJECTIONS.join(", ")),
+        _ => anyhow::bail!("no projection '{projection}'; there are {}", tidemark_projectors::names().collect::<Vec<_>>().join(", ")),
     }
 }
 

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use crate::fold::fold_log;
 use tidemark_events::Aggregate;
 use crate::{read_partitions, Replayer};
-use tidemark_projectors::PROJECTIONS;
 
 /// One difference between the log and the read model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -26,7 +25,11 @@ pub struct Drift {
 }
 
 pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> anyhow::Result<(usize, Vec<Drift>)> {
-    anyhow::ensure!(PROJECTIONS.contains(&projection), "no projection '{projection}'; there are {}", PROJECTIONS.join(", "));
+    anyhow::ensure!(
+        tidemark_projectors::names().any(|name| name == projection),
+        "no projection '{projection}'; there are {}",
+        tidemark_projectors::names().collect::<Vec<_>>().join(", ")
+    );
     anyhow::ensure!(
         ["opportunities", "pipeline"].contains(&projection),
         "verify compares opportunities and pipeline; it has no comparison for {projection} yet"
