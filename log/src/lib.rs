@@ -18,6 +18,34 @@ use rdkafka::{Offset, TopicPartitionList};
 /// A partition of a topic.
 pub type Partition = (String, i32);
 
+/// A Kafka client that is closed off the async threads when dropped. Closing a consumer
+/// waits for the broker (to leave its group, to stop its fetches); while the broker is away
+/// that wait is long, and on an async thread it would stall every task scheduled there.
+pub struct ClosesInBackground<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> ClosesInBackground<T> {
+    pub fn new(client: T) -> Self {
+        ClosesInBackground(Some(client))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for ClosesInBackground<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("taken only on drop")
+    }
+}
+
+impl<T: Send + 'static> Drop for ClosesInBackground<T> {
+    fn drop(&mut self) {
+        let client = self.0.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(client))),
+            Err(_) => drop(client),
+        }
+    }
+}
+
 /// Settings every client shares: where the brokers are and who is asking.
 pub fn client(brokers: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -107,7 +135,7 @@ const QUIET: Duration = Duration::from_millis(20);
 /// those ends when they were taken. Done when the consumer's position reaches each end,
 /// whether the last thing before it is a record or a transaction marker.
 pub struct ToEnd {
-    consumer: StreamConsumer,
+    consumer: ClosesInBackground<StreamConsumer>,
     ends: BTreeMap<Partition, i64>,
     open: BTreeSet<Partition>,
     /// The longest wait for a record while some partition is still short of its end.
@@ -126,7 +154,7 @@ impl ToEnd {
             assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
         }
         consumer.assign(&assignment)?;
-        Ok(ToEnd { consumer, ends, open, patience })
+        Ok(ToEnd { consumer: ClosesInBackground::new(consumer), ends, open, patience })
     }
 
     /// The next record below the ends, or `None` when every partition has reached its end.
@@ -171,11 +199,11 @@ impl ToEnd {
 
     /// The consumer's position in every partition it reads, past markers.
     pub fn positions(&self) -> Result<BTreeMap<Partition, i64>, KafkaError> {
-        positions(&self.consumer, self.ends.keys().cloned())
+        positions(&*self.consumer, self.ends.keys().cloned())
     }
 
     fn close_reached(&mut self) -> Result<(), KafkaError> {
-        let at = positions(&self.consumer, self.open.iter().cloned())?;
+        let at = positions(&*self.consumer, self.open.iter().cloned())?;
         self.open.retain(|p| at.get(p).is_none_or(|o| *o < self.ends[p]));
         Ok(())
     }

@@ -18,6 +18,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tidemark_events::Topics;
+use tidemark_log::ClosesInBackground;
 use tidemark_privacy::PgKeyStore;
 use tidemark_schemas::EventCodec;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +64,7 @@ struct Worker<'a, P> {
     projection: std::marker::PhantomData<P>,
     pool: &'a PgPool,
     codec: EventCodec,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<ClosesInBackground<StreamConsumer>>,
     /// The positions this worker stored last, so an idle check writes only what moved.
     advanced: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
 }
@@ -77,13 +78,15 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
         .create()?;
     let topics = P::topics(&config.topics);
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let consumer = Arc::new(consumer);
+    // Whichever task lets go of it last, it is closed off the async threads.
+    let consumer = Arc::new(ClosesInBackground::new(consumer));
     let batch_size = config.batch_size;
     let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone(), advanced: Default::default() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.
     let watermarks: BaseConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-projector-{}-watermarks", P::NAME)).create()?;
+    let watermarks = ClosesInBackground::new(watermarks);
     let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat::<P>(consumer, watermarks, pool.clone())));
     tracing::info!(projection = P::NAME, ?topics, "projector started");
     let mut idle = tokio::time::interval(IDLE_CHECK);
@@ -114,7 +117,7 @@ impl<P: Projection> Worker<'_, P> {
     /// record (markers only).
     async fn advance_to_position(&self) -> Result<(), ProjectionError> {
         let assigned: Vec<(String, i32)> = self.consumer.assignment()?.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        let positions = tidemark_log::positions(&*self.consumer, assigned)?;
+        let positions = tidemark_log::positions(&**self.consumer, assigned)?;
         let moved: BTreeMap<(String, i32), i64> = {
             let advanced = self.advanced.lock().expect("not poisoned");
             positions.into_iter().filter(|(key, at)| advanced.get(key).is_none_or(|stored| at > stored)).collect()
@@ -132,7 +135,7 @@ impl<P: Projection> Worker<'_, P> {
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
         let mut reached = apply::apply_batch::<P>(&mut tx, &received).await?;
-        let positions = tidemark_log::positions(&*self.consumer, reached.keys().cloned())?;
+        let positions = tidemark_log::positions(&**self.consumer, reached.keys().cloned())?;
         apply::advance(&mut tx, P::NAME, &positions).await?;
         tx.commit().await?;
         // What is stored now: the batch's offsets, moved up to the positions where ahead.
@@ -155,7 +158,7 @@ impl<P: Projection> Worker<'_, P> {
 /// Marks, every second, the partitions where nothing is left to apply: whatever the
 /// projection has not applied there yet was appended after `checked_at`, which bounds the
 /// staleness of its answers.
-async fn heartbeat<P: Projection>(consumer: Arc<StreamConsumer>, watermarks: BaseConsumer, pool: PgPool) -> Result<(), ProjectionError> {
+async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsumer>>, watermarks: ClosesInBackground<BaseConsumer>, pool: PgPool) -> Result<(), ProjectionError> {
     let watermarks = Arc::new(watermarks);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
