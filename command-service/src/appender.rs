@@ -6,10 +6,16 @@
 //! id) can append nothing more: the broker refuses its epoch. One task owns the
 //! transactional producer; commands hand it their records and wait for the commit, so a
 //! transaction costs its round trips once per group of commands, not once per command.
+//!
+//! A commit returns when the coordinator has decided it; the markers that make the records
+//! visible to committed readers reach the partitions a moment later. A command is answered
+//! only once its records are visible, so that a strong read right after it sees them.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{mpsc, oneshot};
@@ -65,7 +71,8 @@ pub type ProducerFactory = Box<dyn Fn() -> Result<FutureProducer, KafkaError> + 
 impl Appender {
     /// Starts the committing task with a producer from `make` (called again to replace a
     /// producer whose transaction failed). Fails when the first producer cannot register.
-    pub async fn start(make: ProducerFactory, timeout: Duration) -> Result<Appender, KafkaError> {
+    /// `reader`: a client with `tidemark_log::reader` settings.
+    pub async fn start(make: ProducerFactory, reader: Arc<BaseConsumer>, timeout: Duration) -> Result<Appender, KafkaError> {
         // A new broker creates its transaction log on the first registration, which can
         // take longer than one attempt's timeout.
         const TRIES: u32 = 6;
@@ -81,7 +88,7 @@ impl Appender {
         };
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
-        tokio::spawn(Committer { make, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));
+        tokio::spawn(Committer { make, reader, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));
         Ok(Appender { queue, fenced })
     }
 
@@ -97,7 +104,7 @@ impl Appender {
     }
 
     /// Appends `records` in one transaction (shared with other commands), and says where
-    /// each landed, in order, once the transaction is committed.
+    /// each landed, in order, once the transaction is committed and its records are visible.
     pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Delivered>, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Submission { records, reply }).map_err(|_| AppendError::NotAppended("the committer stopped".into()))?;
@@ -114,6 +121,8 @@ async fn init(make: &ProducerFactory, timeout: Duration) -> Result<FutureProduce
 
 struct Committer {
     make: ProducerFactory,
+    /// A committed reader's view of the log ends: when appended records become visible.
+    reader: Arc<BaseConsumer>,
     timeout: Duration,
     /// `None` after a failure left no usable producer; made anew before the next commit.
     producer: Option<FutureProducer>,
@@ -178,15 +187,44 @@ impl Committer {
             return Err(self.abort(&producer, e).await);
         }
         let mut delivered = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
+        let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (record, delivery) in records.iter().zip(deliveries) {
             match delivery.await {
-                Ok(Ok(d)) => delivered.push(Delivered { partition: d.partition, offset: d.offset }),
+                Ok(Ok(d)) => {
+                    delivered.push(Delivered { partition: d.partition, offset: d.offset });
+                    let at = last.entry((record.topic.clone(), d.partition)).or_insert(d.offset);
+                    *at = (*at).max(d.offset);
+                }
                 // Committed, yet a delivery report is missing: a defect of the client; the
                 // records are in the log, so the caller must read it to learn where.
                 _ => return Err(AppendError::Uncertain("the commit succeeded without a delivery report".into())),
             }
         }
+        if let Err(reason) = self.await_visible(&last).await {
+            // A new producer waits for the transaction to be completed before it registers.
+            self.producer = init(&self.make, self.timeout).await.ok();
+            return Err(AppendError::Uncertain(reason));
+        }
         Ok(delivered)
+    }
+
+    /// Waits until a committed reader's log end is past `last` in each partition.
+    async fn await_visible(&self, last: &BTreeMap<(String, i32), i64>) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let partitions: Vec<(String, i32)> = last.keys().cloned().collect();
+        loop {
+            let (reader, asked, timeout) = (self.reader.clone(), partitions.clone(), self.timeout);
+            let ends = tokio::task::spawn_blocking(move || tidemark_log::log_ends(&reader, &asked, timeout)).await.expect("a lookup does not panic");
+            if let Ok(ends) = &ends {
+                if last.iter().all(|(key, offset)| ends.get(key).is_some_and(|end| end > offset)) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the committed records did not become visible in time: {ends:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Nothing was sent: the records are certainly not in the log.

@@ -262,12 +262,13 @@ impl Writer {
             .set("transaction.timeout.ms", "10000")
             .clone();
         let make = Box::new(move || producer_config.create::<FutureProducer>());
-        let appender = Appender::start(make, BROKER_TIMEOUT).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let client = Arc::new(client);
+        let appender = Appender::start(make, client.clone(), BROKER_TIMEOUT).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let writer = Writer {
             config,
             epoch,
             appender,
-            client: Arc::new(client),
+            client,
             codec,
             partitions,
             partition_counts,
