@@ -260,6 +260,11 @@ impl Writer {
             // A writer that dies with a transaction open holds up readers of its partitions
             // until a successor registers or this passes.
             .set("transaction.timeout.ms", "10000")
+            // Back-to-back transactions meet the previous one's markers still being written
+            // (CONCURRENT_TRANSACTIONS on AddPartitionsToTxn); the default backoff of 100 ms,
+            // doubling, would be each transaction's latency.
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "50")
             .clone();
         let make = Box::new(move || producer_config.create::<FutureProducer>());
         let client = Arc::new(client);
