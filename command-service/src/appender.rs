@@ -181,11 +181,8 @@ impl Committer {
                 Err((e, _)) => return Err(self.abort(&producer, e).await),
             }
         }
-        let (p, timeout) = (producer.clone(), self.timeout);
-        let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await.expect("commit_transaction does not panic");
-        if let Err(e) = committed {
-            return Err(self.abort(&producer, e).await);
-        }
+        // Every delivery first: rdkafka's commit flushes, and a flush that finds a delivery
+        // report not yet served waits up to 100 ms for the producer's polling thread.
         let mut delivered = Vec::with_capacity(deliveries.len());
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for (record, delivery) in records.iter().zip(deliveries) {
@@ -195,10 +192,14 @@ impl Committer {
                     let at = last.entry((record.topic.clone(), d.partition)).or_insert(d.offset);
                     *at = (*at).max(d.offset);
                 }
-                // Committed, yet a delivery report is missing: a defect of the client; the
-                // records are in the log, so the caller must read it to learn where.
-                _ => return Err(AppendError::Uncertain("the commit succeeded without a delivery report".into())),
+                Ok(Err((e, _))) => return Err(self.abort(&producer, e).await),
+                Err(_) => return Err(self.abort(&producer, KafkaError::Canceled).await),
             }
+        }
+        let (p, timeout) = (producer.clone(), self.timeout);
+        let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await.expect("commit_transaction does not panic");
+        if let Err(e) = committed {
+            return Err(self.abort(&producer, e).await);
         }
         if let Err(reason) = self.await_visible(&last).await {
             // A new producer waits for the transaction to be completed before it registers.
@@ -230,17 +231,23 @@ impl Committer {
     /// Nothing was sent: the records are certainly not in the log.
     fn failed_before_any_append(&mut self, e: KafkaError) -> AppendError {
         if is_fenced(&e) {
-            return self.fence(e);
+            return self.fence(e.to_string());
         }
         self.producer = None;
         AppendError::NotAppended(e.to_string())
     }
 
-    /// After a failed send or commit: aborts when the client allows it (then nothing is
-    /// visible); otherwise drops the producer, so that the next one settles the transaction.
+    /// After a failed send, delivery or commit: aborts when the client allows it (then
+    /// nothing is visible); otherwise replaces the producer, which settles the transaction.
     async fn abort(&mut self, producer: &FutureProducer, e: KafkaError) -> AppendError {
         if is_fenced(&e) {
-            return self.fence(e);
+            return self.fence(e.to_string());
+        }
+        // A fenced producer's records fail before its commit does (purged from its queue);
+        // the fence shows as the client's fatal error. Registering again would fence the
+        // newer writer in turn.
+        if let Some((code, reason)) = producer.client().fatal_error().filter(|(code, _)| FENCED.contains(code)) {
+            return self.fence(format!("{code}: {reason}"));
         }
         tracing::warn!(error = %e, "a transaction failed; aborting it");
         let abortable = matches!(&e, KafkaError::Transaction(t) if t.txn_requires_abort());
@@ -256,18 +263,17 @@ impl Committer {
         AppendError::Uncertain(e.to_string())
     }
 
-    fn fence(&mut self, e: KafkaError) -> AppendError {
-        tracing::error!(error = %e, "this writer was fenced by a newer one; it appends nothing more");
+    fn fence(&mut self, reason: String) -> AppendError {
+        tracing::error!(%reason, "this writer was fenced by a newer one; it appends nothing more");
         self.producer = None;
-        let reason = e.to_string();
         let _ = self.fenced.set(reason.clone());
         AppendError::Fenced(reason)
     }
 }
 
+/// The broker's ways of saying that a newer producer of the same transactional id exists.
+const FENCED: [RDKafkaErrorCode; 3] = [RDKafkaErrorCode::Fenced, RDKafkaErrorCode::ProducerFenced, RDKafkaErrorCode::InvalidProducerEpoch];
+
 fn is_fenced(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
-    )
+    e.rdkafka_error_code().is_some_and(|code| FENCED.contains(&code))
 }
