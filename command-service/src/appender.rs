@@ -169,6 +169,7 @@ impl Committer {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let began = Instant::now();
         producer.begin_transaction().map_err(|e| self.failed_before_any_append(e))?;
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
         for record in records {
@@ -195,6 +196,16 @@ impl Committer {
                 Ok(Err((e, _))) => return Err(self.abort(&producer, e).await),
                 Err(_) => return Err(self.abort(&producer, KafkaError::Canceled).await),
             }
+        }
+        // The last delivery future resolves inside rdkafka's delivery callback, a moment
+        // before librdkafka counts the message as gone. A commit in that moment finds the
+        // producer not flushed and waits 100 ms in rdkafka's flush loop for an event that
+        // never comes; waiting here for the count costs microseconds.
+        while producer.in_flight_count() > 0 {
+            if began.elapsed() >= self.timeout {
+                break; // the commit's own flush then reports what is stuck
+            }
+            tokio::task::yield_now().await;
         }
         let (p, timeout) = (producer.clone(), self.timeout);
         let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await.expect("commit_transaction does not panic");

@@ -96,8 +96,10 @@ struct LogEndsAsked {
 
 fn consumer(brokers: &str, purpose: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
     tidemark_log::reader(brokers, &format!("tidemark-query-service-{purpose}"))
-        // A peek wants one record that exists: no reason to wait for more.
-        .set("fetch.wait.max.ms", "10")
+        // A peek wants one record that exists: no reason to wait for more, or to fetch much.
+        .set("fetch.wait.max.ms", "1")
+        .set("max.partition.fetch.bytes", "65536")
+        .set("queued.max.messages.kbytes", "1024")
         .create()
 }
 
@@ -145,16 +147,20 @@ impl Freshness {
             assignment.add_partition_offset(&t, p, Offset::Offset(offset)).ok()?;
             consumer.assign(&assignment).ok()?;
             let deadline = std::time::Instant::now() + Duration::from_secs(1);
-            while std::time::Instant::now() < deadline {
+            let mut at = None;
+            while at.is_none() && std::time::Instant::now() < deadline {
                 if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
                     // The first record from there on (transaction markers and aborted records
                     // are not records); none of an earlier assignment, which would mislead.
                     if message.topic() == t && message.partition() == p && message.offset() >= offset {
-                        return message.timestamp().to_millis().and_then(DateTime::from_timestamp_millis);
+                        at = message.timestamp().to_millis().and_then(DateTime::from_timestamp_millis);
                     }
                 }
             }
-            None
+            // An assigned partition is fetched on and on; the next peek's fetch would queue
+            // behind that one on the broker connection.
+            let _ = consumer.unassign();
+            at
         })
         .await
         .ok()

@@ -20,7 +20,7 @@ pub fn test_config() -> Config {
     Config {
         database_url: format!("{postgres}/tidemark_test_{id}"),
         brokers,
-        registry_url: "http://127.0.0.1:9".into(), // replaced by the in-process registry's address
+        registry_url: external_registry().unwrap_or_else(|| "http://127.0.0.1:9".into()), // else replaced by the in-process registry's address
         topic_prefix: format!("t{id}."),
         command_addr: any_port,
         registry_addr: any_port,
@@ -39,6 +39,12 @@ pub fn test_config() -> Config {
     }
 }
 
+/// Another Confluent-API registry to run the tests against instead of Tidemark's own
+/// (`TIDEMARK_TEST_REGISTRY_URL`, for example Apicurio's `.../apis/ccompat/v7`).
+fn external_registry() -> Option<String> {
+    std::env::var("TIDEMARK_TEST_REGISTRY_URL").ok().filter(|url| !url.is_empty())
+}
+
 pub struct TestSystem {
     pub config: Config,
     running: Option<System>,
@@ -50,7 +56,10 @@ impl TestSystem {
         TestSystem::start_with(test_config(), Services::ALL).await
     }
 
-    pub async fn start_with(config: Config, services: Services) -> TestSystem {
+    pub async fn start_with(config: Config, mut services: Services) -> TestSystem {
+        if external_registry().is_some() {
+            services.registry = false;
+        }
         tidemark::prepare_database(&config.database_url).await.expect("database");
         tidemark::create_topics(&config).await.expect("topics");
         let system = System::start(&config, services).await.expect("tidemark starts");
@@ -77,7 +86,10 @@ impl TestSystem {
     }
 
     pub fn registry(&self) -> String {
-        format!("http://{}", self.system().registry_addr.expect("the registry runs"))
+        match self.system().registry_addr {
+            Some(addr) => format!("http://{addr}"),
+            None => self.config.registry_url.clone(),
+        }
     }
 
     /// POSTs a command as `alice` with extra headers; returns status, headers and body.
