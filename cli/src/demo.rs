@@ -81,7 +81,6 @@ impl Client {
                 .post(format!("{}{path}", self.base))
                 .header("Idempotency-Key", key)
                 .bearer_auth(&self.tokens[actor])
-                .header("X-Client-Id", "tidemark-demo")
                 .json(&body)
                 .send()
                 .await
@@ -110,7 +109,9 @@ fn reps() -> Vec<(&'static str, &'static str)> {
 pub async fn load(args: DemoArgs, config: &crate::Config) -> anyhow::Result<()> {
     let mut tokens = std::collections::HashMap::new();
     for u in USERS.iter().filter(|u| u.kind == "user") {
-        let claims = crate::users::claims(u.name, None, None, None, None, 1)?;
+        let mut claims = crate::users::claims(u.name, None, None, None, None, 1)?;
+        // Events say which client they came through: the one the token was issued to.
+        claims.client_id = Some("tidemark-demo".into());
         tokens.insert(u.name, crate::users::mint(config, &claims)?);
     }
     let client = Client { http: reqwest::Client::new(), base: args.command_url.trim_end_matches('/').to_string(), tokens, commands: AtomicU64::new(0) };

@@ -64,6 +64,12 @@ pub struct Config {
     /// Published keys of an identity provider (a JWKS file or URL): RS256/ES256 tokens.
     #[arg(long, env = "TIDEMARK_JWKS")]
     pub jwks: Option<String>,
+    /// The audience (`aud`) a bearer token must name [default: any, or none].
+    #[arg(long, env = "TIDEMARK_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The issuer (`iss`) a bearer token must name [default: any, or none].
+    #[arg(long, env = "TIDEMARK_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
     /// The bearer token Tidemark's writer sends to the registry; minted here when omitted
     /// (possible with the shared secret only).
     #[arg(long, env = "TIDEMARK_SERVICE_TOKEN", hide_env_values = true)]
@@ -90,10 +96,11 @@ impl Config {
     }
 
     pub async fn authenticator(&self) -> anyhow::Result<Authenticator> {
-        Ok(match &self.jwks {
+        let keys = match &self.jwks {
             Some(source) => Authenticator::published_keys(source).await?,
             None => Authenticator::shared_secret(&self.jwt_secret),
-        })
+        };
+        Ok(keys.expecting(self.jwt_audience.clone(), self.jwt_issuer.clone()))
     }
 
     pub fn lead_rules(&self) -> anyhow::Result<Vec<tidemark_events::assignment::Rule>> {
@@ -315,6 +322,8 @@ pub fn service_claims() -> Claims {
         kind: Some("system".into()),
         exp: now + 30 * 24 * 3600,
         iat: now,
+        client_id: None,
+        azp: None,
     }
 }
 

@@ -40,12 +40,13 @@ enum Command {
 #[derive(clap::Args)]
 struct TokenArgs {
     /// alice, bob, carol, dave, erin (reps), mia, wes (managers), fiona (finance), andy
-    /// (analyst), audrey (auditor), root (admin), lead-router (automation), or anyone else.
+    /// (analyst), audrey (auditor), root (admin), ops (operator), lead-router (automation), or
+    /// anyone else.
     #[arg(long)]
     user: String,
     #[arg(long)]
     tenant: Option<String>,
-    /// Comma-separated: rep, manager, approver, finance, analyst, auditor, admin.
+    /// Comma-separated: rep, manager, approver, finance, analyst, auditor, admin, operator.
     #[arg(long, value_delimiter = ',')]
     roles: Option<Vec<String>>,
     #[arg(long)]
@@ -68,6 +69,8 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout went away (`tidemark replay events … | head`): nothing is wrong.
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tidemark: {e:#}");
             std::process::ExitCode::FAILURE

@@ -30,6 +30,7 @@ pub const USERS: &[DemoUser] = &[
     user("andy", &["analyst"], None, None),
     user("audrey", &["auditor"], None, None),
     user("root", &["admin"], None, None),
+    user("ops", &["operator"], None, None),
     DemoUser { name: "lead-router", roles: &[], team: None, manager: None, kind: "automation" },
 ];
 
@@ -55,6 +56,8 @@ pub fn claims(user: &str, tenant: Option<&str>, roles: Option<Vec<String>>, team
         kind: kind.or(known.map(|u| u.kind.to_string())).filter(|k| k != "user"),
         exp: now + hours * 3600,
         iat: now,
+        client_id: None,
+        azp: None,
     })
 }
 

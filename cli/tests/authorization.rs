@@ -161,7 +161,7 @@ async fn tampered_expired_and_missing_tokens_get_401_and_nothing_else() {
     let other_secret = Config { jwt_secret: "someone else's secret".into(), ..t.config.clone() };
     let now = tidemark_http::auth::now_secs();
     let claims = |exp: u64| tidemark_http::auth::Claims {
-        sub: "root".into(), tenant: "default".into(), roles: vec!["admin".into()], team: None, manager: None, kind: None, exp, iat: now,
+        sub: "root".into(), tenant: "default".into(), roles: vec!["admin".into()], team: None, manager: None, kind: None, exp, iat: now, client_id: None, azp: None,
     };
     let good = t.admin();
     let mut forged = good.split('.').map(String::from).collect::<Vec<_>>();
@@ -214,7 +214,9 @@ async fn rates_and_bodies_are_limited() {
     assert_eq!(t.get_as(&format!("{}/v1/pipeline", t.queries()), &carol).await.status, 200, "another principal is not held back");
 
     let metrics = t.get_as(&format!("{}/metrics", t.queries()), &carol).await;
-    assert_eq!(metrics.status, 403, "metrics are for admins");
+    assert_eq!(metrics.status, 403, "metrics are for operators");
+    let root = t.token("root", "default", &["admin"], None, None);
+    assert_eq!(t.get_as(&format!("{}/metrics", t.queries()), &root).await.status, 403, "not for a tenant's admin either");
 
     let huge = json!({"name": "x".repeat(100 * 1024)});
     let answer = t.command("/v1/accounts", huge, &[]).await;
@@ -232,7 +234,7 @@ async fn tokens_from_an_identity_provider_are_checked_against_its_published_keys
         header.kid = Some("tidemark-test-es256".into());
         let claims = tidemark_http::auth::Claims {
             sub: sub.into(), tenant: "default".into(), roles: roles.iter().map(|r| r.to_string()).collect(),
-            team: Some("east".into()), manager: None, kind: kind.map(String::from), exp: now + 600, iat: now,
+            team: Some("east".into()), manager: None, kind: kind.map(String::from), exp: now + 600, iat: now, client_id: None, azp: None,
         };
         encode(&header, &claims, &key).unwrap()
     };
@@ -254,6 +256,57 @@ async fn tokens_from_an_identity_provider_are_checked_against_its_published_keys
     let hs256 = tidemark::users::mint(&Config { jwks: None, ..t.config.clone() }, &tidemark::users::claims("root", None, None, None, None, 1).unwrap()).unwrap();
     let refused = t.get_as(&format!("{}/v1/opportunities", t.queries()), &hs256).await;
     assert_eq!((refused.status, refused.body["type"].as_str()), (401, Some("/problems/invalid-signature")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_as_an_identity_provider_issues_them_are_accepted_and_checked() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(format!("{fixtures}/rs256-test-key.pem")).unwrap()).unwrap();
+    let now = tidemark_http::auth::now_secs();
+    let issuer = "https://idp.example/realms/crm";
+    // What Keycloak puts in an access token, give or take: audience, issuer, authorized
+    // party, not-before, and claims Tidemark does not read.
+    let sign = |sub: &str, kind: Option<&str>, changes: serde_json::Value, crit: bool| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("tidemark-test-rs256".into());
+        if crit {
+            header.crit = Some(vec!["http://idp.example/policy".into()]);
+        }
+        let mut claims = json!({"sub": sub, "tenant": "default", "roles": ["rep"], "team": "east", "exp": now + 600, "iat": now, "nbf": now - 5,
+            "aud": "tidemark", "iss": issuer, "azp": "crm-web", "typ": "Bearer", "scope": "openid profile", "session_state": "7c1d"});
+        if let Some(kind) = kind {
+            claims["kind"] = json!(kind);
+        }
+        claims.as_object_mut().unwrap().extend(changes.as_object().unwrap().clone());
+        encode(&header, &claims, &key).unwrap()
+    };
+    let config = Config {
+        jwks: Some(format!("{fixtures}/jwks.json")),
+        jwt_audience: Some("tidemark".into()),
+        jwt_issuer: Some(issuer.into()),
+        service_token: Some(sign("tidemark-writer", Some("system"), json!({"roles": []}), false)),
+        ..test_config()
+    };
+    let t = TestSystem::start_with(config, tidemark::Services::ALL).await;
+    let alice = sign("alice", None, json!({}), false);
+    let auth = bearer(&alice);
+    let opened = t.command("/v1/accounts", json!({"name": "Provider Inc"}), &[(auth.0, &auth.1)]).await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let log = t.read_log(&t.config.topics().account).await;
+    let client = log.iter().find_map(|(_, _, d)| match d { tidemark_schemas::Decoded::Event(e) => Some(e.envelope.client_id.clone()), _ => None });
+    assert_eq!(client.as_deref(), Some("crm-web"), "the client is the token's authorized party");
+
+    let refused = [
+        (sign("alice", None, json!({"aud": "another-app"}), false), "/problems/invalid-claims"),
+        (sign("alice", None, json!({"iss": "https://evil.example"}), false), "/problems/invalid-claims"),
+        (sign("alice", None, json!({"nbf": now + 600}), false), "/problems/token-not-yet-valid"),
+        (sign("alice", None, json!({}), true), "/problems/malformed-token"),
+    ];
+    for (token, problem) in refused {
+        let answer = t.get_as(&format!("{}/v1/opportunities", t.queries()), &token).await;
+        assert_eq!((answer.status, answer.body["type"].as_str()), (401, Some(problem)), "{}", answer.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -288,4 +341,62 @@ async fn a_share_lets_a_colleague_read_but_not_change_until_it_is_withdrawn() {
     let request = t.http.delete(format!("{}{url}", t.commands())).header(h, v).send().await.unwrap();
     assert_eq!(request.status().as_u16(), 200);
     assert_eq!(read("carol").await.status, 403, "the share is withdrawn");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_is_its_senders_alone() {
+    let t = TestSystem::start().await;
+    let p = people(&t);
+    let (alice, carol, mia) = (bearer(p.of("alice")), bearer(p.of("carol")), bearer(p.of("mia")));
+    let account = t.command("/v1/accounts", json!({"name": "Acme"}), &[(alice.0, &alice.1)]).await.body["id"].as_str().unwrap().to_string();
+    let deal = create(&t, p.of("alice"), &account, "alice", "100").await.body["id"].as_str().unwrap().to_string();
+    let stage = format!("/v1/opportunities/{deal}/stage");
+
+    let moved = t.command(&stage, json!({"stage": "Qualification"}), &[(alice.0, &alice.1), ("Idempotency-Key", "k1")]).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    // Carol, of another team, sends the same key to the same route: her own decision (a
+    // denial, recorded), not alice's answer.
+    let carols = t.command(&stage, json!({"stage": "Qualification"}), &[(carol.0, &carol.1), ("Idempotency-Key", "k1")]).await;
+    assert_eq!(carols.status, 403, "{}", carols.body);
+    assert_eq!(carols.header("idempotent-replayed"), None);
+    assert!(carols.body.get("consistency_token").is_none(), "{}", carols.body);
+    // Mia, her manager, may change it: her equal key is a command of her own.
+    let mias = t.command(&stage, json!({"stage": "Proposal"}), &[(mia.0, &mia.1), ("Idempotency-Key", "k1")]).await;
+    assert_eq!((mias.status, mias.header("idempotent-replayed"), mias.body["version"].as_i64()), (200, None, Some(3)), "{}", mias.body);
+    // Alice's retry still gets her own first answer.
+    let again = t.command(&stage, json!({"stage": "Qualification"}), &[(alice.0, &alice.1), ("Idempotency-Key", "k1")]).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (200, Some("true")));
+    assert_eq!(again.body, moved.body);
+
+    // Nobody can take a key first: carol's account under "fleet" does not refuse alice's.
+    let squatted = t.command("/v1/accounts", json!({"name": "Carol's"}), &[(carol.0, &carol.1), ("Idempotency-Key", "fleet")]).await;
+    assert_eq!(squatted.status, 201, "{}", squatted.body);
+    let own = t.command("/v1/accounts", json!({"name": "Alice's"}), &[(alice.0, &alice.1), ("Idempotency-Key", "fleet")]).await;
+    assert_eq!((own.status, own.header("idempotent-replayed")), (201, None), "{}", own.body);
+    assert_ne!(own.body["id"], squatted.body["id"]);
+    let retried = t.command("/v1/accounts", json!({"name": "Alice's"}), &[(alice.0, &alice.1), ("Idempotency-Key", "fleet")]).await;
+    assert_eq!((retried.status, retried.header("idempotent-replayed"), &retried.body["id"]), (201, Some("true"), &own.body["id"]));
+
+    // Carol's denial is on record; alice's replays are not denials.
+    let pool = t.pool().await;
+    let denials: Vec<String> = sqlx::query_scalar("SELECT actor_id FROM denials").fetch_all(&pool).await.unwrap();
+    assert_eq!(denials, ["carol"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_is_authorized_again_before_it_is_answered() {
+    let t = TestSystem::start().await;
+    let p = people(&t);
+    let (bob, mia) = (bearer(p.of("bob")), bearer(p.of("mia")));
+    let account = t.command("/v1/accounts", json!({"name": "Acme"}), &[(bob.0, &bob.1)]).await.body["id"].as_str().unwrap().to_string();
+    let deal = create(&t, p.of("bob"), &account, "bob", "100").await.body["id"].as_str().unwrap().to_string();
+    let stage = format!("/v1/opportunities/{deal}/stage");
+    let moved = t.command(&stage, json!({"stage": "Qualification"}), &[(mia.0, &mia.1), ("Idempotency-Key", "q")]).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    // Mia now manages team west: bob's deals are no longer hers to change, retries included.
+    let moved_on = bearer(&t.token("mia", "default", &["manager"], Some("west"), None));
+    let retry = t.command(&stage, json!({"stage": "Qualification"}), &[(moved_on.0, &moved_on.1), ("Idempotency-Key", "q")]).await;
+    assert_eq!((retry.status, retry.header("idempotent-replayed")), (403, None), "{}", retry.body);
+    let again = t.command(&stage, json!({"stage": "Qualification"}), &[(mia.0, &mia.1), ("Idempotency-Key", "q")]).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (200, Some("true")), "{}", again.body);
 }

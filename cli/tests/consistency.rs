@@ -148,7 +148,7 @@ async fn the_cache_never_answers_beyond_the_bound_nor_across_tenants() {
     let first = t.get(&url(&created.token())).await;
     let second = t.get(&url(&created.token())).await;
     assert_eq!(first.body["data"], second.body["data"]);
-    let metrics = t.http.get(format!("{}/metrics", t.queries())).bearer_auth(t.admin()).send().await.unwrap().text().await.unwrap();
+    let metrics = t.http.get(format!("{}/metrics", t.queries())).bearer_auth(t.operator()).send().await.unwrap().text().await.unwrap();
     let hits: u64 = metrics.lines().find_map(|l| l.strip_prefix("tidemark_query_cache_hits_total ")).unwrap().parse().unwrap();
     assert!(hits >= 1, "the second read came from the cache:\n{metrics}");
     assert!(metrics.contains("tidemark_query_cache_hit_ratio"));
@@ -205,7 +205,7 @@ async fn metrics_and_health_show_lag_and_a_stalled_projection() {
     assert_eq!(health.body["projections"]["opportunities"]["healthy"], false);
     assert!(!health.body["projections"]["pipeline"]["stalled_partitions"].as_array().unwrap().is_empty());
 
-    let metrics = t.http.get(format!("{}/metrics", t.queries())).bearer_auth(t.admin()).send().await.unwrap().text().await.unwrap();
+    let metrics = t.http.get(format!("{}/metrics", t.queries())).bearer_auth(t.operator()).send().await.unwrap().text().await.unwrap();
     let stalled = metrics.lines().filter(|l| l.starts_with("tidemark_projection_stalled{") && l.ends_with(" 1")).count();
     assert!(stalled >= 2, "both projections stalled somewhere:\n{metrics}");
     let lagging: Vec<&str> = metrics.lines().filter(|l| l.starts_with("tidemark_projection_lag_ms{projection=\"opportunities\"") && !l.ends_with(" 0")).collect();

@@ -288,7 +288,7 @@ async fn every_event_carries_the_full_envelope() {
     let account = t.open_account("Wonka").await;
     let created = t
         .command("/v1/opportunities", json!({"account_id": account, "name": "Chocolate", "owner_id": "ida", "amount": {"value": "7.25", "currency": "CHF"}, "close_date": "2027-02-02"}),
-            &[("Idempotency-Key", "choc-1"), ("X-Correlation-Id", "corr-42"), ("Authorization", &format!("Bearer {}", t.token("lead-router", "default", &[], None, Some("automation")))), ("X-Rationale", "lead scoring"), ("X-Client-Id", "bot-7")])
+            &[("Idempotency-Key", "choc-1"), ("X-Correlation-Id", "corr-42"), ("Authorization", &format!("Bearer {}", t.token_via("lead-router", "default", &[], None, Some("automation"), Some("bot-7")))), ("X-Rationale", "lead scoring"), ("X-Client-Id", "a header names no client")])
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.header("x-correlation-id"), Some("corr-42"));
@@ -392,4 +392,25 @@ async fn a_fenced_writer_appends_nothing_and_its_records_are_ignored_by_every_re
     let third = TestSystem::start_with(config, Services { commands: true, ..Services::NONE }).await;
     let next = third.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[("If-Match", "\"2\"")]).await;
     assert_eq!((next.status, next.body["version"].as_i64()), (200, Some(3)), "{}", next.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rep_cannot_make_an_event_claim_another_client_or_a_rationale() {
+    let t = TestSystem::start().await;
+    let alice = format!("Bearer {}", t.token("alice", "default", &["rep"], Some("east"), None));
+    let opened = t.command("/v1/accounts", json!({"name": "Acme"}), &[("Authorization", &alice), ("X-Client-Id", "tidemark-lead-router"), ("User-Agent", "tidemark-lead-router")]).await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let reasoned = t.command("/v1/accounts", json!({"name": "Beta"}), &[("Authorization", &alice), ("X-Rationale", "the scoring model said so")]).await;
+    assert_eq!((reasoned.status, reasoned.body["type"].as_str()), (403, Some("/problems/rationale-not-allowed")), "{}", reasoned.body);
+    let long = "x".repeat(65);
+    for bad in ["two words", "<script>", long.as_str()] {
+        let correlated = t.command("/v1/accounts", json!({"name": "Gamma"}), &[("Authorization", &alice), ("X-Correlation-Id", bad)]).await;
+        assert_eq!((correlated.status, correlated.body["field"].as_str()), (400, Some("X-Correlation-Id")), "{bad}: {}", correlated.body);
+        let caused = t.command("/v1/accounts", json!({"name": "Gamma"}), &[("Authorization", &alice), ("X-Causation-Id", bad)]).await;
+        assert_eq!((caused.status, caused.body["field"].as_str()), (400, Some("X-Causation-Id")), "{bad}: {}", caused.body);
+    }
+    let log = t.read_log(&t.config.topics().account).await;
+    let events: Vec<_> = log.iter().filter_map(|(_, _, d)| match d { Decoded::Event(r) => Some(&r.envelope), _ => None }).collect();
+    assert_eq!(events.len(), 1, "only the first account");
+    assert_eq!((events[0].client_id.as_str(), &events[0].rationale, events[0].actor_id.as_str()), ("unnamed-client", &None, "alice"));
 }

@@ -113,6 +113,8 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
         kind: None,
         exp: tidemark_http::auth::now_secs() + 3600,
         iat: tidemark_http::auth::now_secs(),
+        client_id: None,
+        azp: None,
     };
     let token = tidemark::users::mint(&config, &claims).unwrap();
     let serve = Arc::new(Serve { registry: format!("http://{}", config.registry_addr), config, http: reqwest::Client::new(), token });

@@ -15,12 +15,12 @@ fn record(fields: Value) -> Value {
 async fn the_registry_answers_like_confluents() {
     let t = TestSystem::start_with(common::test_config(), Services { registry: true, ..Services::NONE }).await;
     let base = t.registry();
-    let admin = t.admin();
+    let operator = t.operator();
     let post = |path: String, body: Value| {
         let request = t
             .http
             .post(format!("{base}{path}"))
-            .bearer_auth(&admin)
+            .bearer_auth(&operator)
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .json(&body);
         async move {
@@ -29,7 +29,7 @@ async fn the_registry_answers_like_confluents() {
         }
     };
     let put = |path: &str, body: Value| {
-        let request = t.http.put(format!("{base}{path}")).bearer_auth(&admin).json(&body);
+        let request = t.http.put(format!("{base}{path}")).bearer_auth(&operator).json(&body);
         async move {
             let response = request.send().await.unwrap();
             (response.status().as_u16(), response.json::<Value>().await.unwrap())
@@ -91,11 +91,15 @@ async fn the_registry_answers_like_confluents() {
     let (status, invalid) = post(format!("/subjects/{subject}/versions"), json!({"schema": "{\"type\": \"recrod\"}"})).await;
     assert_eq!((status, invalid["error_code"].as_i64()), (422, Some(42201)));
 
-    // Writes need an admin (or the system); reads stay open, as in Confluent's registry.
+    // Writes need an operator (or the system), not a tenant's admin: every tenant shares the
+    // registry. Reads stay open, as in Confluent's registry.
     let anonymous = t.http.post(format!("{base}/subjects/{subject}/versions")).json(&v1).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
     let rep = t.token("bob", "default", &["rep"], Some("east"), None);
     let as_rep = t.http.put(format!("{base}/config")).bearer_auth(rep).json(&json!({"compatibility": "NONE"})).send().await.unwrap();
     assert_eq!(as_rep.status().as_u16(), 403);
+    let as_admin = t.http.put(format!("{base}/config")).bearer_auth(t.admin()).json(&json!({"compatibility": "NONE"})).send().await.unwrap();
+    assert_eq!(as_admin.status().as_u16(), 403);
+    assert_eq!(get("/config").await.1["compatibilityLevel"], "BACKWARD_TRANSITIVE", "the refused writes changed nothing");
     assert_eq!(t.http.get(format!("{base}/subjects")).send().await.unwrap().status().as_u16(), 200);
 }

@@ -228,7 +228,9 @@ async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
     let t = TestSystem::start().await;
     let account = t.open_account("Lineage Ltd").await;
     let body = json!({"account_id": account, "name": "Deal", "owner_id": "alice", "amount": {"value": "100.00", "currency": "EUR"}, "close_date": "2027-01-31"});
-    let created = t.command("/v1/opportunities", body, &[("Idempotency-Key", "create-1"), ("X-Correlation-Id", "corr-1"), ("X-Client-Id", "crm-web")]).await;
+    // Created by the lead router, through the client its token names, with its rationale.
+    let router = format!("Bearer {}", t.token_via("lead-router", "default", &[], None, Some("automation"), Some("crm-web")));
+    let created = t.command("/v1/opportunities", body, &[("Authorization", &router), ("Idempotency-Key", "create-1"), ("X-Correlation-Id", "corr-1"), ("X-Rationale", "test lineage")]).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
     let steps = [
@@ -238,7 +240,7 @@ async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
         ("amount", json!({"amount": {"value": "300.00", "currency": "EUR"}}), "amount-2"),
     ];
     for (path, body, key) in steps {
-        let answer = t.command(&format!("/v1/opportunities/{id}/{path}"), body, &[("Idempotency-Key", key), ("X-Rationale", "test lineage")]).await;
+        let answer = t.command(&format!("/v1/opportunities/{id}/{path}"), body, &[("Idempotency-Key", key)]).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
 
@@ -270,7 +272,8 @@ async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
     assert_eq!(chain[2]["changed"]["amount"], json!({"from": {"value": "250.00", "currency": "EUR"}, "to": {"value": "300.00", "currency": "EUR"}}));
     let first = &chain[0];
     assert_eq!((first["command_id"].as_str(), first["correlation_id"].as_str(), first["client_id"].as_str()), (Some("create-1"), Some("corr-1"), Some("crm-web")));
-    assert_eq!((chain[1]["command_id"].as_str(), chain[1]["rationale"].as_str()), (Some("amount-1"), Some("test lineage")));
+    assert_eq!((first["rationale"].as_str(), first["actor_id"].as_str()), (Some("test lineage"), Some("lead-router")));
+    assert_eq!((chain[1]["command_id"].as_str(), &chain[1]["rationale"], chain[1]["client_id"].as_str()), (Some("amount-1"), &Value::Null, Some("unnamed-client")));
     for (c, (p, o, e)) in chain.iter().zip(raw.iter().filter(|(_, _, e)| amount_events.contains(&e.envelope.event_id.to_string()))) {
         assert_eq!((c["partition"].as_i64(), c["offset"].as_i64(), c["aggregate_version"].as_i64()), (Some(*p as i64), Some(*o), Some(e.envelope.aggregate_version)));
         assert_eq!(c["policy_version"], e.envelope.policy_version.as_str());
@@ -291,4 +294,21 @@ async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
     assert!(!out.contains("Jane") && !out.contains("jane@") && out.contains("withheld"), "{out}");
     let (code, _, err) = t.replay(&["lineage", "opportunity", &id, "--field", "colour"]);
     assert!(code != 0 && err.contains("no field 'colour'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_replay_tools_end_quietly_when_their_reader_goes_away() {
+    let t = TestSystem::start().await;
+    t.open_account("Piped").await;
+    let mut child = t
+        .replay_command(&["events", "--aggregate", "account"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tidemark binary runs");
+    // `| head -0`: the reader is gone before the first line.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", output.status);
 }

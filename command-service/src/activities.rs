@@ -58,7 +58,7 @@ async fn log_activity(State(state): State<AppState>, ctx: CommandContext, Proble
     };
     let record = card.as_ref().map(|c| Owned { owner: &c.owner_id, team: c.team_id.as_deref(), shared_with: &c.shared_with });
     authorize(&state, &who, Action::LogActivity { record }, &format!("{}/{}", body.about.name(), body.about_id)).await?;
-    let call = ctx.request(&state, activity::AGGREGATE_TYPE, Uuid::now_v7(), ("log-activity", &body));
+    let call = ctx.request_new(&state, activity::AGGREGATE_TYPE, ("log-activity", &body));
     let cmd = ActivityCommand::Log(NewActivity {
         kind: body.kind,
         about: body.about,

@@ -20,7 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::writer::{fingerprint, AppendedEvent, CommandError, CommandRequest, Decide, FollowUps, Outcome, Writer};
+use crate::writer::{fingerprint, new_aggregate_id, AppendedEvent, CommandError, CommandRequest, Decide, FollowUps, Outcome, Writer};
 use tidemark_events::Aggregate;
 
 /// The decision of a command on one kind of aggregate: its state (none when new; not found
@@ -164,6 +164,15 @@ impl FromRequestParts<AppState> for CommandContext {
                 return Err(Problem::bad_request("Idempotency-Key must have 1 to 255 characters"));
             }
         }
+        let causation_id = text("x-causation-id")?;
+        if causation_id.as_deref().is_some_and(|id| !tidemark_http::text::is_id(id)) {
+            return Err(Problem::bad_request("X-Causation-Id must be an id: a UUID, or up to 64 letters, digits and -_.:/").with("field", "X-Causation-Id"));
+        }
+        let rationale = text("x-rationale")?;
+        if rationale.is_some() && !policy::may_state_rationale(&principal.subject()) {
+            let denial = Denial { code: "rationale-not-allowed", reason: "X-Rationale is for automations whose policy lets them state one".into() };
+            return Err(denials::deny(&state.pool, &principal, "state-rationale", "command", denial).await);
+        }
         let session = text("consistency-token")?
             .map(|t| state.tokens.decode(&t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "Consistency-Token")))
             .transpose()?;
@@ -171,8 +180,8 @@ impl FromRequestParts<AppState> for CommandContext {
             principal,
             expected_version,
             idempotency_key,
-            causation_id: text("x-causation-id")?,
-            rationale: text("x-rationale")?,
+            causation_id,
+            rationale,
             session,
         })
     }
@@ -204,6 +213,14 @@ impl CommandContext {
             idempotent,
             fingerprint: fingerprint(content),
         };
+        (request, session)
+    }
+
+    /// A command that creates an aggregate, whose id follows from the Idempotency-Key if
+    /// there is one (see [`new_aggregate_id`]).
+    pub(crate) fn request_new(self, state: &AppState, aggregate_type: &'static str, content: impl std::hash::Hash) -> (CommandRequest, Session) {
+        let (mut request, session) = self.request(state, aggregate_type, Uuid::nil(), content);
+        request.aggregate_id = new_aggregate_id(&request.meta, aggregate_type, request.idempotent);
         (request, session)
     }
 }
@@ -340,7 +357,7 @@ struct OpenAccount {
     responses((status = 201, body = CommandAnswer), (status = 400), (status = 422), (status = 503)))]
 async fn open_account(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<OpenAccount>) -> Result<Response, Problem> {
     authorize(&state, &ctx.principal, Action::OpenAccount, "account/new").await?;
-    let call = ctx.request(&state, account::AGGREGATE_TYPE, Uuid::now_v7(), ("open-account", &body));
+    let call = ctx.request_new(&state, account::AGGREGATE_TYPE, ("open-account", &body));
     let cmd = AccountCommand::Open { name: body.name };
     run(&state, call, "open-account", decision!(Account, account, cmd)).await
 }
@@ -378,7 +395,7 @@ async fn create_opportunity(
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::CreateOpportunity { owner: &body.owner_id, amount: &body.amount }, "opportunity/new").await?;
     let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
-    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, Uuid::now_v7(), ("create-opportunity", &body));
+    let call = ctx.request_new(&state, opportunity::AGGREGATE_TYPE, ("create-opportunity", &body));
     let cmd = OpportunityCommand::Create(NewOpportunity {
         account_id: body.account_id,
         account_exists,

@@ -44,7 +44,7 @@ async fn create_contact(State(state): State<AppState>, ctx: CommandContext, Prob
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::ChangeContact, "contact/new").await?;
     let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
-    let call = ctx.request(&state, contact::AGGREGATE_TYPE, Uuid::now_v7(), ("create-contact", &body));
+    let call = ctx.request_new(&state, contact::AGGREGATE_TYPE, ("create-contact", &body));
     let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details() };
     run(&state, call, "create-contact", decision!(Contact, contact, cmd)).await
 }

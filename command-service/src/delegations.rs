@@ -34,7 +34,7 @@ struct GrantDelegation {
     responses((status = 201, body = CommandAnswer), (status = 403), (status = 422), (status = 503)))]
 async fn grant_delegation(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<GrantDelegation>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
-    let call = ctx.request(&state, delegation::AGGREGATE_TYPE, Uuid::now_v7(), ("grant-delegation", &body));
+    let call = ctx.request_new(&state, delegation::AGGREGATE_TYPE, ("grant-delegation", &body));
     let cmd = DelegationCommand::Grant {
         delegator: who.actor_id,
         // Roles in a token grant an automation nothing (see the policy).

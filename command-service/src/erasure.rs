@@ -95,7 +95,10 @@ async fn erase(State(state): State<AppState>, ctx: CommandContext, ProblemJson(b
             Err(e) => return Err(e.into()),
         };
         let subject = format!("{kind}/{id}");
-        state.keys.destroy(&who.tenant_id, &subject).await.map_err(|e| Problem::unavailable(format!("the erasure of {subject} is recorded, but its key could not be destroyed yet ({e}); retry with the same Idempotency-Key")))?;
+        if let Err(e) = state.keys.destroy(&who.tenant_id, &subject).await {
+            tracing::error!(subject, error = %e, "destroying a data subject's key failed");
+            return Err(Problem::unavailable(format!("the erasure of {subject} is recorded, but its key could not be destroyed yet; retry with the same Idempotency-Key")));
+        }
         tracing::info!(subject, already, "personal data erased");
         erased.push(ErasedSubject { subject, version, already });
     }

@@ -169,8 +169,8 @@ struct CaptureLead {
 async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<CaptureLead>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::CaptureLead, "lead/new").await?;
-    let id = Uuid::now_v7();
-    let call = ctx.request(&state, lead::AGGREGATE_TYPE, id, ("capture-lead", &body));
+    let call = ctx.request_new(&state, lead::AGGREGATE_TYPE, ("capture-lead", &body));
+    let id = call.0.aggregate_id;
     let cmd = LeadCommand::Capture(NewLead {
         name: body.name,
         company: body.company,

@@ -42,8 +42,9 @@ async fn quote_command(
 ) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     let (request, mut session) = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, (action, id, quote_id, body));
-    // A new quote's id follows from the command's, so that a retry names the same quote.
-    let quote_id = quote_id.unwrap_or_else(|| Uuid::new_v5(&id, request.meta.command_id.as_bytes()));
+    // A new quote's id follows from the command's and its sender's (the key's scope), so
+    // that a retry names the same quote.
+    let quote_id = quote_id.unwrap_or_else(|| Uuid::new_v5(&id, format!("{}\0{}", request.meta.actor_id, request.meta.command_id).as_bytes()));
     session.quote_id = Some(quote_id);
     session.new_quote = action == "draft-quote";
     let delegations = state.writer.delegated_to(&who.tenant_id, &who.actor_id, request.meta.received_at.date_naive());

@@ -171,7 +171,37 @@ struct Partition {
     state: Mutex<PartitionState>,
 }
 
-type IdempotencyKey = (String, String);
+/// What an Idempotency-Key means: the key within its tenant, the principal who sent it and
+/// the aggregate it targets. Another user's equal key is another command, so a replay
+/// answers only the principal of the first request, and nobody can take a key first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IdempotencyKey {
+    tenant_id: String,
+    actor_id: String,
+    aggregate_id: Uuid,
+    command_id: String,
+}
+
+impl IdempotencyKey {
+    fn of_request(request: &CommandRequest) -> IdempotencyKey {
+        let meta = &request.meta;
+        IdempotencyKey { tenant_id: meta.tenant_id.clone(), actor_id: meta.actor_id.clone(), aggregate_id: request.aggregate_id, command_id: meta.command_id.clone() }
+    }
+
+    fn of_event(env: &Envelope) -> IdempotencyKey {
+        IdempotencyKey { tenant_id: env.tenant_id.clone(), actor_id: env.actor_id.clone(), aggregate_id: env.aggregate_id, command_id: env.command_id.clone() }
+    }
+}
+
+/// The id of an aggregate that a command creates. With an Idempotency-Key it follows from
+/// the key's scope, so that a retry targets the same aggregate (and finds its outcome).
+pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str, idempotent: bool) -> Uuid {
+    if !idempotent {
+        return Uuid::now_v7();
+    }
+    let scope = [meta.tenant_id.as_str(), meta.actor_id.as_str(), aggregate_type, meta.command_id.as_str()].join("\0");
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, scope.as_bytes())
+}
 
 /// Decides a command against its aggregate's current state (`None`: it does not exist).
 pub type Decide = Box<dyn FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send>;
@@ -441,7 +471,7 @@ impl Writer {
             return;
         }
         let mut outcomes = self.outcomes.lock().expect("not poisoned");
-        let outcome = outcomes.entry((env.tenant_id.clone(), env.command_id.clone())).or_insert_with(|| Outcome {
+        let outcome = outcomes.entry(IdempotencyKey::of_event(env)).or_insert_with(|| Outcome {
             created: env.aggregate_version == 1,
             aggregate_id: env.aggregate_id,
             version: env.aggregate_version,
@@ -525,15 +555,25 @@ impl Writer {
     }
 
     async fn execute_unbounded(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
-        let key = (request.meta.tenant_id.clone(), request.meta.command_id.clone());
+        let key = IdempotencyKey::of_request(&request);
         let _same_key = if request.idempotent { Some(self.lock_key(&key).await) } else { None };
         self.settle_uncertain().await?;
         if request.idempotent {
-            if let Some(first) = self.outcomes.lock().expect("not poisoned").get(&key) {
+            let first = self.outcomes.lock().expect("not poisoned").get(&key).cloned();
+            if let Some(first) = first {
                 if first.fingerprint.is_some_and(|f| f != request.fingerprint) {
                     return Err(CommandError::IdempotencyKeyReused);
                 }
-                return Ok(Outcome { replayed: true, ..first.clone() });
+                // Authorization comes first, for a retry too: a change is decided again
+                // against the current state, and only a denial counts (the change is done).
+                // A creation was authorized before it reached the writer.
+                if !first.created {
+                    let current = self.state_of(request.aggregate_type, &request.meta.tenant_id, request.aggregate_id).await;
+                    if let Err(denied @ (CommandError::Denied(_) | CommandError::Rejected(Rejection::NotYours { .. }))) = decide(current.as_ref()) {
+                        return Err(denied);
+                    }
+                }
+                return Ok(Outcome { replayed: true, ..first });
             }
         }
         let mut unit = Unit::default();
@@ -542,7 +582,7 @@ impl Writer {
         // The state after is worked out only for commands that have follow-ups.
         if let Some((follow_ups, after)) = follow_ups.and_then(|f| Some((f, unit.steps[0].after(id)?))) {
             for (request, decide) in follow_ups(&after) {
-                let done = self.outcomes.lock().expect("not poisoned").contains_key(&(request.meta.tenant_id.clone(), request.meta.command_id.clone()));
+                let done = self.outcomes.lock().expect("not poisoned").contains_key(&IdempotencyKey::of_request(&request));
                 if done {
                     continue;
                 }
@@ -597,7 +637,7 @@ impl Writer {
             payloads.push(self.codec.encode_event(&partition.topic, &record).await.map_err(codec_failure)?);
             records.push(record);
         }
-        let key = (meta.tenant_id.clone(), meta.command_id.clone());
+        let key = IdempotencyKey::of_request(&request);
         unit.steps.push(Step { partition, state, key, fingerprint: request.fingerprint, records, payloads });
         Ok(())
     }

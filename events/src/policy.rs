@@ -20,10 +20,12 @@ pub enum Role {
     Analyst,
     Auditor,
     Admin,
+    /// Runs the deployment (the schema registry, the metrics), and nothing inside a tenant.
+    Operator,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [Role::Rep, Role::Manager, Role::Approver, Role::Finance, Role::Analyst, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 8] = [Role::Rep, Role::Manager, Role::Approver, Role::Finance, Role::Analyst, Role::Auditor, Role::Admin, Role::Operator];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +36,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Operator => "operator",
         }
     }
 
@@ -53,6 +56,8 @@ pub struct AutomationPolicy {
     pub max_amount: Option<Decimal>,
     pub may_read: bool,
     pub may_see_personal_fields: bool,
+    /// May state why it acted (`X-Rationale`), which its events then carry.
+    pub may_state_rationale: bool,
 }
 
 /// The automation principals this policy version knows.
@@ -66,6 +71,7 @@ pub fn automation_policy(principal: &str) -> Option<AutomationPolicy> {
             max_amount: Some(Decimal::from(50_000)),
             may_read: false,
             may_see_personal_fields: false,
+            may_state_rationale: true,
         }),
         _ => None,
     }
@@ -193,10 +199,17 @@ pub fn may_see_personal_fields(s: &Subject) -> bool {
     }
 }
 
-/// Whether the subject may operate Tidemark itself: change the schema registry, read the
-/// metrics. Admins, and Tidemark's own system principal.
+/// Whether the subject may state a rationale for its command. An event's rationale says
+/// why an automation acted, under a policy that allows it; a person's word is not one.
+pub fn may_state_rationale(s: &Subject) -> bool {
+    s.automation().is_some_and(|p| p.may_state_rationale)
+}
+
+/// Whether the subject may operate Tidemark itself: change the schema registry (shared by
+/// every tenant), read the metrics (which show every tenant's traffic). Operators, and
+/// Tidemark's own system principal; not a tenant's admin.
 pub fn may_operate(s: &Subject) -> bool {
-    s.kind == ActorKind::System || s.has(Role::Admin)
+    s.kind == ActorKind::System || s.has(Role::Operator)
 }
 
 pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
@@ -343,6 +356,26 @@ mod tests {
         let root = user("root", &[Role::Admin], "hq");
         assert!(authorize(&root, &Action::ChangeOpportunity { record: CAROLS, amount: None }).is_ok());
         assert!(authorize(&root, &Action::ReadAudit).is_ok());
+        assert!(!may_operate(&root), "the deployment is not a tenant's");
+    }
+
+    #[test]
+    fn only_automations_whose_policy_allows_it_state_a_rationale() {
+        let router = Subject { user: "lead-router".into(), kind: ActorKind::Automation, roles: vec![], team: None };
+        assert!(may_state_rationale(&router));
+        assert!(!may_state_rationale(&user("root", &[Role::Admin], "hq")));
+        let stranger = Subject { user: "unknown-bot".into(), kind: ActorKind::Automation, roles: vec![], team: None };
+        assert!(!may_state_rationale(&stranger));
+    }
+
+    #[test]
+    fn operators_run_the_deployment_and_see_no_tenant() {
+        let ops = user("ops", &[Role::Operator], "hq");
+        assert!(may_operate(&ops));
+        assert!(authorize(&ops, &Action::ReadOpportunity { record: ALICES }).is_err());
+        assert!(authorize(&ops, &Action::OpenAccount).is_err());
+        let bot = Subject { user: "lead-router".into(), kind: ActorKind::Automation, roles: vec![Role::Operator], team: None };
+        assert!(!may_operate(&bot), "roles in a token grant an automation nothing");
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+    /// The client the token was issued to: OAuth's `client_id`, or OpenID Connect's
+    /// authorized party (`azp`). Events record it as the client they came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
 }
 
 /// Why a token was not accepted. The client learns the kind, never the token's content.
@@ -35,8 +41,10 @@ pub enum AuthError {
     Expired,
     #[error("the bearer token's signature or algorithm is not accepted")]
     BadSignature,
-    #[error("the bearer token lacks a required claim (sub, tenant, exp)")]
+    #[error("the bearer token lacks a required claim (sub, tenant, exp), names another audience or issuer, or a claim holds a control character")]
     BadClaims,
+    #[error("the bearer token is not valid yet (nbf)")]
+    NotYetValid,
 }
 
 impl AuthError {
@@ -47,6 +55,7 @@ impl AuthError {
             AuthError::Expired => "expired-token",
             AuthError::BadSignature => "invalid-signature",
             AuthError::BadClaims => "invalid-claims",
+            AuthError::NotYetValid => "token-not-yet-valid",
         }
     }
 }
@@ -66,12 +75,21 @@ enum Keys {
 
 pub struct Authenticator {
     keys: Keys,
+    /// The `aud` a token must name, when the deployment says; any (or none) otherwise.
+    audience: Option<String>,
+    /// The `iss` a token must name, when the deployment says; any (or none) otherwise.
+    issuer: Option<String>,
 }
 
 impl Authenticator {
     pub fn shared_secret(secret: &str) -> Authenticator {
         let bytes = secret.as_bytes();
-        Authenticator { keys: Keys::Shared { decoding: DecodingKey::from_secret(bytes), encoding: EncodingKey::from_secret(bytes) } }
+        Authenticator { keys: Keys::Shared { decoding: DecodingKey::from_secret(bytes), encoding: EncodingKey::from_secret(bytes) }, audience: None, issuer: None }
+    }
+
+    /// Accepts only tokens for `audience` and from `issuer`, each when given.
+    pub fn expecting(self, audience: Option<String>, issuer: Option<String>) -> Authenticator {
+        Authenticator { audience, issuer, ..self }
     }
 
     /// Keys from a JWKS document: a file path, or an http(s) URL fetched once at start.
@@ -83,11 +101,15 @@ impl Authenticator {
             std::fs::read_to_string(source).map_err(|e| AuthSetupError::Fetch(source.into(), e.to_string()))?
         };
         let set: JwkSet = serde_json::from_str(&text).map_err(|e| AuthSetupError::Parse(source.into(), e.to_string()))?;
-        Ok(Authenticator { keys: Keys::Published(set) })
+        Ok(Authenticator { keys: Keys::Published(set), audience: None, issuer: None })
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // Extensions the token says must be understood: none is (RFC 7515, 4.1.11).
+        if header.crit.as_ref().is_some_and(|crit| !crit.is_empty()) {
+            return Err(AuthError::Malformed);
+        }
         let (key, algorithm) = match &self.keys {
             Keys::Shared { decoding, .. } => (decoding.clone(), Algorithm::HS256),
             Keys::Published(set) => {
@@ -101,12 +123,28 @@ impl Authenticator {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|data| data.claims).map_err(|e| match e.kind() {
+        validation.validate_nbf = true;
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            // Identity providers always name an audience; without one configured, any will do.
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|data| data.claims).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::BadSignature,
-            ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => AuthError::BadClaims,
+            ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::BadClaims,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             _ => AuthError::Malformed,
-        })
+        })?;
+        // Claims name people and tenants, and end up in the log and the database.
+        let names = [&claims.sub, &claims.tenant].into_iter().chain(&claims.roles).chain([&claims.team, &claims.manager, &claims.kind, &claims.client_id, &claims.azp].into_iter().flatten());
+        if names.into_iter().any(|name| crate::text::forbidden_char(name, false).is_some()) {
+            return Err(AuthError::BadClaims);
+        }
+        Ok(claims)
     }
 
     /// Signs `claims` with the shared secret; None when keys are published by someone else.
@@ -128,7 +166,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { sub: "alice".into(), tenant: "acme".into(), roles: vec!["rep".into()], team: None, manager: None, kind: None, exp, iat: 0 }
+        Claims { sub: "alice".into(), tenant: "acme".into(), roles: vec!["rep".into()], team: None, manager: None, kind: None, exp, iat: 0, client_id: None, azp: None }
     }
 
     #[test]
@@ -145,6 +183,37 @@ mod tests {
         assert_eq!(auth.verify(&parts.join(".")), Err(AuthError::BadSignature));
         assert_eq!(auth.verify("not.a.jwt"), Err(AuthError::Malformed));
         assert_eq!(auth.verify(&auth.mint(&claims(now_secs() - 3600)).unwrap()), Err(AuthError::Expired));
+    }
+
+    /// Signs any JSON payload and header with the shared secret, as an identity provider would.
+    fn signed(secret: &str, header: serde_json::Value, payload: serde_json::Value) -> String {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", engine.encode(header.to_string()), engine.encode(payload.to_string()));
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{input}.{signature}")
+    }
+
+    #[test]
+    fn audience_issuer_not_before_and_critical_extensions_are_checked() {
+        let now = now_secs();
+        let payload = |extra: serde_json::Value| {
+            let mut p = serde_json::json!({"sub": "alice", "tenant": "acme", "exp": now + 60, "aud": "tidemark", "iss": "https://idp.example", "azp": "crm-web"});
+            p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            p
+        };
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let open = Authenticator::shared_secret("s");
+        let claims = open.verify(&signed("s", header.clone(), payload(serde_json::json!({})))).expect("an aud is accepted when none is configured");
+        assert_eq!(claims.azp.as_deref(), Some("crm-web"));
+        let strict = Authenticator::shared_secret("s").expecting(Some("tidemark".into()), Some("https://idp.example".into()));
+        assert!(strict.verify(&signed("s", header.clone(), payload(serde_json::json!({})))).is_ok());
+        assert_eq!(strict.verify(&signed("s", header.clone(), payload(serde_json::json!({"aud": "other"})))), Err(AuthError::BadClaims));
+        assert_eq!(strict.verify(&signed("s", header.clone(), payload(serde_json::json!({"iss": "https://evil.example"})))), Err(AuthError::BadClaims));
+        assert_eq!(open.verify(&signed("s", header.clone(), payload(serde_json::json!({"nbf": now + 600})))), Err(AuthError::NotYetValid));
+        let critical = serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-policy"], "exp-policy": 1});
+        assert_eq!(open.verify(&signed("s", critical, payload(serde_json::json!({})))), Err(AuthError::Malformed));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod denials;
 pub mod health;
 pub mod principal;
 pub mod problem;
+pub mod text;
 pub mod token;
 
 pub use principal::{Gate, Principal, Rate};
@@ -51,12 +52,13 @@ pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Ar
         }))
         .layer(SetRequestIdLayer::new(CORRELATION_ID, NewCorrelationId))
         .layer(axum::Extension(gate))
+        .layer(axum::middleware::from_fn(text::refuse_control_characters))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
 }
 
 /// Commands are small; anything larger is a mistake or an attack.
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// No request holds a connection longer; every dependency is bounded well below this.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
 

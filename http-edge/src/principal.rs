@@ -15,6 +15,9 @@ use tidemark_events::ActorKind;
 use crate::auth::{AuthError, Authenticator};
 use crate::{Problem, CORRELATION_ID};
 
+/// The client of a token that names none (no `client_id` or `azp` claim).
+pub const UNNAMED_CLIENT: &str = "unnamed-client";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub tenant_id: String,
@@ -89,6 +92,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .and_then(|h| h.strip_prefix("Bearer ").or(h.strip_prefix("bearer ")).ok_or(AuthError::Malformed))
             .map_err(unauthenticated)?;
         let claims = gate.auth.verify(token.trim()).map_err(unauthenticated)?;
+        // The edge made one where the client sent none.
+        let correlation_id = header(parts, CORRELATION_ID.as_str()).unwrap_or_default().to_string();
+        if !crate::text::is_id(&correlation_id) {
+            return Err(Problem::bad_request("X-Correlation-Id must be an id: a UUID, or up to 64 letters, digits and -_.:/").with("field", "X-Correlation-Id"));
+        }
         if claims.tenant.is_empty() || claims.sub.is_empty() {
             return Err(unauthenticated(AuthError::BadClaims));
         }
@@ -105,8 +113,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             actor_kind,
             team: claims.team,
             manager: claims.manager,
-            client_id: header(parts, "x-client-id").or(header(parts, "user-agent")).unwrap_or("unknown").to_string(),
-            correlation_id: header(parts, CORRELATION_ID.as_str()).unwrap_or_default().to_string(),
+            // The client a token was issued to, never one a header names.
+            client_id: claims.client_id.or(claims.azp).unwrap_or_else(|| UNNAMED_CLIENT.to_string()),
+            correlation_id,
         })
     }
 }

@@ -66,6 +66,8 @@ impl People {
                 kind: None,
                 exp: now + 24 * 3600,
                 iat: now,
+                client_id: None,
+                azp: None,
             };
             User { token: auth.mint(&claims).expect("a shared secret signs"), name, role, team }
         };

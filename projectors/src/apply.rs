@@ -42,8 +42,9 @@ pub async fn apply_batch<P: Projection>(db: &mut PgConnection, batch: &[Received
             savepoint.commit().await?;
             return Ok(offsets);
         }
-        Err(e) if is_refusal(&e) && batch.len() > 1 => {
-            tracing::warn!(projection = P::NAME, error = %e, "the database refused a batch; applying it one record at a time");
+        // A batch of one goes the same way: its record is quarantined below.
+        Err(e) if is_refusal(&e) => {
+            tracing::warn!(projection = P::NAME, error = %e, records = batch.len(), "the database refused a batch; applying it one record at a time");
             savepoint.rollback().await?;
         }
         Err(e) => return Err(e),

@@ -166,6 +166,21 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
         let assigned: Vec<(String, i32)> =
             consumer.assignment()?.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         let checked_at = Utc::now();
+        // What is applied first, then the log ends: the other way round, records applied in
+        // between would stand past an end read before them, and look like a reset log.
+        let mut applied = BTreeMap::new();
+        let mut db = pool.acquire().await?;
+        for (topic, partition) in &assigned {
+            ensure_standing(&mut db, P::NAME, topic, *partition).await?;
+            let next_offset: i64 = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
+                .bind(P::NAME)
+                .bind(topic)
+                .bind(*partition)
+                .fetch_one(&mut *db)
+                .await?;
+            applied.insert((topic.clone(), *partition), next_offset);
+        }
+        drop(db);
         let client = watermarks.clone();
         let asked = assigned.clone();
         let ends = match tokio::task::spawn_blocking(move || tidemark_log::log_ends(&client, &asked, Duration::from_secs(2))).await {
@@ -174,13 +189,7 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
         };
         for ((topic, partition), high) in ends {
             let mut db = pool.acquire().await?;
-            ensure_standing(&mut db, P::NAME, &topic, partition).await?;
-            let applied: i64 = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
-                .bind(P::NAME)
-                .bind(&topic)
-                .bind(partition)
-                .fetch_one(&mut *db)
-                .await?;
+            let applied = applied.get(&(topic.clone(), partition)).copied().unwrap_or(0);
             if applied > high {
                 // Records the projection skips as applied do not exist: new ones would be lost.
                 tracing::error!(projection = P::NAME, topic, partition, applied, log_end = high,

@@ -302,6 +302,9 @@ pub fn answer_token(asked: Option<&ConsistencyToken>, standing: &[Standing]) -> 
     token
 }
 
+/// The database's own words stay in the log, under a reference the client is given.
 pub fn database(e: sqlx::Error) -> Problem {
-    Problem::unavailable(format!("the read model database does not answer: {e}"))
+    let reference = uuid::Uuid::now_v7();
+    tracing::error!(%reference, error = %e, "the read model database failed");
+    Problem::unavailable("the read model database does not answer").with("reference", reference.to_string())
 }

@@ -34,10 +34,12 @@ async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHeal
     let mut survey = Vec::new();
     for (name, topics_of) in tidemark_projectors::PROJECTIONS {
         let topics = topics_of(&state.topics);
-        let ends = state.freshness.log_end_offsets(&topics).await?;
+        // Standings first, then the log ends: the other way round, records applied in
+        // between would stand past an end read before them, and look like a reset log.
         let mut db = state.pool.acquire().await.map_err(database)?;
         let standing = freshness::standings(&mut db, name).await.map_err(database)?;
         drop(db);
+        let ends = state.freshness.log_end_offsets(&topics).await?;
         let observation = state.freshness.observe(&ends, &standing, true).await;
         let partitions = observation
             .into_iter()
@@ -96,11 +98,11 @@ pub async fn projections_health(State(state): State<AppState>) -> Result<Respons
 }
 
 /// Lag, position, progress and health per projection and partition; the answer cache's
-/// hits. For admins and the system (a scraper sends a bearer token).
+/// hits. For operators and the system (a scraper sends a bearer token).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
 pub async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
     if !policy::may_operate(&who.subject()) {
-        let denial = Denial { code: "metrics-need-admin", reason: "metrics are for admins and monitoring systems".into() };
+        let denial = Denial { code: "metrics-need-operator", reason: "metrics show every tenant: they are for operators and monitoring systems".into() };
         return Err(tidemark_http::denials::deny(&state.pool, &who, "read-metrics", "metrics", denial).await);
     }
     let survey = survey(&state).await?;

@@ -216,7 +216,7 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
                     Err(reason) if id.is_none() => json!({"undecodable": reason}),
                     _ => continue,
                 };
-                println!("{}", json!({"topic": topic, "partition": r.partition, "offset": r.offset, "record": line}));
+                print_line(json!({"topic": topic, "partition": r.partition, "offset": r.offset, "record": line}))?;
             }
             Ok(())
         }
@@ -226,11 +226,11 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
                 (None, Some(v)) => as_of::Until::Version(v),
                 (None, None) => as_of::Until::Now,
             };
-            println!("{}", serde_json::to_string_pretty(&as_of::as_of(&replayer, &aggregate, id, until).await?)?);
+            print_line(serde_json::to_string_pretty(&as_of::as_of(&replayer, &aggregate, id, until).await?)?)?;
             Ok(())
         }
         Replay::Lineage { aggregate, id, field } => {
-            println!("{}", serde_json::to_string_pretty(&lineage::lineage(&replayer, &aggregate, id, field.as_deref()).await?)?);
+            print_line(serde_json::to_string_pretty(&lineage::lineage(&replayer, &aggregate, id, field.as_deref()).await?)?)?;
             Ok(())
         }
         Replay::Export { from, to, types, format, output } => {
@@ -267,7 +267,7 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
         Replay::Verify { projection } => {
             let (checked, drift) = verify::verify(&replayer, &pool, &projection).await?;
             for d in &drift {
-                println!("{}", json!(d));
+                print_line(json!(d))?;
             }
             if drift.is_empty() {
                 eprintln!("verify {projection}: {checked} opportunities replayed from the log; the read model matches");
@@ -281,4 +281,11 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
 
 async fn connect(database_url: &str) -> anyhow::Result<sqlx::PgPool> {
     sqlx::PgPool::connect(database_url).await.with_context(|| format!("cannot connect to {database_url}"))
+}
+
+/// Prints one line of the answer. A reader that goes away (`| head`) ends the command with
+/// the write's error, which `main` takes as a quiet end.
+fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
 }

@@ -30,6 +30,8 @@ pub fn test_config() -> Config {
         deployment: "tidemark-tests".into(),
         jwt_secret: "tidemark-tests-secret".into(),
         jwks: None,
+        jwt_audience: None,
+        jwt_issuer: None,
         service_token: None,
         rate_per_principal: 1000,
         rate_per_tenant: 10_000,
@@ -92,9 +94,18 @@ impl TestSystem {
         }
     }
 
-    /// POSTs a command as `alice` with extra headers; returns status, headers and body.
+    /// An operator of the deployment: the registry's writes and the metrics.
+    pub fn operator(&self) -> String {
+        self.token("ops", "default", &["operator"], None, None)
+    }
+
     /// A bearer token for `user` with `roles` in `tenant`, signed with the test secret.
     pub fn token(&self, user: &str, tenant: &str, roles: &[&str], team: Option<&str>, kind: Option<&str>) -> String {
+        self.token_via(user, tenant, roles, team, kind, None)
+    }
+
+    /// The same, issued to the client `client` (the `azp` claim, as identity providers name it).
+    pub fn token_via(&self, user: &str, tenant: &str, roles: &[&str], team: Option<&str>, kind: Option<&str>, client: Option<&str>) -> String {
         let now = tidemark_http::auth::now_secs();
         let claims = tidemark_http::auth::Claims {
             sub: user.into(),
@@ -105,6 +116,8 @@ impl TestSystem {
             kind: kind.map(String::from),
             exp: now + 3600,
             iat: now,
+            client_id: None,
+            azp: client.map(String::from),
         };
         tidemark::users::mint(&self.config, &claims).expect("a test token")
     }
@@ -206,7 +219,14 @@ impl TestSystem {
     /// Runs `tidemark replay ARGS` against this system, as the binary would be run; returns
     /// the exit code, stdout and stderr.
     pub fn replay(&self, args: &[&str]) -> (i32, String, String) {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        let output = self.replay_command(args).output().expect("the tidemark binary runs");
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+    }
+
+    /// `tidemark replay ARGS` against this system, to be run.
+    pub fn replay_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        command
             .arg("replay")
             .args(args)
             .env("DATABASE_URL", &self.config.database_url)
@@ -214,10 +234,8 @@ impl TestSystem {
             .env("TIDEMARK_REGISTRY_URL", self.registry())
             .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
             .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
-            .env("TIDEMARK_LOG", "warn")
-            .output()
-            .expect("the tidemark binary runs");
-        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+            .env("TIDEMARK_LOG", "warn");
+        command
     }
 }
 

@@ -76,10 +76,15 @@ impl RegistryError {
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let (status, code) = self.codes();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "registry request failed");
-        }
-        registry_json(status, json!({"error_code": code, "message": self.to_string()}))
+        // The database's own words stay in the log, under a reference the client is given.
+        let message = if status.is_server_error() {
+            let reference = uuid::Uuid::now_v7();
+            tracing::error!(%reference, error = %self, "registry request failed");
+            format!("Internal error (reference {reference})")
+        } else {
+            self.to_string()
+        };
+        registry_json(status, json!({"error_code": code, "message": message}))
     }
 }
 
@@ -98,7 +103,7 @@ type Shared = Arc<Store>;
 struct ApiDoc;
 
 /// The registry's routes, with `/openapi.json` and `/healthz`. Reads are open, as in
-/// Confluent's registry; writes need a bearer token of an admin or of the system.
+/// Confluent's registry; writes need a bearer token of an operator or of the system.
 pub fn router(pool: PgPool, gate: Arc<tidemark_http::Gate>) -> axum::Router {
     let store: Shared = Arc::new(Store::new(pool));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -116,7 +121,8 @@ pub fn router(pool: PgPool, gate: Arc<tidemark_http::Gate>) -> axum::Router {
     tidemark_http::finish(router, api, gate)
 }
 
-/// A principal allowed to change the registry: an admin, or the system (Tidemark's writer).
+/// A principal allowed to change the registry, which every tenant shares: an operator of the
+/// deployment, or the system (Tidemark's writer). A tenant's admin may read it only.
 struct Writer;
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Writer {
@@ -127,7 +133,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Writer {
         if policy::may_operate(&who.subject()) {
             return Ok(Writer);
         }
-        let denial = Denial { code: "registry-writes-need-admin", reason: "changing schemas or compatibility levels needs the admin role".into() };
+        let denial = Denial { code: "registry-writes-need-operator", reason: "changing schemas or compatibility levels needs the operator role: the registry is the deployment's".into() };
         Err(tidemark_http::denials::problem(denial).into_response())
     }
 }
