@@ -231,14 +231,16 @@ async fn a_projection_ahead_of_its_log_is_reported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_query_service_is_not_ready_while_a_projection_is_stalled() {
-    let (t, projector_config) = split_system(Config { stall_after_ms: 1000, ..test_config() }).await;
+    // Long enough that a busy machine starts the system well within it.
+    let stall_after = Duration::from_secs(5);
+    let (t, projector_config) = split_system(Config { stall_after_ms: stall_after.as_millis() as u64, ..test_config() }).await;
     let health = || t.get(&format!("{}/healthz", t.queries()));
-    // Nothing to apply yet: no projection is behind, so none is stalled.
+    // Only the writer's fence markers to apply, appended just now: nothing is stalled.
     assert_eq!(health().await.status, 200, "{}", health().await.body);
 
     let account = t.open_account("Acme").await;
     t.create_opportunity(&account, "amy", "100").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(stall_after + Duration::from_millis(500)).await;
     let stalled = health().await;
     assert_eq!(stalled.status, 503, "{}", stalled.body);
     assert!(stalled.body["projections"].as_str().unwrap().contains("opportunities"), "{}", stalled.body);

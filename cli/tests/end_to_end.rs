@@ -220,6 +220,17 @@ async fn bad_input_gets_a_clear_problem_and_changes_nothing() {
         ("/v1/opportunities".to_string(), good(json!({"value": 12.5, "currency": "EUR"})), vec![], 400, "bad-request"),
         ("/v1/opportunities".to_string(), good(json!({"value": "-5", "currency": "EUR"})), vec![], 422, "invalid-field"),
         ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "euro"})), vec![], 400, "bad-request"),
+        // Values a CRM should not trust: codes that are no currency in use, more decimals
+        // than the currency has, numbers that are not plain decimals, dates out of any deal.
+        ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "ZZZ"})), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "XAU"})), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "BTC"})), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "5.001", "currency": "EUR"})), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "5.5", "currency": "JPY"})), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "1e3", "currency": "EUR"})), vec![], 400, "bad-request"),
+        ("/v1/opportunities".to_string(), good(json!({"value": "+5", "currency": "EUR"})), vec![], 400, "bad-request"),
+        ("/v1/opportunities".to_string(), json!({"account_id": account, "name": "Deal", "owner_id": "gina", "amount": {"value": "5", "currency": "EUR"}, "close_date": "0001-01-01"}), vec![], 422, "invalid-field"),
+        ("/v1/opportunities".to_string(), json!({"account_id": account, "name": "Deal", "owner_id": "gina", "amount": {"value": "5", "currency": "EUR"}, "close_date": "+10000-01-01"}), vec![], 422, "invalid-field"),
         ("/v1/opportunities".to_string(), json!({"account_id": uuid::Uuid::now_v7(), "name": "Deal", "owner_id": "gina", "amount": {"value": "1", "currency": "EUR"}, "close_date": "2027-01-01"}), vec![], 422, "account-must-exist"),
         ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "EUR"})), vec![("Authorization", "")], 401, "missing-token"),
         ("/v1/opportunities".to_string(), good(json!({"value": "5", "currency": "EUR"})), vec![("Authorization", "Bearer forged.token.here")], 401, "malformed-token"),

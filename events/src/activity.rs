@@ -161,6 +161,7 @@ fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
     let (occurred_at, due_date, assignee) = match new.kind {
         Kind::Task => {
             let due = new.due_date.ok_or_else(|| Rejection::invalid("due_date", "a task has a due date"))?;
+            let due = crate::dates::within_window("due_date", due)?;
             let assignee = valid_name("assignee", new.assignee.as_deref().unwrap_or(&new.logged_by))?;
             (None, Some(due), Some(assignee))
         }

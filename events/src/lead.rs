@@ -208,6 +208,7 @@ pub fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEve
                 return Err(broken("assign-before-converting", "the lead has no owner yet: the opportunity needs one"));
             }
             c.amount.validate("amount")?;
+            crate::dates::within_window("close_date", c.close_date)?;
             let (account_id, new_account) = match c.existing_account {
                 Some((id, true)) => (id, false),
                 Some((id, false)) => return Err(Rejection::AccountNotFound(id)),

@@ -54,6 +54,7 @@ pub mod delegation;
 pub mod envelope;
 pub mod fold;
 pub mod lead;
+pub mod dates;
 pub mod money;
 pub mod opportunity;
 pub mod partition;

@@ -318,6 +318,7 @@ pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Resu
             OpportunityEvent::AmountChanged(AmountChanged { amount: amount.clone() })
         }
         OpportunityCommand::ChangeCloseDate { close_date } => {
+            crate::dates::within_window("close_date", *close_date)?;
             if *close_date == opp.close_date {
                 return Err(Rejection::NoChange("the close date is already that"));
             }
@@ -388,6 +389,7 @@ fn create(new: &NewOpportunity) -> Result<Vec<OpportunityEvent>, Rejection> {
     let name = valid_name("name", &new.name)?;
     let owner_id = valid_name("owner_id", &new.owner_id)?;
     new.amount.validate("amount")?;
+    crate::dates::within_window("close_date", new.close_date)?;
     if !new.account_exists {
         return Err(Rejection::AccountNotFound(new.account_id));
     }

@@ -13,9 +13,12 @@ use crate::approval::{self, Approver, Step};
 use crate::money::decimal_text;
 use crate::opportunity::{valid_name, AmountChanged, Opportunity, OpportunityEvent};
 use crate::policy::Role;
+use crate::money::validate_decimal;
 use crate::{Currency, Money, Rejection};
 
 const MAX_LINES: usize = 100;
+/// More of one thing on one line is a typing error, not a deal.
+const MAX_QUANTITY: u32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LineItem {
@@ -248,14 +251,15 @@ fn valid_lines(lines: &[LineItem]) -> Result<Vec<LineItem>, Rejection> {
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(Rejection::invalid("lines", format!("a quote has 1 to {MAX_LINES} lines")));
     }
-    let amount = |field, value: Decimal| Money { value, currency: Currency::try_from("XXX".to_string()).expect("a code") }.validate(field);
     lines
         .iter()
         .map(|line| {
-            amount("lines.unit_price", line.unit_price)?;
-            amount("lines.quantity", line.quantity)?;
-            if line.quantity <= Decimal::ZERO {
-                return Err(Rejection::invalid("lines.quantity", "must be more than 0"));
+            // A unit price may go below the currency's minor unit (a price per item of
+            // thousands); the line totals are rounded to cents.
+            validate_decimal("lines.unit_price", line.unit_price, 4)?;
+            validate_decimal("lines.quantity", line.quantity, 4)?;
+            if line.quantity <= Decimal::ZERO || line.quantity > Decimal::from(MAX_QUANTITY) {
+                return Err(Rejection::invalid("lines.quantity", format!("must be more than 0 and at most {MAX_QUANTITY}")));
             }
             if line.discount_percent < Decimal::ZERO || line.discount_percent > Decimal::ONE_HUNDRED || line.discount_percent.scale() > 2 {
                 return Err(Rejection::invalid("lines.discount_percent", "must be between 0 and 100, with at most two decimals"));
@@ -269,7 +273,7 @@ fn valid_until(date: NaiveDate, today: NaiveDate) -> Result<NaiveDate, Rejection
     if date < today {
         return Err(Rejection::invalid("valid_until", format!("{date} is in the past")));
     }
-    Ok(date)
+    crate::dates::within_window("valid_until", date)
 }
 
 impl QuoteCommand {
@@ -588,6 +592,8 @@ mod tests {
         };
         assert_eq!(field(apply(opp.clone(), draft(vec![])).unwrap_err()), "lines");
         assert_eq!(field(apply(opp.clone(), draft(vec![line("A", "0", "1", "0")])).unwrap_err()), "lines.quantity");
+        assert_eq!(field(apply(opp.clone(), draft(vec![line("A", "10000000000", "1", "0")])).unwrap_err()), "lines.quantity");
+        assert!(apply(opp.clone(), draft(vec![line("A", "1000000", "1", "0")])).is_ok());
         assert_eq!(field(apply(opp.clone(), draft(vec![line("A", "1", "1", "101")])).unwrap_err()), "lines.discount_percent");
         assert_eq!(field(apply(opp.clone(), draft(vec![line(" ", "1", "1", "0")])).unwrap_err()), "lines.product");
         let usd = q(QuoteCommand::Draft {
