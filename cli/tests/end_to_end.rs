@@ -425,3 +425,27 @@ async fn a_rep_cannot_make_an_event_claim_another_client_or_a_rationale() {
     assert_eq!(events.len(), 1, "only the first account");
     assert_eq!((events[0].client_id.as_str(), &events[0].rationale, events[0].actor_id.as_str()), ("unnamed-client", &None, "alice"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aggregate_behind_an_unreadable_record_says_so_and_not_to_retry() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let config = test_config();
+    let first = TestSystem::start_with(config.clone(), Services::ALL).await;
+    let account = first.open_account("Wonka").await;
+    let created = first.create_opportunity(&account, "ida", "10").await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let partition = created.body["events"][0]["partition"].as_i64().unwrap() as i32;
+    // Garbage under the deal's key, in its partition, as a broken producer would leave it.
+    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &config.brokers).create().unwrap();
+    let topic = config.topics().opportunity.clone();
+    producer.send(FutureRecord::to(&topic).partition(partition).key(&id).payload("no schema id"), std::time::Duration::from_secs(5)).await.unwrap();
+    first.stop().await;
+
+    // A new writer reads the partition at start and meets the record.
+    let second = TestSystem::start_with(config, Services { commands: true, registry: true, ..Services::NONE }).await;
+    let moved = second.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[]).await;
+    assert_eq!((moved.status, moved.body["type"].as_str(), &moved.body["retryable"]), (409, Some("/problems/stream-unreadable"), &json!(false)), "{}", moved.body);
+    assert!(moved.header("retry-after").is_none());
+    let detail = moved.body["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("{topic}/{partition}@")) && detail.contains("cannot be decoded") && detail.contains("operator"), "{detail}");
+}

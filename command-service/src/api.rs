@@ -116,9 +116,14 @@ impl From<CommandError> for Problem {
             CommandError::Internal { reference } => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Tidemark failed", detail).with("reference", reference.to_string())
             }
-            CommandError::Unreadable { .. } => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "stream-unreadable", "The aggregate's history cannot be read", detail)
-            }
+            // Not a 503: a retry meets the same record until an operator resolves it.
+            CommandError::Unreadable { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "stream-unreadable",
+                "The aggregate's history cannot be read",
+                format!("{detail}. Retrying will not help until an operator resolves that record."),
+            )
+            .with("retryable", false),
         }
     }
 }
