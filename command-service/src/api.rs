@@ -170,8 +170,8 @@ impl FromRequestParts<AppState> for CommandContext {
             }
         }
         let causation_id = text("x-causation-id")?;
-        if causation_id.as_deref().is_some_and(|id| !tidemark_http::text::is_id(id)) {
-            return Err(Problem::bad_request("X-Causation-Id must be an id: a UUID, or up to 64 letters, digits and -_.:/").with("field", "X-Causation-Id"));
+        if let Some(id) = &causation_id {
+            tidemark_http::text::require_id("X-Causation-Id", id)?;
         }
         let rationale = text("x-rationale")?;
         if rationale.is_some() && !policy::may_state_rationale(&principal.subject()) {

@@ -7,14 +7,12 @@ use crate::Rejection;
 
 /// The first and last day a date may name: deals, quotes and tasks of this century and the
 /// next, with room for history.
-pub const FIRST: (i32, u32, u32) = (1900, 1, 1);
-pub const LAST: (i32, u32, u32) = (2199, 12, 31);
+const FIRST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a calendar day");
+const LAST: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("a calendar day");
 
 pub fn within_window(field: &'static str, date: NaiveDate) -> Result<NaiveDate, Rejection> {
-    let day = |(y, m, d): (i32, u32, u32)| NaiveDate::from_ymd_opt(y, m, d).expect("a calendar day");
-    let (first, last) = (day(FIRST), day(LAST));
-    if date < first || date > last {
-        return Err(Rejection::invalid(field, format!("{date} is outside {first} to {last}")));
+    if !(FIRST..=LAST).contains(&date) {
+        return Err(Rejection::invalid(field, format!("{date} is outside {FIRST} to {LAST}")));
     }
     Ok(date)
 }

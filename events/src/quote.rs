@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::approval::{self, Approver, Step};
-use crate::money::decimal_text;
+use crate::money::{decimal_text, validate_decimal};
 use crate::opportunity::{valid_name, AmountChanged, Opportunity, OpportunityEvent};
 use crate::policy::Role;
-use crate::money::validate_decimal;
 use crate::{Currency, Money, Rejection};
 
 const MAX_LINES: usize = 100;

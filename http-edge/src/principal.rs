@@ -94,9 +94,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         let claims = gate.auth.verify(token.trim()).map_err(unauthenticated)?;
         // The edge made one where the client sent none.
         let correlation_id = header(parts, CORRELATION_ID.as_str()).unwrap_or_default().to_string();
-        if !crate::text::is_id(&correlation_id) {
-            return Err(Problem::bad_request("X-Correlation-Id must be an id: a UUID, or up to 64 letters, digits and -_.:/").with("field", "X-Correlation-Id"));
-        }
+        crate::text::require_id("X-Correlation-Id", &correlation_id)?;
         if claims.tenant.is_empty() || claims.sub.is_empty() {
             return Err(unauthenticated(AuthError::BadClaims));
         }

@@ -67,6 +67,10 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", detail)
     }
 
+    pub fn payload_too_large(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large", detail)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "A dependency is unavailable", detail).retry_after(1)
     }
@@ -98,7 +102,7 @@ impl From<JsonRejection> for Problem {
         // axum's text names the path of the offending field ("amount.value: invalid type …").
         let detail = rejection.body_text();
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large", detail);
+            return Problem::payload_too_large(detail);
         }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => Problem::new(

@@ -5,7 +5,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -21,6 +21,14 @@ pub fn forbidden_char(text: &str, free_text: bool) -> Option<char> {
 /// UUID, or up to 64 letters, digits and `-_.:/`.
 pub fn is_id(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+}
+
+/// Refuses the value of header `name` unless it is an id ([`is_id`]).
+pub fn require_id(name: &'static str, value: &str) -> Result<(), Problem> {
+    if is_id(value) {
+        return Ok(());
+    }
+    Err(Problem::bad_request(format!("{name} must be an id: a UUID, or up to 64 letters, digits and -_.:/")).with("field", name))
 }
 
 fn describe(c: char) -> String {
@@ -62,7 +70,7 @@ async fn checked(request: Request) -> Result<Request, Problem> {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, crate::MAX_BODY)
         .await
-        .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large", format!("at most {} bytes", crate::MAX_BODY)))?;
+        .map_err(|_| Problem::payload_too_large(format!("at most {} bytes", crate::MAX_BODY)))?;
     // A body that is not JSON is the handler's to refuse, with its own words.
     if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
         check_json(&value, &mut String::new())?;
