@@ -2,6 +2,7 @@
 //! together. The `tidemark` binary and the end-to-end tests both start the system from here.
 
 pub mod demo;
+pub mod quarantine;
 pub mod users;
 
 use std::net::SocketAddr;

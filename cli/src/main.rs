@@ -31,6 +31,9 @@ enum Command {
     /// Tools that read the log itself.
     #[command(subcommand)]
     Replay(tidemark_replay_tools::Replay),
+    /// Records a projection could not decode or apply: list them, skip one (operators).
+    #[command(subcommand)]
+    Quarantine(tidemark::quarantine::QuarantineCommand),
     /// Load demo data through the command API (safe to repeat: every command has an Idempotency-Key).
     Demo(tidemark::demo::DemoArgs),
     /// Print a bearer token for a demo user (or anyone, given --roles), signed with the shared secret.
@@ -87,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database {} and topics {:?} are ready", config.database_url, config.topics().all());
             return Ok(());
         }
+        Command::Quarantine(command) => return tidemark::quarantine::run(command, &config.database_url).await,
         Command::Demo(args) => return tidemark::demo::load(args, &config).await,
         Command::Token(t) => {
             let claims = tidemark::users::claims(&t.user, t.tenant.as_deref(), t.roles, t.team, t.kind, t.hours)?;

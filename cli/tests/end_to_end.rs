@@ -427,7 +427,7 @@ async fn a_rep_cannot_make_an_event_claim_another_client_or_a_rationale() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_aggregate_behind_an_unreadable_record_says_so_and_not_to_retry() {
+async fn an_aggregate_behind_an_unreadable_record_says_so_until_an_operator_skips_the_record() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let config = test_config();
     let first = TestSystem::start_with(config.clone(), Services::ALL).await;
@@ -442,10 +442,47 @@ async fn an_aggregate_behind_an_unreadable_record_says_so_and_not_to_retry() {
     first.stop().await;
 
     // A new writer reads the partition at start and meets the record.
-    let second = TestSystem::start_with(config, Services { commands: true, registry: true, ..Services::NONE }).await;
+    let second = TestSystem::start_with(config, Services::ALL).await;
     let moved = second.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[]).await;
     assert_eq!((moved.status, moved.body["type"].as_str(), &moved.body["retryable"]), (409, Some("/problems/stream-unreadable"), &json!(false)), "{}", moved.body);
     assert!(moved.header("retry-after").is_none());
     let detail = moved.body["detail"].as_str().unwrap();
     assert!(detail.contains(&format!("{topic}/{partition}@")) && detail.contains("cannot be decoded") && detail.contains("operator"), "{detail}");
+
+    // The operator sees the record, the aggregate it blocks and why; nobody else does.
+    let ops = second.operator();
+    let list = format!("{}/v1/operations/quarantine?open=true", second.queries());
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        let answer = second.get_as(&list, &ops).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        open = answer.body["data"].as_array().unwrap().clone();
+        if open.len() == 3 {
+            break; // by opportunities, pipeline and automated_edits
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let blocking = open.iter().find(|q| q["projection"] == "opportunities").unwrap_or_else(|| panic!("quarantined by opportunities: {open:?}"));
+    assert_eq!((blocking["topic"].as_str(), blocking["partition"].as_i64(), blocking["aggregate_id"].as_str()), (Some(topic.as_str()), Some(partition as i64), Some(id.as_str())));
+    assert!(blocking["reason"].as_str().unwrap().starts_with("cannot decode"), "{blocking}");
+    let admin = second.get(&list).await;
+    assert_eq!((admin.status, admin.body["type"].as_str()), (403, Some("/problems/needs-operator")), "an admin of a tenant: {}", admin.body);
+    let entry = blocking["id"].as_i64().unwrap();
+    let skip = format!("{}/v1/operations/quarantine/{entry}/skip", second.queries());
+    let unexplained = second.post_as(&skip, &ops, json!({"reason": " "})).await;
+    assert_eq!((unexplained.status, unexplained.body["field"].as_str()), (422, Some("reason")), "{}", unexplained.body);
+    let by_admin = second.post_as(&skip, &second.admin(), json!({"reason": "mine"})).await;
+    assert_eq!(by_admin.status, 403, "{}", by_admin.body);
+
+    // Skipped with the tool, the record no longer blocks the deal, and the decision is kept.
+    let output = second.cli(&["quarantine", "skip", &entry.to_string(), "--reason", "garbage from a broken producer", "--by", "oscar"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("skipped {topic}/{partition}@")), "{}", String::from_utf8_lossy(&output.stdout));
+    let moved = second.command(&format!("/v1/opportunities/{id}/stage"), json!({"stage": "Qualification"}), &[]).await;
+    assert_eq!((moved.status, moved.body["version"].as_i64()), (200, Some(2)), "{}", moved.body);
+    let listed = second.cli(&["quarantine", "list", "--json"]).output().unwrap();
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["skip"]["skipped_by"] == "oscar" && e["skip"]["reason"] == "garbage from a broken producer"), "{entries:?}");
+    let still_open = second.get_as(&list, &ops).await;
+    assert_eq!(still_open.body["data"], json!([]), "every projection's entry of that record is resolved");
 }

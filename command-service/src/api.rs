@@ -121,7 +121,7 @@ impl From<CommandError> for Problem {
                 StatusCode::CONFLICT,
                 "stream-unreadable",
                 "The aggregate's history cannot be read",
-                format!("{detail}. Retrying will not help until an operator resolves that record."),
+                format!("{detail}. Retrying will not help until an operator skips that record (`tidemark quarantine`)."),
             )
             .with("retryable", false),
         }

@@ -7,7 +7,7 @@
 //! in-memory state, append in a transaction shared with the commands that arrive together
 //! (see `appender`), and fold the events into the state only once that is committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, RwLock};
@@ -161,8 +161,16 @@ struct PartitionState {
     /// An append failed without an answer: it may or may not be in the log.
     uncertain: bool,
     streams: HashMap<Uuid, Stream>,
-    /// Aggregates whose stream holds a record this writer cannot fold, with the reason.
-    unreadable: HashMap<Uuid, String>,
+    /// Aggregates whose stream holds a record this writer cannot fold.
+    unreadable: HashMap<Uuid, Unreadable>,
+    /// Offsets an operator resolved by skipping them (see `tidemark quarantine`).
+    skipped: HashSet<i64>,
+}
+
+/// The record that makes an aggregate unreadable, and why.
+struct Unreadable {
+    offset: i64,
+    reason: String,
 }
 
 struct Partition {
@@ -235,6 +243,8 @@ impl Step<'_> {
 
 pub struct Writer {
     config: WriterConfig,
+    /// Reads the operators' skipped records.
+    pool: sqlx::PgPool,
     epoch: i64,
     appender: Appender,
     /// Metadata and log-end requests.
@@ -301,6 +311,7 @@ impl Writer {
         let appender = Appender::start(make, client.clone(), BROKER_TIMEOUT).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let writer = Writer {
             config,
+            pool: pool.clone(),
             epoch,
             appender,
             client,
@@ -371,6 +382,12 @@ impl Writer {
             .await
             .map_err(|e| unavailable(e))?
             .map_err(unavailable)?;
+        let skipped: Vec<(String, i32, i64)> =
+            sqlx::query_as("SELECT topic, partition, \"offset\" FROM skipped_records").fetch_all(&self.pool).await.map_err(unavailable)?;
+        for (partition, state) in parts.iter_mut() {
+            state.skipped =
+                skipped.iter().filter(|(t, p, _)| *t == partition.topic && *p == partition.partition).map(|(_, _, offset)| *offset).collect();
+        }
         let from = parts.iter().map(|(p, s)| ((p.topic.clone(), p.partition), s.next_offset)).collect();
         let config = tidemark_log::reader(&self.config.brokers, &self.config.client_id());
         let mut log = tidemark_log::ToEnd::new(config, &from, ends.clone(), BROKER_TIMEOUT).map_err(unavailable)?;
@@ -401,6 +418,10 @@ impl Writer {
         key: Option<&[u8]>,
         decoded: Result<Decoded, tidemark_schemas::codec::CodecError>,
     ) {
+        if state.skipped.contains(&offset) {
+            tracing::info!(topic, partition, offset, "passed a record an operator skipped");
+            return;
+        }
         match decoded {
             Ok(Decoded::Fence(marker)) => state.fold.observe_fence(marker.writer_epoch),
             Ok(Decoded::Event(record)) => {
@@ -416,7 +437,7 @@ impl Writer {
                 let reason = format!("record {topic}/{partition}@{offset} cannot be decoded: {error}");
                 tracing::error!(%reason, "unreadable record in an owned partition");
                 if let Some(id) = key.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| k.parse().ok()) {
-                    state.unreadable.insert(id, reason);
+                    state.unreadable.insert(id, Unreadable { offset, reason });
                 }
             }
         }
@@ -431,7 +452,7 @@ impl Writer {
             Verdict::Gap { expected, found } => {
                 let reason = format!("version {found} at {}/{}@{} follows version {}", position.topic, position.partition, position.offset, expected - 1);
                 tracing::error!(aggregate_id = %env.aggregate_id, %reason, "gap in an aggregate's stream");
-                state.unreadable.insert(env.aggregate_id, reason);
+                state.unreadable.insert(env.aggregate_id, Unreadable { offset: position.offset, reason });
                 return;
             }
         }
@@ -609,10 +630,18 @@ impl Writer {
         if locked[0].1.uncertain {
             self.recover(&mut locked).await?;
         }
-        let [(_, state)] = locked;
-        if let Some(reason) = state.unreadable.get(&id) {
-            return Err(CommandError::Unreadable { id, reason: reason.clone() });
+        if let Some(blocked) = locked[0].1.unreadable.get(&id) {
+            if !self.is_skipped(partition, blocked.offset).await? {
+                return Err(CommandError::Unreadable { id, reason: blocked.reason.clone() });
+            }
+            // An operator skipped it since: read the partition again from its start.
+            *locked[0].1 = PartitionState::default();
+            self.catch_up(&mut locked).await?;
+            if let Some(blocked) = locked[0].1.unreadable.get(&id) {
+                return Err(CommandError::Unreadable { id, reason: blocked.reason.clone() });
+            }
         }
+        let [(_, state)] = locked;
         let meta = &request.meta;
         // Another tenant's aggregate does not exist for this one.
         let stream = state.streams.get(&id).filter(|s| s.tenant_id == meta.tenant_id);
@@ -732,6 +761,16 @@ impl Writer {
             .map_err(|_| unavailable("the broker did not confirm the last transaction's fate in time"))?
             .map_err(append_failure)?;
         self.catch_up(parts).await
+    }
+
+    async fn is_skipped(&self, partition: &Partition, offset: i64) -> Result<bool, CommandError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM skipped_records WHERE topic = $1 AND partition = $2 AND \"offset\" = $3)")
+            .bind(&partition.topic)
+            .bind(partition.partition)
+            .bind(offset)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)
     }
 
     async fn lock_key(&self, key: &IdempotencyKey) -> tokio::sync::OwnedMutexGuard<()> {

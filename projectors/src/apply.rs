@@ -10,7 +10,7 @@ use tidemark_schemas::codec::CodecError;
 use tidemark_schemas::{Decoded, EventCodec};
 use uuid::Uuid;
 
-use crate::{Change, Projection};
+use crate::{quarantine, Change, Projection};
 
 /// A record as read from the log, decoded when it could be.
 pub struct Received {
@@ -59,11 +59,11 @@ pub async fn apply_batch<P: Projection>(db: &mut PgConnection, batch: &[Received
             }
             Err(e) if is_refusal(&e) => {
                 savepoint.rollback().await?;
-                let what = match &record.decoded {
-                    Ok(Decoded::Event(r)) => r.envelope.event_type.clone(),
-                    _ => "the record".to_string(),
+                let (what, version) = match &record.decoded {
+                    Ok(Decoded::Event(r)) => (r.envelope.event_type.clone(), Some(r.envelope.aggregate_version)),
+                    _ => ("the record".to_string(), None),
                 };
-                quarantine(&mut *db, P::NAME, &record.message, &format!("cannot apply {what}: {e}")).await?;
+                quarantine::hold(&mut *db, P::NAME, &record.message, version, &format!("cannot apply {what}: {e}")).await?;
                 let m = &record.message;
                 sqlx::query(
                     "UPDATE projection_offsets SET next_offset = GREATEST(next_offset, $4), updated_at = now()
@@ -120,7 +120,7 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
     let stored = P::load(&mut *db, &ids).await?;
     let mut rows: HashMap<Uuid, P::Row> = stored.clone();
     let mut touched: BTreeSet<Uuid> = BTreeSet::new();
-    let mut refused: Vec<(&Received, String)> = Vec::new();
+    let mut refused: Vec<(&Received, Option<i64>, String)> = Vec::new();
     for r in batch {
         if !fresh(r, &standings) {
             continue; // applied before a crash or rebalance; PostgreSQL says so
@@ -138,25 +138,25 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
                             touched.insert(env.aggregate_id);
                         }
                         Ok(None) => {}
-                        Err(reason) => refused.push((r, format!("cannot apply {}: {reason}", env.event_type))),
+                        Err(reason) => refused.push((r, Some(env.aggregate_version), format!("cannot apply {}: {reason}", env.event_type))),
                     },
                     Verdict::Duplicate | Verdict::Fenced { .. } => {
                         tracing::debug!(projection = P::NAME, offset = r.message.offset(), ?env.aggregate_id, "skipped by the fold rule");
                     }
                     Verdict::Gap { expected, found } => {
-                        refused.push((r, format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)));
+                        refused.push((r, Some(env.aggregate_version), format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)));
                     }
                 }
             }
-            Err(reason) => refused.push((r, format!("cannot decode: {reason}"))),
+            Err(reason) => refused.push((r, None, format!("cannot decode: {reason}"))),
         }
         standing.next_offset = r.message.offset() + 1;
     }
     let changes: Vec<Change<P::Row>> =
         touched.iter().map(|id| Change { id: *id, before: stored.get(id).cloned(), after: rows[id].clone() }).collect();
     P::store(&mut *db, &changes).await?;
-    for (r, reason) in refused {
-        quarantine(&mut *db, P::NAME, &r.message, &reason).await?;
+    for (r, version, reason) in refused {
+        quarantine::hold(&mut *db, P::NAME, &r.message, version, &reason).await?;
     }
     for ((topic, partition), standing) in &standings {
         sqlx::query(
@@ -214,22 +214,4 @@ async fn lock_standing(db: &mut PgConnection, projection: &str, topic: &str, par
     .fetch_one(db)
     .await?;
     Ok(Standing { next_offset, fold: PartitionFold { fence_epoch } })
-}
-
-async fn quarantine(db: &mut PgConnection, projection: &str, message: &OwnedMessage, reason: &str) -> sqlx::Result<()> {
-    tracing::error!(projection, topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "quarantined a record");
-    sqlx::query(
-        "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, reason, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(projection)
-    .bind(message.topic())
-    .bind(message.partition())
-    .bind(message.offset())
-    .bind(message.key().map(|k| String::from_utf8_lossy(k).into_owned()))
-    .bind(reason)
-    .bind(message.payload())
-    .execute(db)
-    .await
-    .map(|_| ())
 }

@@ -16,6 +16,7 @@ mod delegations;
 mod leads;
 mod opportunities;
 mod pipeline;
+pub mod quarantine;
 pub mod rebuild;
 mod runner;
 

@@ -167,8 +167,8 @@ impl Rebuild {
         .await?;
         sqlx::query("DELETE FROM quarantine WHERE projection = $1").bind(P::NAME).execute(&mut *tx).await?;
         sqlx::query(&format!(
-            "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, reason, payload, quarantined_at)
-             SELECT projection, topic, partition, \"offset\", key, reason, payload, quarantined_at FROM \"{schema}\".quarantine"
+            "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, aggregate_version, reason, payload, quarantined_at)
+             SELECT projection, topic, partition, \"offset\", key, aggregate_version, reason, payload, quarantined_at FROM \"{schema}\".quarantine"
         ))
         .execute(&mut *tx)
         .await?;

@@ -12,6 +12,7 @@ mod leads;
 mod lineage;
 pub mod freshness;
 mod observability;
+mod operations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,8 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         .routes(routes!(healthz))
         .routes(routes!(observability::projections_health))
         .routes(routes!(observability::metrics))
+        .routes(routes!(operations::list_quarantine))
+        .routes(routes!(operations::skip_quarantined))
         .with_state(state)
         .split_for_parts();
     tidemark_http::finish(router, api, gate)

@@ -10,7 +10,6 @@ use axum::Json;
 use chrono::Utc;
 use serde_json::json;
 
-use tidemark_events::policy::{self, Denial};
 use tidemark_http::Principal;
 
 use crate::bound::PartitionView;
@@ -101,10 +100,7 @@ pub async fn projections_health(State(state): State<AppState>) -> Result<Respons
 /// hits. For operators and the system (a scraper sends a bearer token).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
 pub async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
-    if !policy::may_operate(&who.subject()) {
-        let denial = Denial { code: "metrics-need-operator", reason: "metrics show every tenant: they are for operators and monitoring systems".into() };
-        return Err(tidemark_http::denials::deny(&state.pool, &who, "read-metrics", "metrics", denial).await);
-    }
+    crate::operations::operator(&state, &who, "read-metrics", "metrics").await?;
     let survey = survey(&state).await?;
     type Sample = fn(&PartitionHealth) -> String;
     let families: [(&str, &str, &str, Sample); 6] = [

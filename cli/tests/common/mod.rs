@@ -149,6 +149,11 @@ impl TestSystem {
         async move { Answer::from(request.send().await.expect("the API answers")).await }
     }
 
+    pub fn post_as(&self, url: &str, token: &str, body: Value) -> impl std::future::Future<Output = Answer> + use<> {
+        let request = self.http.post(url).bearer_auth(token).json(&body);
+        async move { Answer::from(request.send().await.expect("the API answers")).await }
+    }
+
     pub async fn open_account(&self, name: &str) -> String {
         let answer = self.command("/v1/accounts", serde_json::json!({"name": name}), &[]).await;
         assert_eq!(answer.status, 201, "{}", answer.body);
@@ -225,9 +230,15 @@ impl TestSystem {
 
     /// `tidemark replay ARGS` against this system, to be run.
     pub fn replay_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = self.cli(&["replay"]);
+        command.args(args);
+        command
+    }
+
+    /// `tidemark ARGS` against this system, as an operator would run it.
+    pub fn cli(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"));
         command
-            .arg("replay")
             .args(args)
             .env("DATABASE_URL", &self.config.database_url)
             .env("TIDEMARK_BROKERS", &self.config.brokers)
