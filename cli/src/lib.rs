@@ -89,6 +89,11 @@ pub struct Config {
     /// members take leads in turn [default: the demo company's rules]
     #[arg(long, env = "TIDEMARK_LEAD_RULES")]
     pub lead_rules: Option<std::path::PathBuf>,
+    /// Each tenant's teams, a JSON file: `[{"tenant": "default", "team": "east", "members":
+    /// ["alice", "bob", "mia"]}, …]`; a task may be given to a member of one of them
+    /// [default: the demo company's teams]
+    #[arg(long, env = "TIDEMARK_TEAMS")]
+    pub teams: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -107,10 +112,14 @@ impl Config {
     pub fn lead_rules(&self) -> anyhow::Result<Vec<tidemark_events::assignment::Rule>> {
         match &self.lead_rules {
             None => Ok(users::lead_rules()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the lead rules {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("{} is not a list of lead rules", path.display()))
-            }
+            Some(path) => read_json(path, "lead rules"),
+        }
+    }
+
+    pub fn teams(&self) -> anyhow::Result<tidemark_events::teams::Teams> {
+        match &self.teams {
+            None => Ok(users::teams()),
+            Some(path) => read_json(path, "teams").map(tidemark_events::teams::Teams),
         }
     }
 
@@ -118,6 +127,11 @@ impl Config {
     pub fn tokens(&self) -> tidemark_http::TokenCodec {
         tidemark_http::TokenCodec::new(&self.deployment, &self.topics().all())
     }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a list of {what}", path.display()))
 }
 
 /// Which services a process runs.
@@ -236,7 +250,7 @@ impl System {
             tidemark_command_service::finish_erasures(&writer, keys).await.context("finishing recorded erasures")?;
             let rules = config.lead_rules()?;
             let versions = (registry_url.clone(), CODE_VERSION.to_string());
-            let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), rules.clone());
+            let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), (rules.clone(), config.teams()?));
             tasks.spawn(serve(listener, router, shutdown.clone()));
             let s = shutdown.clone();
             tasks.spawn(async move { Ok(tidemark_command_service::route_leads(writer, rules, s).await) });

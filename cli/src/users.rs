@@ -67,6 +67,22 @@ pub fn mint(config: &crate::Config, claims: &tidemark_http::auth::Claims) -> any
     tidemark_http::auth::Authenticator::shared_secret(&config.jwt_secret).mint(claims).ok_or_else(|| anyhow::anyhow!("cannot sign the token"))
 }
 
+/// The demo company's teams, with their reps and managers.
+pub fn teams() -> tidemark_events::teams::Teams {
+    let mut names: Vec<&str> = USERS.iter().filter_map(|u| u.team).collect();
+    names.dedup();
+    tidemark_events::teams::Teams(
+        names
+            .into_iter()
+            .map(|team| tidemark_events::teams::Team {
+                tenant: DEMO_TENANT.to_string(),
+                team: team.to_string(),
+                members: USERS.iter().filter(|u| u.team == Some(team)).map(|u| u.name.to_string()).collect(),
+            })
+            .collect(),
+    )
+}
+
 /// How the demo company assigns leads: enterprise deals to team north; the rest by
 /// territory; anything else to west. Members of a team take leads in turn.
 pub fn lead_rules() -> Vec<tidemark_events::assignment::Rule> {

@@ -37,6 +37,8 @@ async fn tasks_and_calls_make_the_timeline_and_my_open_tasks() {
         (json!({"kind": "call", "about": "account", "about_id": uuid::Uuid::now_v7(), "subject": "x"}), &alice, 422, Some("about_id")),
         (json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "x"}), &bob, 403, None),
         (json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "x"}), &fiona, 403, None),
+        // A colleague must be a member of one of the tenant's teams.
+        (json!({"kind": "task", "about": "opportunity", "about_id": id, "subject": "x", "due_date": today.to_string(), "assignee": "mallory"}), &alice, 422, Some("assignee")),
     ];
     let before = t.log_end_offsets(&t.config.topics().activity).await;
     for (body, token, status, field) in cases {
@@ -45,6 +47,8 @@ async fn tasks_and_calls_make_the_timeline_and_my_open_tasks() {
         assert_eq!(answer.body["field"].as_str(), field, "{}", answer.body);
     }
     assert_eq!(t.log_end_offsets(&t.config.topics().activity).await, before);
+    let for_bob = json!({"kind": "task", "about": "account", "about_id": account, "subject": "Book the demo", "due_date": today.to_string(), "assignee": "bob"});
+    assert_eq!(post(&t, "/v1/activities", for_bob, &alice).await.status, 201, "bob is in team east");
 
     // The tasks are on different partitions: a strong read sees both.
     let tasks = t.get_as(&format!("{}/v1/tasks/mine?consistency=strong", t.queries()), &alice).await;

@@ -31,7 +31,8 @@ struct LogActivity {
     subject: String,
     /// Calls, emails and meetings: when it happened (default: now).
     occurred_at: Option<DateTime<Utc>>,
-    /// Tasks: the day it is due, and who does it (default: you).
+    /// Tasks: the day it is due, and who does it (default: you; otherwise a member of one
+    /// of the tenant's teams).
     due_date: Option<NaiveDate>,
     assignee: Option<String>,
     /// Say so to log on a closed opportunity; without it, that is refused.
@@ -69,6 +70,7 @@ async fn log_activity(State(state): State<AppState>, ctx: CommandContext, Proble
         logged_by: who.actor_id,
         occurred_at: body.occurred_at,
         due_date: body.due_date,
+        assignee_known: body.assignee.as_deref().is_some_and(|a| state.teams.knows(&who.tenant_id, a)),
         assignee: body.assignee,
         now: call.0.meta.received_at,
     });

@@ -45,6 +45,7 @@ pub(crate) use decision;
 pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
     pub(crate) lead_rules: Arc<Vec<tidemark_events::assignment::Rule>>,
+    pub(crate) teams: Arc<tidemark_events::teams::Teams>,
     pub(crate) keys: Arc<dyn tidemark_privacy::KeyStore>,
     pool: sqlx::PgPool,
     registry_url: String,
@@ -59,17 +60,18 @@ pub(crate) struct AppState {
 ))]
 struct ApiDoc;
 
-/// The command API. `lead_rules` assign captured leads.
+/// The command API. `lead_rules` assign captured leads; `teams` say who may be named as a
+/// colleague.
 pub fn router(
     writer: Arc<Writer>,
     pool: sqlx::PgPool,
     (registry_url, code_version): (String, String),
     tokens: TokenCodec,
     gate: Arc<Gate>,
-    lead_rules: Vec<tidemark_events::assignment::Rule>,
+    (lead_rules, teams): (Vec<tidemark_events::assignment::Rule>, tidemark_events::teams::Teams),
 ) -> axum::Router {
     let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
-    let state = AppState { writer, lead_rules: Arc::new(lead_rules), keys, pool, registry_url, code_version, tokens };
+    let state = AppState { writer, lead_rules: Arc::new(lead_rules), teams: Arc::new(teams), keys, pool, registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
         .routes(routes!(create_opportunity))

@@ -67,6 +67,8 @@ pub struct NewActivity {
     /// Tasks: when it is due and who does it (default: whoever logs it).
     pub due_date: Option<NaiveDate>,
     pub assignee: Option<String>,
+    /// The shell found the assignee among the members of the tenant's teams.
+    pub assignee_known: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -163,6 +165,10 @@ fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
             let due = new.due_date.ok_or_else(|| Rejection::invalid("due_date", "a task has a due date"))?;
             let due = crate::dates::within_window("due_date", due)?;
             let assignee = valid_name("assignee", new.assignee.as_deref().unwrap_or(&new.logged_by))?;
+            // Whoever sets a task is known (they signed in); a colleague must be a team's.
+            if assignee != new.logged_by && !new.assignee_known {
+                return Err(Rejection::invalid("assignee", format!("{assignee} is a member of no team of this tenant")));
+            }
             (None, Some(due), Some(assignee))
         }
         _ => {
@@ -229,6 +235,7 @@ mod tests {
             occurred_at: None,
             due_date: (kind == Kind::Task).then(|| now().date_naive()),
             assignee: None,
+            assignee_known: false,
             now: now(),
         }
     }
@@ -257,6 +264,11 @@ mod tests {
         let mut future = new(Kind::Meeting, Target::Open);
         future.occurred_at = Some(now() + chrono::Days::new(1));
         assert!(matches!(decide(None, &ActivityCommand::Log(future)), Err(Rejection::InvalidField { field: "occurred_at", .. })));
+        let mut unknown = new(Kind::Task, Target::Open);
+        unknown.assignee = Some("mallory".into());
+        assert!(matches!(decide(None, &ActivityCommand::Log(unknown.clone())), Err(Rejection::InvalidField { field: "assignee", .. })));
+        unknown.assignee_known = true;
+        assert!(decide(None, &ActivityCommand::Log(unknown)).is_ok(), "a member of a team");
         let mut no_due = new(Kind::Task, Target::Open);
         no_due.due_date = None;
         assert!(matches!(decide(None, &ActivityCommand::Log(no_due)), Err(Rejection::InvalidField { field: "due_date", .. })));

@@ -62,6 +62,7 @@ pub mod personal;
 pub mod policy;
 pub mod quote;
 pub mod rejection;
+pub mod teams;
 
 pub use envelope::{ActorKind, CommandMeta, Envelope};
 pub use money::{Currency, Money};

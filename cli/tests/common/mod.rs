@@ -38,6 +38,7 @@ pub fn test_config() -> Config {
         stall_after_ms: 30_000,
         partitions: 3,
         lead_rules: None,
+        teams: None,
     }
 }
 
