@@ -50,6 +50,13 @@ async fn refused_commands_and_reads_of_personal_data_are_recorded_for_auditors()
     assert_eq!(withheld.body["data"]["personal_fields"], "withheld");
     let overview = t.get_as(&format!("{}/v1/accounts/{account}?consistency=strong", t.queries()), &alice).await;
     assert_eq!(overview.status, 200);
+    // Answers that show nobody's personal data record nothing: an empty list, an account
+    // without contacts.
+    let empty = t.get_as(&format!("{}/v1/leads?consistency=strong", t.queries()), &alice).await;
+    assert_eq!((empty.status, empty.body["data"].as_array().map(Vec::len)), (200, Some(0)), "{}", empty.body);
+    let bare = t.open_account("No Contacts Ltd").await;
+    let without = t.get_as(&format!("{}/v1/accounts/{bare}?consistency=strong", t.queries()), &alice).await;
+    assert_eq!(without.status, 200, "{}", without.body);
     let reads = t.get_as(&format!("{}/v1/audit/personal-data-reads", t.queries()), &audrey).await;
     let seen: Vec<(String, String)> = reads.body["data"]
         .as_array()

@@ -51,6 +51,19 @@ async fn a_lead_is_assigned_by_the_rules_qualified_and_converted() {
     assert_eq!((assigned[0].actor_id.as_str(), assigned[0].actor_kind.name()), ("lead-router", "automation"));
     assert!(assigned[0].rationale.as_deref().unwrap().contains("territory east"), "{:?}", assigned[0].rationale);
 
+    // Bob may not read alice's lead, nor a manager of another team: refused, not hidden,
+    // and recorded; the refusal names neither owner nor team.
+    let wes = t.token("wes", "default", &["manager", "approver"], Some("west"), None);
+    for (token, whose) in [(&bob, "not yours"), (&wes, "neither yours nor your team's")] {
+        let refused = read(&first, token).await;
+        assert_eq!((refused.status, refused.body["reason_code"].as_str()), (403, Some("not-your-record")), "{}", refused.body);
+        assert_eq!(refused.body["detail"], format!("this lead is {whose}"), "{}", refused.body);
+    }
+    let auditor = t.token("audrey", "default", &["auditor"], None, None);
+    let denials = t.get_as(&format!("{}/v1/audit/denials", t.queries()), &auditor).await;
+    let reads: Vec<_> = denials.body["data"].as_array().unwrap().iter().filter(|d| d["action"] == "read-lead").map(|d| d["actor_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reads, ["wes", "bob"], "{}", denials.body);
+
     // Bob may not work alice's lead; she qualifies and converts it.
     let not_his = post(&t, &format!("/v1/leads/{first}/qualify"), json!({}), &bob).await;
     assert_eq!((not_his.status, not_his.body["reason_code"].as_str()), (403, Some("not-your-record")), "{}", not_his.body);

@@ -94,6 +94,9 @@ async fn a_quote_goes_through_two_approval_steps_to_a_won_deal() {
     let early = post(&t, &format!("{q}/approve"), json!({}), &p.fiona).await;
     assert_eq!((early.status, early.body["reason_code"].as_str()), (403, Some("not-the-approver")), "{}", early.body);
     assert!(early.body["detail"].as_str().unwrap().contains("a manager of team east"), "{}", early.body);
+    let outsider = post(&t, &format!("{q}/approve"), json!({}), &p.wes).await;
+    assert_eq!((outsider.status, outsider.body["reason_code"].as_str()), (403, Some("not-the-approver")), "{}", outsider.body);
+    assert!(!outsider.body.to_string().contains("east") && !outsider.body.to_string().contains("pending"), "west learns nothing of east's quote: {}", outsider.body);
     let own = post(&t, &format!("{q}/approve"), json!({}), &p.alice).await;
     assert_eq!((own.status, own.body["reason_code"].as_str()), (403, Some("own-quote")), "{}", own.body);
     // Locked while pending, and no win while pending.

@@ -242,15 +242,10 @@ pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
         // Sellers log on accounts and contacts, and on the opportunities they see.
         Action::LogActivity { record: None } if sellers => Ok(()),
         Action::LogActivity { record: Some(record) } if sellers && (can_touch(s, record) || record.shared_with.contains(&s.user)) => Ok(()),
-        Action::ChangeOpportunity { record, .. }
-        | Action::ReadOpportunity { record }
-        | Action::LogActivity { record: Some(record) }
-        | Action::WorkLead { record: Some(record) }
+        Action::ChangeOpportunity { .. } | Action::ReadOpportunity { .. } | Action::LogActivity { record: Some(_) } | Action::WorkLead { record: Some(_) }
             if sellers =>
         {
-            let whose = if s.has(Role::Manager) { "neither yours nor your team's" } else { "not yours" };
-            let what = if matches!(action, Action::WorkLead { .. }) { "lead" } else { "opportunity" };
-            deny("not-your-record", format!("this {what} belongs to {}: it is {whose}", record.owner))
+            not_yours(s.has(Role::Manager), if matches!(action, Action::WorkLead { .. }) { "lead" } else { "opportunity" })
         }
         Action::ReadAudit if s.has(Role::Auditor) => Ok(()),
         _ => deny(
@@ -258,6 +253,24 @@ pub fn authorize(s: &Subject, action: &Action<'_>) -> Result<(), Denial> {
             format!("roles [{}] may not {}", s.roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "), action.name()),
         ),
     }
+}
+
+/// The refusal of someone else's record; it names neither the owner nor the team, which
+/// the caller may not know.
+fn not_yours(manager: bool, what: &str) -> Result<(), Denial> {
+    let whose = if manager { "neither yours nor your team's" } else { "not yours" };
+    deny("not-your-record", format!("this {what} is {whose}"))
+}
+
+/// Whether a record of `owner` and `team` lies in `scope`; the refusal when it does not.
+pub fn within(scope: &Scope, (owner, team): (Option<&str>, Option<&str>), what: &str) -> Result<(), Denial> {
+    let inside = match scope {
+        Scope::Tenant => true,
+        Scope::Team(mine) => team == Some(mine.as_str()),
+        Scope::Own(me) => owner == Some(me.as_str()),
+        Scope::Nothing => false,
+    };
+    if inside { Ok(()) } else { not_yours(matches!(scope, Scope::Team(_)), what) }
 }
 
 /// Reps touch their own records; managers their team's too.

@@ -157,6 +157,15 @@ pub struct Acting {
     pub delegations: Vec<Delegated>,
 }
 
+impl Acting {
+    /// Whether this person, or someone who delegated to them, works with the team's
+    /// opportunities: in the team, or with a role that spans the tenant.
+    fn may_know_of(&self, team: Option<&str>) -> bool {
+        let near = |roles: &[Role], own: Option<&str>| roles.iter().any(|r| matches!(r, Role::Finance | Role::Admin)) || (own.is_some() && own == team);
+        near(&self.roles, self.team.as_deref()) || self.delegations.iter().any(|d| near(&d.roles, d.team.as_deref()))
+    }
+}
+
 /// The authority of an approver who delegated: their roles and team when they delegated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Delegated {
@@ -353,6 +362,11 @@ pub(crate) fn decide(opp: &Opportunity, command: &QuoteCommand) -> Result<Vec<Op
             })
         }
         QuoteCommand::Decide { decision, comment, by, at, .. } => {
+            // Someone outside the opportunity's team, without a tenant-wide role or such a
+            // delegation, learns nothing of the quote: not its state, not its approvers.
+            if !by.may_know_of(opp.team_id.as_deref()) {
+                return Err(Rejection::NotYours { code: "not-the-approver", message: "you may not decide this quote".into() });
+            }
             let step = quote.current_step().ok_or_else(|| broken("quote-not-pending", format!("the quote is {}, not pending approval", status.name())))?;
             let comment = comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
             if *decision == Decision::Rejected && comment.is_none() {
@@ -619,6 +633,8 @@ mod tests {
         assert_eq!((quote.status, quote.chain.len(), quote.waiting_since), (QuoteStatus::PendingApproval, 2, Some(at(2))));
         let finance = person("fiona", &[Role::Finance, Role::Approver], "finance");
         assert_eq!(decide_as(opp.clone(), finance.clone(), Decision::Approved, 3).unwrap_err().rule(), "not-the-approver", "steps go in order");
+        let outsider = decide_as(opp.clone(), person("wes", &[Role::Manager, Role::Approver], "west"), Decision::Approved, 3).unwrap_err();
+        assert_eq!((outsider.rule(), outsider.to_string().contains("east")), ("not-the-approver", false), "another team learns nothing: {outsider}");
         let opp = decide_as(opp, person("mia", &[Role::Manager, Role::Approver], "east"), Decision::Approved, 3).unwrap();
         assert_eq!((opp.quotes[0].status, opp.quotes[0].waiting_since), (QuoteStatus::PendingApproval, Some(at(3))));
         let opp = decide_as(opp, finance, Decision::Approved, 5).unwrap();

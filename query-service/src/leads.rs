@@ -21,8 +21,8 @@ pub struct LeadView {
     segment: String,
     source: String,
     captured_at: DateTime<Utc>,
-    owner_id: Option<String>,
-    team_id: Option<String>,
+    pub(crate) owner_id: Option<String>,
+    pub(crate) team_id: Option<String>,
     assigned_at: Option<DateTime<Utc>>,
     assignment_latency_ms: Option<i64>,
     /// new, qualified, disqualified or converted

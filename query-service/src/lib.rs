@@ -315,7 +315,12 @@ impl AppState {
         if let Value::Object(extra) = &answer.extra {
             body.as_object_mut().expect("an object").extend(extra.clone());
         }
-        Ok((StatusCode::OK, headers, Json(body)).into_response())
+        let shown = shows_personal_data(&body["data"]);
+        let mut response = (StatusCode::OK, headers, Json(body)).into_response();
+        if shown {
+            response.extensions_mut().insert(PersonalDataShown);
+        }
+        Ok(response)
     }
 }
 
@@ -335,8 +340,13 @@ async fn run(db: &mut PgConnection, tenant: &str, query: &Query) -> Result<Cache
             Ok(data(accounts::overview(db, tenant, *id, scope_filter(scope), *personal, *today).await?))
         }
         Query::Leads { scope, id: Some(id), status, after, limit, personal } => {
-            let found = leads::leads(db, tenant, scope_filter(scope), (Some(*id), status.as_deref()), (*after, *limit), *personal).await?;
-            Ok(data(json!(found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no lead {id} that you may see")))?)))
+            // Read whatever its owner, so that another's lead is refused (and recorded), not hidden.
+            let found = leads::leads(db, tenant, (None, None), (Some(*id), status.as_deref()), (*after, *limit), *personal).await?;
+            let lead = found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no lead {id} in the read model")))?;
+            if let Err(denial) = policy::within(scope, (lead.owner_id.as_deref(), lead.team_id.as_deref()), "lead") {
+                return Err(Refusal::Denied { denial, action: "read-lead", target: format!("lead/{id}") });
+            }
+            Ok(data(json!(lead)))
         }
         Query::Leads { scope, id: None, status, after, limit, personal } => {
             let rows = leads::leads(db, tenant, scope_filter(scope), (None, status.as_deref()), (*after, *limit + 1), *personal).await?;
@@ -568,13 +578,27 @@ async fn my_tasks(State(state): State<AppState>, who: Principal, asked: AskedBou
     state.read::<Activities>(&who, asked.with_default(false), query).await
 }
 
-/// Records, for auditors, that an answer showed personal fields (when it did).
-async fn seen(state: &AppState, who: &Principal, personal: bool, target: String, answer: Result<Response, Problem>) -> Result<Response, Problem> {
+/// Records, for auditors, that an answer showed personal fields, when it did: an empty
+/// list, or rows whose fields were withheld or erased, showed nobody's.
+async fn seen(state: &AppState, who: &Principal, target: String, answer: Result<Response, Problem>) -> Result<Response, Problem> {
     let answer = answer?;
-    if personal {
+    if answer.extensions().get::<PersonalDataShown>().is_some() {
         audit::record_personal_read(&state.pool, who, &target).await;
     }
     Ok(answer)
+}
+
+/// Marks an answer in which some row's personal fields are shown.
+#[derive(Clone, Copy)]
+struct PersonalDataShown;
+
+/// Whether any row in `data` shows personal fields (`"personal_fields": "shown"`).
+fn shows_personal_data(data: &Value) -> bool {
+    match data {
+        Value::Object(fields) => fields.get("personal_fields").is_some_and(|v| v == "shown") || fields.values().any(shows_personal_data),
+        Value::Array(rows) => rows.iter().any(shows_personal_data),
+        _ => false,
+    }
 }
 
 /// Refuses those who may not read contacts; says whether the caller sees personal fields.
@@ -598,7 +622,7 @@ async fn get_account(State(state): State<AppState>, who: Principal, asked: Asked
     let bound = asked.with_default(false);
     let others = [state.also_hold::<Opportunities>(&bound).await?, state.also_hold::<Contacts>(&bound).await?, state.also_hold::<Activities>(&bound).await?];
     let query = Query::Account { id, scope, personal, today: Utc::now().date_naive(), others };
-    seen(&state, &who, personal, format!("contacts of account/{id}"), state.read::<Accounts>(&who, bound, query).await).await
+    seen(&state, &who, format!("contacts of account/{id}"), state.read::<Accounts>(&who, bound, query).await).await
 }
 
 /// Who may read leads, in which scope, and whether with personal fields.
@@ -635,7 +659,7 @@ async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedB
     let limit = page_size(params.limit)?;
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let query = Query::Leads { scope, id: None, status: params.status, after, limit, personal };
-    seen(&state, &who, personal, "leads".to_string(), state.read::<Leads>(&who, asked.with_default(false), query).await).await
+    seen(&state, &who, "leads".to_string(), state.read::<Leads>(&who, asked.with_default(false), query).await).await
 }
 
 /// One lead, with its owner, assignment latency and what its conversion created. A strong
@@ -645,7 +669,7 @@ async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedB
 async fn get_lead(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
     let (scope, personal) = lead_reader(&state, &who, &format!("lead/{id}")).await?;
     let query = Query::Leads { scope, id: Some(id), status: None, after: None, limit: 1, personal };
-    seen(&state, &who, personal, format!("lead/{id}"), state.read::<Leads>(&who, asked.with_default(true), query).await).await
+    seen(&state, &who, format!("lead/{id}"), state.read::<Leads>(&who, asked.with_default(true), query).await).await
 }
 
 /// Lead assignment latency, from capture to an owner: per team, the count, median, 95th
@@ -688,7 +712,7 @@ async fn list_contacts(
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;
     let target = params.account_id.map_or("contacts".to_string(), |a| format!("contacts of account/{a}"));
     let query = Query::Contacts { id: None, account_id: params.account_id, after, limit, personal };
-    seen(&state, &who, personal, target, state.read::<Contacts>(&who, asked.with_default(false), query).await).await
+    seen(&state, &who, target, state.read::<Contacts>(&who, asked.with_default(false), query).await).await
 }
 
 /// One contact; personal fields as for the list. A strong read unless asked otherwise.
@@ -697,7 +721,7 @@ async fn list_contacts(
 async fn get_contact(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
     let personal = contact_reader(&state, &who, &format!("contact/{id}")).await?;
     let query = Query::Contacts { id: Some(id), account_id: None, after: None, limit: 1, personal };
-    seen(&state, &who, personal, format!("contact/{id}"), state.read::<Contacts>(&who, asked.with_default(true), query).await).await
+    seen(&state, &who, format!("contact/{id}"), state.read::<Contacts>(&who, asked.with_default(true), query).await).await
 }
 
 /// Approval turnaround: per approver kind (manager, finance) and team, the steps approved
