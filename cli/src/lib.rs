@@ -62,6 +62,10 @@ pub struct Config {
     /// Shared secret of HS256 bearer tokens (the embedded default; ignored with --jwks).
     #[arg(long, env = "TIDEMARK_JWT_SECRET", default_value = "tidemark-local-development-secret", hide_default_value = true)]
     pub jwt_secret: String,
+    /// Seals consistency tokens, so that no tenant reads the shared log's positions in them
+    /// or makes one up; every instance of a deployment needs the same.
+    #[arg(long, env = "TIDEMARK_TOKEN_SECRET", default_value = "tidemark-local-development-token-secret", hide_default_value = true)]
+    pub token_secret: String,
     /// Published keys of an identity provider (a JWKS file or URL): RS256/ES256 tokens.
     #[arg(long, env = "TIDEMARK_JWKS")]
     pub jwks: Option<String>,
@@ -125,7 +129,7 @@ impl Config {
 
     /// Tokens name topics by index, so the topic list (prefix included) is part of the tag.
     pub fn tokens(&self) -> tidemark_http::TokenCodec {
-        tidemark_http::TokenCodec::new(&self.deployment, &self.topics().all())
+        tidemark_http::TokenCodec::new(&self.deployment, &self.topics().all(), &self.token_secret)
     }
 }
 

@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for CommandContext {
             return Err(denials::deny(&state.pool, &principal, "state-rationale", "command", denial).await);
         }
         let session = text("consistency-token")?
-            .map(|t| state.tokens.decode(&t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "Consistency-Token")))
+            .map(|t| state.tokens.decode(&principal.tenant_id, &t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "Consistency-Token")))
             .transpose()?;
         Ok(CommandContext {
             principal,
@@ -256,7 +256,7 @@ pub(crate) struct CommandAnswer {
 pub(crate) fn consistency_token<'a>(session: &Session, events: impl Iterator<Item = &'a AppendedEvent>) -> String {
     let positions: Vec<Position> = events.map(|e| Position { topic: e.topic.clone(), partition: e.partition, offset: e.offset }).collect();
     let written = ConsistencyToken::from_positions(&positions);
-    session.tokens.encode(&session.asked.clone().map_or(written.clone(), |asked| asked.merge(&written)))
+    session.tokens.encode(&session.principal.tenant_id, &session.asked.clone().map_or(written.clone(), |asked| asked.merge(&written)))
 }
 
 fn answer(outcome: Outcome, session: Session) -> Response {

@@ -115,12 +115,18 @@ struct Stream {
     state: Aggregate,
 }
 
+/// An event a command appended. Its position stays inside Tidemark (the consistency token
+/// carries it sealed): the topics are shared by every tenant, so offsets would tell one
+/// tenant how much the others write.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AppendedEvent {
     #[serde(rename = "type")]
     pub event_type: String,
+    #[serde(skip)]
     pub topic: String,
+    #[serde(skip)]
     pub partition: i32,
+    #[serde(skip)]
     pub offset: i64,
 }
 

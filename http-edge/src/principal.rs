@@ -86,6 +86,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        // Another extractor of this request (a consistency token's) may have asked already:
+        // the token is verified, and the request admitted, once.
+        if let Some(known) = parts.extensions.get::<Principal>() {
+            return Ok(known.clone());
+        }
         let gate = parts.extensions.get::<Arc<Gate>>().expect("the edge layers add the gate").clone();
         let token = header(parts, header::AUTHORIZATION.as_str())
             .ok_or(AuthError::Missing)
@@ -103,7 +108,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         if actor_kind != ActorKind::System {
             gate.admit(&claims.tenant, &claims.sub)?;
         }
-        Ok(Principal {
+        let principal = Principal {
             // Unknown role names grant nothing, so they are dropped rather than refused.
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
             tenant_id: claims.tenant,
@@ -114,6 +119,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             // The client a token was issued to, never one a header names.
             client_id: claims.client_id.or(claims.azp).unwrap_or_else(|| UNNAMED_CLIENT.to_string()),
             correlation_id,
-        })
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
     }
 }

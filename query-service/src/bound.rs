@@ -103,14 +103,14 @@ pub fn unmet(bound: &Bound, observation: &Observation, now: DateTime<Utc>) -> Ve
     let name = |(topic, partition): &(String, i32)| format!("{topic}/{partition}");
     if bound.strong {
         for (key, v) in observation.iter().filter(|(_, v)| v.lag() > 0) {
-            reasons.push(format!("{} reflects {} of the {} records appended before the request", name(key), v.reflected, v.end));
+            reasons.push(format!("{} lacks {} of the records appended before the request", name(key), v.lag()));
         }
     }
     if let Some(token) = &bound.token {
         for (key, offset) in &token.0 {
             match observation.get(key) {
                 Some(v) if v.reflected > *offset => {}
-                Some(_) => reasons.push(format!("{} has not reached offset {offset} of the consistency token", name(key))),
+                Some(_) => reasons.push(format!("{} has not reached the consistency token's position", name(key))),
                 None => {} // a topic this read model does not read
             }
         }
@@ -129,7 +129,7 @@ pub fn unmet(bound: &Bound, observation: &Observation, now: DateTime<Utc>) -> Ve
 pub fn beyond_the_log(token: &ConsistencyToken, observation: &Observation) -> Option<String> {
     token.0.iter().find_map(|(key, offset)| {
         let v = observation.get(key)?;
-        (*offset >= v.end).then(|| format!("the token names offset {offset} of {}/{}, but the log ends at {}", key.0, key.1, v.end))
+        (*offset >= v.end).then(|| format!("the token names a position past the end of the log in {}/{}", key.0, key.1))
     })
 }
 

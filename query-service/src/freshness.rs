@@ -21,12 +21,11 @@ const POLL: Duration = Duration::from_millis(20);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+/// How stale an answer may be. It speaks of lag and age, never of offsets: the topics are
+/// shared by every tenant, and their offsets would tell one tenant how much the others
+/// write (operators see them in `/metrics`).
 pub struct Staleness {
     pub projection: String,
-    /// Per `topic/partition`: every record below this offset is reflected in the answer.
-    pub offsets: BTreeMap<String, i64>,
-    /// Per `topic/partition`: the log end offset when the request arrived.
-    pub log_end_offsets: BTreeMap<String, i64>,
     /// Offsets in the log at arrival that the answer does not reflect: the events, and the
     /// commit marker of each transaction among them (so at most this many events).
     pub lag_events: i64,
@@ -236,11 +235,8 @@ impl Freshness {
         let now = Utc::now();
         let observation = self.observe(ends, standing, true).await;
         let unmet = bound::unmet(bound, &observation, now);
-        let key = |(t, p): &(String, i32)| format!("{t}/{p}");
         Staleness {
             projection: projection.to_string(),
-            offsets: observation.iter().map(|(k, v)| (key(k), v.reflected)).collect(),
-            log_end_offsets: observation.iter().map(|(k, v)| (key(k), v.end)).collect(),
             lag_events: observation.values().map(PartitionView::lag).sum(),
             lag_ms: bound::lag_ms(&observation, now),
             bound: bound.view(),

@@ -146,10 +146,13 @@ impl FromRequestParts<AppState> for AskedBound {
             Some(v) => Some(v.to_str().map_err(|_| Problem::bad_request("Consistency-Token must be visible ASCII"))?.to_string()),
             None => None,
         };
-        let token = header
-            .or(p.consistency_token)
-            .map(|t| state.tokens.decode(&t).map_err(|e| Problem::bad_request(e.to_string()).with("field", "consistency_token")))
-            .transpose()?;
+        let token = match header.or(p.consistency_token) {
+            Some(text) => {
+                let who = Principal::from_request_parts(parts, state).await?;
+                Some(state.tokens.decode(&who.tenant_id, &text).map_err(|e| Problem::bad_request(e.to_string()).with("field", "consistency_token"))?)
+            }
+            None => None,
+        };
         let consistency = match p.consistency.as_deref() {
             None => None,
             Some("strong") => Some(true),
@@ -303,7 +306,7 @@ impl AppState {
         tx.commit().await.map_err(database)?;
 
         let note: Staleness = self.freshness.note(P::NAME, &ends, &standing, &bound).await;
-        let token = self.tokens.encode(&freshness::answer_token(bound.token.as_ref(), &standing));
+        let token = self.tokens.encode(tenant, &freshness::answer_token(bound.token.as_ref(), &standing));
         let mut headers = HeaderMap::new();
         headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
         if let Some(ms) = note.lag_ms {

@@ -29,6 +29,7 @@ pub fn test_config() -> Config {
         projector_batch: 500,
         deployment: "tidemark-tests".into(),
         jwt_secret: "tidemark-tests-secret".into(),
+        token_secret: "tidemark-tests-token-secret".into(),
         jwks: None,
         jwt_audience: None,
         jwt_issuer: None,
