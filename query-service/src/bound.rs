@@ -184,7 +184,7 @@ mod tests {
         let session = Bound { token: Some(token(&[(0, 4), (1, 1)])), ..Bound::default() };
         assert!(unmet(&session, &observe(&[(0, 9, 5, Some(1)), (1, 9, 2, Some(1))]), now()).is_empty());
         let reasons = unmet(&session, &observe(&[(0, 9, 4, Some(1)), (1, 9, 2, Some(1))]), now());
-        assert_eq!(reasons, vec!["t/0 has not reached offset 4 of the consistency token".to_string()]);
+        assert_eq!(reasons, vec!["t/0 has not reached the consistency token's position".to_string()]);
     }
 
     #[test]
