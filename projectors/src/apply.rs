@@ -59,11 +59,11 @@ pub async fn apply_batch<P: Projection>(db: &mut PgConnection, batch: &[Received
             }
             Err(e) if is_refusal(&e) => {
                 savepoint.rollback().await?;
-                let (what, version) = match &record.decoded {
-                    Ok(Decoded::Event(r)) => (r.envelope.event_type.clone(), Some(r.envelope.aggregate_version)),
-                    _ => ("the record".to_string(), None),
+                let what = match &record.decoded {
+                    Ok(Decoded::Event(r)) => r.envelope.event_type.clone(),
+                    _ => "the record".to_string(),
                 };
-                quarantine::hold(&mut *db, P::NAME, &record.message, version, &format!("cannot apply {what}: {e}")).await?;
+                quarantine::hold(&mut *db, P::NAME, record, &format!("cannot apply {what}: {e}")).await?;
                 let m = &record.message;
                 sqlx::query(
                     "UPDATE projection_offsets SET next_offset = GREATEST(next_offset, $4), updated_at = now()
@@ -120,7 +120,7 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
     let stored = P::load(&mut *db, &ids).await?;
     let mut rows: HashMap<Uuid, P::Row> = stored.clone();
     let mut touched: BTreeSet<Uuid> = BTreeSet::new();
-    let mut refused: Vec<(&Received, Option<i64>, String)> = Vec::new();
+    let mut refused: Vec<(&Received, String)> = Vec::new();
     for r in batch {
         if !fresh(r, &standings) {
             continue; // applied before a crash or rebalance; PostgreSQL says so
@@ -138,25 +138,25 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
                             touched.insert(env.aggregate_id);
                         }
                         Ok(None) => {}
-                        Err(reason) => refused.push((r, Some(env.aggregate_version), format!("cannot apply {}: {reason}", env.event_type))),
+                        Err(reason) => refused.push((r, format!("cannot apply {}: {reason}", env.event_type))),
                     },
                     Verdict::Duplicate | Verdict::Fenced { .. } => {
                         tracing::debug!(projection = P::NAME, offset = r.message.offset(), ?env.aggregate_id, "skipped by the fold rule");
                     }
                     Verdict::Gap { expected, found } => {
-                        refused.push((r, Some(env.aggregate_version), format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)));
+                        refused.push((r, format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)));
                     }
                 }
             }
-            Err(reason) => refused.push((r, None, format!("cannot decode: {reason}"))),
+            Err(reason) => refused.push((r, format!("cannot decode: {reason}"))),
         }
         standing.next_offset = r.message.offset() + 1;
     }
     let changes: Vec<Change<P::Row>> =
         touched.iter().map(|id| Change { id: *id, before: stored.get(id).cloned(), after: rows[id].clone() }).collect();
     P::store(&mut *db, &changes).await?;
-    for (r, version, reason) in refused {
-        quarantine::hold(&mut *db, P::NAME, &r.message, version, &reason).await?;
+    for (r, reason) in refused {
+        quarantine::hold(&mut *db, P::NAME, r, &reason).await?;
     }
     for ((topic, partition), standing) in &standings {
         sqlx::query(

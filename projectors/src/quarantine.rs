@@ -113,7 +113,12 @@ pub async fn skip(db: &PgPool, id: i64, by: &str, reason: &str) -> Result<Vec<Qu
 }
 
 /// Quarantines `message` for `projection`, unless an operator has skipped it already.
-pub(crate) async fn hold(db: &mut PgConnection, projection: &str, message: &OwnedMessage, aggregate_version: Option<i64>, reason: &str) -> sqlx::Result<()> {
+pub(crate) async fn hold(db: &mut PgConnection, projection: &str, record: &crate::apply::Received, reason: &str) -> sqlx::Result<()> {
+    let message = &record.message;
+    let aggregate_version = match &record.decoded {
+        Ok(tidemark_schemas::Decoded::Event(e)) => Some(e.envelope.aggregate_version),
+        _ => None,
+    };
     if is_skipped(&mut *db, message).await? {
         tracing::info!(projection, topic = message.topic(), partition = message.partition(), offset = message.offset(), "passed a skipped record");
         return Ok(());
