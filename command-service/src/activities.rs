@@ -19,21 +19,31 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(log_activity)).routes(routes!(complete_task)).routes(routes!(reopen_task))
 }
 
+fn kinds() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(Kind::ALL.iter().map(|k| k.name()))
+}
+
+fn abouts() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(About::ALL.iter().map(|a| a.name()))
+}
+
 #[derive(Deserialize, ToSchema, Hash)]
 struct LogActivity {
-    /// call, email, meeting or task
-    #[schema(value_type = String, example = "task")]
+    #[schema(schema_with = kinds)]
     kind: Kind,
-    /// account, contact or opportunity
-    #[schema(value_type = String, example = "opportunity")]
+    /// What the activity is about; `about_id` names an existing one.
+    #[schema(schema_with = abouts)]
     about: About,
     about_id: Uuid,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     subject: String,
     /// Calls, emails and meetings: when it happened (default: now).
     occurred_at: Option<DateTime<Utc>>,
-    /// Tasks: the day it is due, and who does it (default: you; otherwise a member of one
-    /// of the tenant's teams).
+    /// Tasks (only tasks): the day it is due, and who does it (default: you; otherwise a
+    /// member of one of the tenant's teams).
+    #[schema(schema_with = tidemark_http::openapi::date)]
     due_date: Option<NaiveDate>,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     assignee: Option<String>,
     /// Say so to log on a closed opportunity; without it, that is refused.
     #[serde(default)]

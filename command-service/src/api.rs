@@ -100,8 +100,12 @@ impl From<CommandError> for Problem {
             CommandError::Rejected(Rejection::NotFound | Rejection::QuoteNotFound(_)) => Problem::not_found(detail),
             CommandError::Rejected(Rejection::InvalidField { field, message }) => Problem::invalid_field(field, message),
             CommandError::Rejected(rejection) => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.rule(), "A domain rule refused the command", detail)
-                    .with("rule", rejection.rule())
+                let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.rule(), "A domain rule refused the command", detail)
+                    .with("rule", rejection.rule());
+                match rejection.field() {
+                    Some(field) => problem.with("field", field),
+                    None => problem,
+                }
             }
             CommandError::VersionConflict { current, .. } => {
                 Problem::new(StatusCode::CONFLICT, "version-conflict", "The aggregate changed since you read it", detail)
@@ -332,7 +336,8 @@ pub(crate) async fn run_with(
             };
             // The audit trail outlives erasure, so it keeps no refused personal value.
             let reason = match &e {
-                CommandError::Rejected(Rejection::InvalidField { field, .. }) if tidemark_events::personal::is_personal(&target, field) => {
+                CommandError::Rejected(r) if r.field().is_some_and(|field| tidemark_events::personal::is_personal(&target, field)) => {
+                    let field = r.field().unwrap_or_default();
                     format!("{field}: the value given is not valid (not recorded: personal data)")
                 }
                 _ => e.to_string(),
@@ -356,6 +361,7 @@ pub(crate) async fn authorize(state: &AppState, who: &Principal, action: Action<
 #[derive(Deserialize, ToSchema, Hash)]
 struct OpenAccount {
     /// The account's name, e.g. "Acme GmbH".
+    #[schema(schema_with = tidemark_http::openapi::name)]
     name: String,
 }
 
@@ -372,23 +378,15 @@ async fn open_account(State(state): State<AppState>, ctx: CommandContext, Proble
 #[derive(Deserialize, ToSchema, Hash)]
 struct CreateOpportunity {
     account_id: Uuid,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     name: String,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     owner_id: String,
-    #[schema(value_type = MoneyBody)]
+    #[schema(schema_with = tidemark_http::openapi::money)]
     amount: Money,
     /// ISO 8601 date, e.g. 2026-12-31.
+    #[schema(schema_with = tidemark_http::openapi::date)]
     close_date: NaiveDate,
-}
-
-/// An exact amount: `value` is a decimal string, never a float. Only the OpenAPI document
-/// uses this type (requests deserialize into `Money`), hence never constructed.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct MoneyBody {
-    #[schema(example = "12000.00")]
-    value: String,
-    #[schema(example = "EUR")]
-    currency: String,
 }
 
 /// Creates an opportunity on an account; it starts at the first stage (Prospecting, 10%).
@@ -422,10 +420,14 @@ async fn change(state: AppState, ctx: CommandContext, id: Uuid, cmd: Opportunity
     run(&state, call, "change-opportunity", opportunity_decision(cmd, subject)).await
 }
 
+fn open_stages() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(opportunity::STAGES.iter().map(|(stage, _)| *stage).filter(|s| !s.is_closed()).map(Stage::name))
+}
+
 #[derive(Deserialize, ToSchema)]
 struct MoveStage {
     /// Prospecting, Qualification, Proposal or Negotiation (closing goes through /close).
-    #[schema(value_type = String, example = "Qualification")]
+    #[schema(schema_with = open_stages)]
     stage: Stage,
 }
 
@@ -439,7 +441,7 @@ async fn move_stage(State(state): State<AppState>, ctx: CommandContext, ProblemP
 
 #[derive(Deserialize, ToSchema)]
 struct ChangeAmount {
-    #[schema(value_type = MoneyBody)]
+    #[schema(schema_with = tidemark_http::openapi::money)]
     amount: Money,
 }
 
@@ -452,6 +454,7 @@ async fn change_amount(State(state): State<AppState>, ctx: CommandContext, Probl
 
 #[derive(Deserialize, ToSchema)]
 struct ChangeCloseDate {
+    #[schema(schema_with = tidemark_http::openapi::date)]
     close_date: NaiveDate,
 }
 
@@ -467,10 +470,15 @@ async fn change_close_date(
     change(state, ctx, id, OpportunityCommand::ChangeCloseDate { close_date: body.close_date }).await
 }
 
+fn outcomes() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(DealOutcome::ALL.iter().map(|o| o.name()))
+}
+
 #[derive(Deserialize, ToSchema)]
 struct CloseOpportunity {
-    #[schema(value_type = String, example = "won")]
+    #[schema(schema_with = outcomes)]
     outcome: DealOutcome,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     reason: String,
 }
 
@@ -489,6 +497,7 @@ async fn close_opportunity(
 #[derive(Deserialize, ToSchema)]
 struct ShareOpportunity {
     /// The user who may read the opportunity from now on.
+    #[schema(schema_with = tidemark_http::openapi::name)]
     user_id: String,
 }
 
@@ -518,7 +527,7 @@ async fn unshare_opportunity(
 
 /// Whether the service and its dependencies (PostgreSQL, broker, registry) answer, and
 /// whether this writer still owns its partitions.
-#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
     let broker = {

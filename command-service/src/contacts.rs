@@ -21,11 +21,15 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 /// A contact's details. Name, email and phone are personal data.
 #[derive(Deserialize, ToSchema, Hash)]
 struct ContactBody {
+    #[schema(schema_with = tidemark_http::openapi::name)]
     name: String,
     /// name@domain.tld
+    #[schema(schema_with = tidemark_http::openapi::email)]
     email: Option<String>,
     /// International format, e.g. "+49 30 1234567"; stored as E.164.
+    #[schema(schema_with = tidemark_http::openapi::phone)]
     phone: Option<String>,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     title: Option<String>,
     /// The account the contact works for (creation only).
     account_id: Option<Uuid>,

@@ -20,10 +20,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct GrantDelegation {
-    /// Who decides your approval steps in your stead.
+    /// Who decides your approval steps in your stead (someone else).
+    #[schema(schema_with = tidemark_http::openapi::name)]
     delegate: String,
-    /// First and last day (inclusive, ISO 8601).
+    /// First and last day (inclusive, ISO 8601): at most 90 days, not ending in the past.
+    #[schema(schema_with = tidemark_http::openapi::date)]
     valid_from: NaiveDate,
+    #[schema(schema_with = tidemark_http::openapi::date)]
     valid_until: NaiveDate,
 }
 

@@ -32,11 +32,17 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(erase))
 }
 
+fn data_subjects() -> utoipa::openapi::Object {
+    tidemark_http::openapi::matching(r"^(contact|lead)/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+}
+
 #[derive(Deserialize, ToSchema, Hash)]
 struct Erasure {
     /// The data subject: `contact/<id>` or `lead/<id>`.
+    #[schema(schema_with = data_subjects)]
     subject: String,
     /// Why, e.g. "the person asked to be forgotten (request 2026-118)".
+    #[schema(schema_with = tidemark_http::openapi::name)]
     reason: String,
 }
 

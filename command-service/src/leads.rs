@@ -149,15 +149,22 @@ async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
 #[derive(Deserialize, ToSchema, Hash)]
 struct CaptureLead {
     /// The person (personal data).
+    #[schema(schema_with = tidemark_http::openapi::name)]
     name: String,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     company: String,
+    #[schema(schema_with = tidemark_http::openapi::email)]
     email: Option<String>,
+    #[schema(schema_with = tidemark_http::openapi::phone)]
     phone: Option<String>,
     /// Where the lead is, for the assignment rules (e.g. east, west).
+    #[schema(schema_with = tidemark_http::openapi::name)]
     territory: String,
     /// e.g. smb or enterprise, for the assignment rules.
+    #[schema(schema_with = tidemark_http::openapi::name)]
     segment: String,
     /// e.g. web form, trade fair, partner.
+    #[schema(schema_with = tidemark_http::openapi::name)]
     source: String,
 }
 
@@ -222,6 +229,7 @@ async fn qualify_lead(State(state): State<AppState>, ctx: CommandContext, Proble
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct DisqualifyLead {
+    #[schema(schema_with = tidemark_http::openapi::name)]
     reason: String,
 }
 
@@ -237,9 +245,11 @@ async fn disqualify_lead(State(state): State<AppState>, ctx: CommandContext, Pro
 struct ConvertLead {
     /// An account of the tenant to convert into; without it, one is opened (named after the company).
     account_id: Option<Uuid>,
+    #[schema(schema_with = tidemark_http::openapi::name)]
     opportunity_name: String,
-    #[schema(value_type = Object, example = json!({"value": "5000.00", "currency": "EUR"}))]
+    #[schema(schema_with = tidemark_http::openapi::money)]
     amount: Money,
+    #[schema(schema_with = tidemark_http::openapi::date)]
     close_date: NaiveDate,
 }
 

@@ -57,14 +57,32 @@ async fn quote_command(
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct DraftQuote {
-    #[schema(value_type = String, example = "EUR")]
+    /// The opportunity's currency.
+    #[schema(schema_with = tidemark_http::openapi::currency)]
     currency: Currency,
-    /// The last day the customer may accept it (ISO 8601).
+    /// The last day the customer may accept it (ISO 8601), today or later.
+    #[schema(schema_with = tidemark_http::openapi::date)]
     valid_until: NaiveDate,
-    /// Product, quantity, unit price and discount percent (decimal strings), e.g.
-    /// `{"product":"Truck","quantity":"4","unit_price":"2500.00","discount_percent":"15"}`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = line_items)]
     lines: Vec<LineItem>,
+}
+
+/// Quote lines as the domain takes them: decimal strings, a quantity above 0 (the pattern
+/// says 0.0001 to 1000000), a unit price with at most four decimals, a discount percent of
+/// 0 to 100 with at most two.
+fn line_items() -> utoipa::openapi::Array {
+    use tidemark_http::openapi::{decimal_pattern, matching, name};
+    let line = utoipa::openapi::ObjectBuilder::new()
+        .property("product", name())
+        .property("quantity", matching(&format!(r"^([1-9][0-9]{{0,5}}(\.[0-9]{{1,4}})?|0\.[0-9]{{0,3}}[1-9]|{}(\.0{{1,4}})?)$", tidemark_events::quote::MAX_QUANTITY)))
+        .property("unit_price", matching(&decimal_pattern(4)))
+        .property("discount_percent", matching(r"^([0-9]{1,2}(\.[0-9]{1,2})?|100(\.0{1,2})?)$"))
+        .required("product")
+        .required("quantity")
+        .required("unit_price")
+        .examples([serde_json::json!({"product": "Truck", "quantity": "4", "unit_price": "2500.00", "discount_percent": "15"})])
+        .build();
+    utoipa::openapi::ArrayBuilder::new().items(line).min_items(Some(1)).max_items(Some(tidemark_events::quote::MAX_LINES)).build()
 }
 
 /// Drafts a quote on an open opportunity, in the opportunity's currency; the domain
@@ -85,8 +103,9 @@ async fn draft_quote(State(state): State<AppState>, ctx: CommandContext, Problem
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct ReviseQuote {
+    #[schema(schema_with = tidemark_http::openapi::date)]
     valid_until: NaiveDate,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = line_items)]
     lines: Vec<LineItem>,
 }
 
@@ -187,6 +206,7 @@ async fn accept_quote(State(state): State<AppState>, ctx: CommandContext, Proble
 
 #[derive(Deserialize, ToSchema, Hash)]
 struct DeclineQuote {
+    #[schema(schema_with = tidemark_http::openapi::name)]
     reason: String,
 }
 

@@ -151,7 +151,7 @@ pub fn decide(state: Option<&Activity>, command: &ActivityCommand) -> Result<Vec
 fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
     let subject = valid_name("subject", &new.subject)?;
     match new.target {
-        Target::Missing => return Err(Rejection::invalid("about_id", format!("no {} {}", new.about.name(), new.about_id))),
+        Target::Missing => return Err(Rejection::field_rule("about_id", "must-exist", format!("no {} {}", new.about.name(), new.about_id))),
         Target::Closed if !new.on_closed => {
             return Err(broken(
                 "closed-opportunity-needs-intent",
@@ -162,22 +162,22 @@ fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
     }
     let (occurred_at, due_date, assignee) = match new.kind {
         Kind::Task => {
-            let due = new.due_date.ok_or_else(|| Rejection::invalid("due_date", "a task has a due date"))?;
+            let due = new.due_date.ok_or_else(|| Rejection::field_rule("due_date", "task-needs-due-date", "a task has a due date"))?;
             let due = crate::dates::within_window("due_date", due)?;
             let assignee = valid_name("assignee", new.assignee.as_deref().unwrap_or(&new.logged_by))?;
             // Whoever sets a task is known (they signed in); a colleague must be a team's.
             if assignee != new.logged_by && !new.assignee_known {
-                return Err(Rejection::invalid("assignee", format!("{assignee} is a member of no team of this tenant")));
+                return Err(Rejection::field_rule("assignee", "assignee-must-be-known", format!("{assignee} is a member of no team of this tenant")));
             }
             (None, Some(due), Some(assignee))
         }
         _ => {
             if new.due_date.is_some() || new.assignee.is_some() {
-                return Err(Rejection::invalid("due_date", "only tasks have a due date and an assignee"));
+                return Err(Rejection::field_rule("due_date", "only-tasks-are-due", "only tasks have a due date and an assignee"));
             }
             let at = new.occurred_at.unwrap_or(new.now);
             if at > new.now {
-                return Err(Rejection::invalid("occurred_at", "a call, an email or a meeting is logged once it happened"));
+                return Err(Rejection::field_rule("occurred_at", "logged-once-it-happened", "a call, an email or a meeting is logged once it happened"));
             }
             (Some(at), None, None)
         }
@@ -263,15 +263,15 @@ mod tests {
         assert_eq!(decide(Some(&call), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap_err().rule(), "only-tasks-are-done");
         let mut future = new(Kind::Meeting, Target::Open);
         future.occurred_at = Some(now() + chrono::Days::new(1));
-        assert!(matches!(decide(None, &ActivityCommand::Log(future)), Err(Rejection::InvalidField { field: "occurred_at", .. })));
+        assert!(matches!(decide(None, &ActivityCommand::Log(future)), Err(Rejection::FieldRule { field: "occurred_at", .. })));
         let mut unknown = new(Kind::Task, Target::Open);
         unknown.assignee = Some("mallory".into());
-        assert!(matches!(decide(None, &ActivityCommand::Log(unknown.clone())), Err(Rejection::InvalidField { field: "assignee", .. })));
+        assert!(matches!(decide(None, &ActivityCommand::Log(unknown.clone())), Err(Rejection::FieldRule { field: "assignee", .. })));
         unknown.assignee_known = true;
         assert!(decide(None, &ActivityCommand::Log(unknown)).is_ok(), "a member of a team");
         let mut no_due = new(Kind::Task, Target::Open);
         no_due.due_date = None;
-        assert!(matches!(decide(None, &ActivityCommand::Log(no_due)), Err(Rejection::InvalidField { field: "due_date", .. })));
+        assert!(matches!(decide(None, &ActivityCommand::Log(no_due)), Err(Rejection::FieldRule { field: "due_date", .. })));
     }
 
     #[test]
@@ -281,6 +281,6 @@ mod tests {
         let mut meant = new(Kind::Call, Target::Closed);
         meant.on_closed = true;
         assert!(run(None, &ActivityCommand::Log(meant)).is_ok());
-        assert!(matches!(decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Missing))), Err(Rejection::InvalidField { field: "about_id", .. })));
+        assert!(matches!(decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Missing))), Err(Rejection::FieldRule { field: "about_id", .. })));
     }
 }

@@ -7,8 +7,8 @@ use crate::Rejection;
 
 /// The first and last day a date may name: deals, quotes and tasks of this century and the
 /// next, with room for history.
-const FIRST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a calendar day");
-const LAST: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("a calendar day");
+pub const FIRST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a calendar day");
+pub const LAST: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("a calendar day");
 
 pub fn within_window(field: &'static str, date: NaiveDate) -> Result<NaiveDate, Rejection> {
     if !(FIRST..=LAST).contains(&date) {

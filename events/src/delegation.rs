@@ -91,16 +91,16 @@ pub fn decide(state: Option<&Delegation>, command: &DelegationCommand) -> Result
             }
             let delegate = valid_name("delegate", delegate)?;
             if delegate == *delegator {
-                return Err(Rejection::invalid("delegate", "a delegation goes to someone else"));
+                return Err(Rejection::field_rule("delegate", "delegate-to-someone-else", "a delegation goes to someone else"));
             }
             if valid_until < valid_from {
-                return Err(Rejection::invalid("valid_until", "must not be before valid_from"));
+                return Err(Rejection::field_rule("valid_until", "valid-until-after-valid-from", "must not be before valid_from"));
             }
             if valid_until < today {
-                return Err(Rejection::invalid("valid_until", format!("{valid_until} is in the past")));
+                return Err(Rejection::field_rule("valid_until", "date-in-the-past", format!("{valid_until} is in the past")));
             }
             if (*valid_until - *valid_from).num_days() >= MAX_DAYS {
-                return Err(Rejection::invalid("valid_until", format!("a delegation lasts at most {MAX_DAYS} days")));
+                return Err(Rejection::field_rule("valid_until", "delegation-too-long", format!("a delegation lasts at most {MAX_DAYS} days")));
             }
             Ok(vec![DelegationEvent::Granted(DelegationGranted {
                 delegator: delegator.clone(),
@@ -178,10 +178,7 @@ mod tests {
     fn bad_delegations_are_refused_with_the_reason() {
         assert_eq!(decide(None, &grant(&[Role::Manager], "bob", 10, 20)).unwrap_err().rule(), "only-approvers-delegate");
         let approver = [Role::Manager, Role::Approver];
-        let field = |cmd| match decide(None, &cmd) {
-            Err(Rejection::InvalidField { field, .. }) => field,
-            other => panic!("{other:?}"),
-        };
+        let field = |cmd| decide(None, &cmd).unwrap_err().field().expect("names a field");
         assert_eq!(field(grant(&approver, "mia", 10, 20)), "delegate", "not to oneself");
         assert_eq!(field(grant(&approver, "bob", 20, 10)), "valid_until", "an empty range");
         let mut too_long = grant(&approver, "bob", 1, 2);

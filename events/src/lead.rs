@@ -177,7 +177,7 @@ pub fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEve
         (Some(lead), _) => lead,
     };
     if matches!(lead.status, LeadStatus::Converted | LeadStatus::Disqualified) && !matches!(command, LeadCommand::Assign { .. }) {
-        return Err(broken("lead-is-closed", format!("the lead is {}; it takes no more changes", status_name(lead.status))));
+        return Err(broken("lead-is-closed", format!("the lead is {}; it takes no more changes", lead.status.name())));
     }
     let event = match command {
         LeadCommand::Capture(_) | LeadCommand::Erase { .. } => unreachable!("handled above"),
@@ -244,12 +244,17 @@ fn capture(new: &NewLead) -> Result<Vec<LeadEvent>, Rejection> {
     })])
 }
 
-fn status_name(status: LeadStatus) -> &'static str {
-    match status {
-        LeadStatus::New => "new",
-        LeadStatus::Qualified => "qualified",
-        LeadStatus::Disqualified => "disqualified",
-        LeadStatus::Converted => "converted",
+impl LeadStatus {
+    pub const ALL: [LeadStatus; 4] = [LeadStatus::New, LeadStatus::Qualified, LeadStatus::Disqualified, LeadStatus::Converted];
+
+    /// As serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeadStatus::New => "new",
+            LeadStatus::Qualified => "qualified",
+            LeadStatus::Disqualified => "disqualified",
+            LeadStatus::Converted => "converted",
+        }
     }
 }
 

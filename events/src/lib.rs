@@ -93,6 +93,10 @@ impl Topics {
         }
     }
 
+    /// The kinds of aggregate, each with a topic of its own.
+    pub const AGGREGATE_TYPES: [&'static str; 6] =
+        [account::AGGREGATE_TYPE, opportunity::AGGREGATE_TYPE, delegation::AGGREGATE_TYPE, activity::AGGREGATE_TYPE, contact::AGGREGATE_TYPE, lead::AGGREGATE_TYPE];
+
     pub fn all(&self) -> [&str; 6] {
         [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact, &self.lead]
     }

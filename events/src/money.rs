@@ -22,12 +22,21 @@ impl Currency {
     /// (ZZZ), for funds, precious metals and other special codes (XAU, XXX), and for a
     /// superseded currency.
     pub fn minor_units(&self) -> Option<u32> {
-        let listed = iso_currency::Currency::from_code(&self.0)?;
-        if !listed.flags().is_empty() {
-            return None;
-        }
-        listed.exponent().map(u32::from)
+        in_use(iso_currency::Currency::from_code(&self.0)?)
     }
+}
+
+fn in_use(listed: iso_currency::Currency) -> Option<u32> {
+    if !listed.flags().is_empty() {
+        return None;
+    }
+    listed.exponent().map(u32::from)
+}
+
+/// Every currency in use, with the decimal places of its minor unit.
+pub fn currencies_in_use() -> impl Iterator<Item = (&'static str, u32)> {
+    use iso_currency::IntoEnumIterator;
+    iso_currency::Currency::iter().filter_map(|c| Some((c.code(), in_use(c)?)))
 }
 
 impl TryFrom<String> for Currency {
@@ -91,7 +100,7 @@ pub(crate) mod decimal_text {
 }
 
 /// Amounts beyond this are almost certainly typing errors, and would not fit the read models.
-const MAX_INTEGER_DIGITS: usize = 14;
+pub const MAX_INTEGER_DIGITS: usize = 14;
 
 /// Checks a decimal a CRM takes from people: not negative, at most `max_scale` decimal
 /// places, and at most fourteen integer digits.

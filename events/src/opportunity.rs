@@ -252,7 +252,7 @@ impl OpportunityEvent {
     }
 }
 
-const MAX_TEXT: usize = 200;
+pub const MAX_TEXT: usize = 200;
 
 /// Trims a required short text and checks its length.
 pub(crate) fn valid_name(field: &'static str, text: &str) -> Result<String, Rejection> {

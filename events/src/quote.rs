@@ -15,9 +15,9 @@ use crate::opportunity::{valid_name, AmountChanged, Opportunity, OpportunityEven
 use crate::policy::Role;
 use crate::{Currency, Money, Rejection};
 
-const MAX_LINES: usize = 100;
+pub const MAX_LINES: usize = 100;
 /// More of one thing on one line is a typing error, not a deal.
-const MAX_QUANTITY: u32 = 1_000_000;
+pub const MAX_QUANTITY: u32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LineItem {
@@ -279,7 +279,7 @@ fn valid_lines(lines: &[LineItem]) -> Result<Vec<LineItem>, Rejection> {
 
 fn valid_until(date: NaiveDate, today: NaiveDate) -> Result<NaiveDate, Rejection> {
     if date < today {
-        return Err(Rejection::invalid("valid_until", format!("{date} is in the past")));
+        return Err(Rejection::field_rule("valid_until", "date-in-the-past", format!("{date} is in the past")));
     }
     crate::dates::within_window("valid_until", date)
 }
@@ -370,7 +370,7 @@ pub(crate) fn decide(opp: &Opportunity, command: &QuoteCommand) -> Result<Vec<Op
             let step = quote.current_step().ok_or_else(|| broken("quote-not-pending", format!("the quote is {}, not pending approval", status.name())))?;
             let comment = comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
             if *decision == Decision::Rejected && comment.is_none() {
-                return Err(Rejection::invalid("comment", "a rejection says why"));
+                return Err(Rejection::field_rule("comment", "rejection-says-why", "a rejection says why"));
             }
             let own = |user: &str| Some(user) == quote.submitted_by.as_deref() || user == opp.owner_id;
             if own(&by.user) {
@@ -679,7 +679,7 @@ mod tests {
         let opp = submitted("15");
         let mia = person("mia", &[Role::Manager, Role::Approver], "east");
         let no_reason = q(QuoteCommand::Decide { quote_id: ID, decision: Decision::Rejected, comment: Some(" ".into()), by: mia.clone(), at: at(3) });
-        assert_eq!(apply(opp.clone(), no_reason).unwrap_err().rule(), "invalid-field");
+        assert_eq!(apply(opp.clone(), no_reason).unwrap_err().rule(), "rejection-says-why");
         let opp = decide_as(opp, mia, Decision::Rejected, 3).unwrap();
         assert_eq!(opp.quotes[0].status, QuoteStatus::Rejected);
         let submit = q(QuoteCommand::Submit { quote_id: ID, by: "alice".into(), at: at(4) });

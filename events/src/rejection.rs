@@ -5,8 +5,13 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Rejection {
+    /// The value breaks a constraint the API documents on the field alone (its schema).
     #[error("{field}: {message}")]
     InvalidField { field: &'static str, message: String },
+    /// A well-formed value that a rule refuses, by other fields or by the world: a date now
+    /// past, a colleague no team has, a record that does not exist. No schema can say it.
+    #[error("{field}: {message}")]
+    FieldRule { field: &'static str, rule: &'static str, message: String },
     #[error("the aggregate does not exist")]
     NotFound,
     #[error("the aggregate exists already")]
@@ -36,6 +41,7 @@ impl Rejection {
     pub fn rule(&self) -> &'static str {
         match self {
             Rejection::InvalidField { .. } => "invalid-field",
+            Rejection::FieldRule { rule, .. } => rule,
             Rejection::NotFound => "not-found",
             Rejection::AlreadyExists => "already-exists",
             Rejection::AccountNotFound(_) => "account-must-exist",
@@ -49,7 +55,19 @@ impl Rejection {
         }
     }
 
+    /// The field the refusal is about, if one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Rejection::InvalidField { field, .. } | Rejection::FieldRule { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Rejection {
         Rejection::InvalidField { field, message: message.into() }
+    }
+
+    pub fn field_rule(field: &'static str, rule: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection::FieldRule { field, rule, message: message.into() }
     }
 }

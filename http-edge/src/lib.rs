@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod denials;
 pub mod health;
+pub mod openapi;
 pub mod principal;
 pub mod problem;
 pub mod text;
@@ -32,10 +33,12 @@ impl MakeRequestId for NewCorrelationId {
 
 /// Finishes a service's router: serves its OpenAPI document at `/openapi.json` and adds
 /// the layers every service wants: a correlation id (taken from `X-Correlation-Id` or
-/// made), echoed in the answer and carried by the request's tracing span.
+/// made), echoed in the answer and carried by the request's tracing span. The document is
+/// completed with what the edge answers on every operation ([`openapi::complete`]).
 pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Arc<Gate>) -> Router {
+    let api = openapi::complete(api);
     router
-        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
+        .route("/openapi.json", axum::routing::get(move || std::future::ready(axum::Json(api.clone()))))
         .fallback(|uri: axum::http::Uri| async move { Problem::not_found(format!("no resource at {uri}; see /openapi.json")) })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             Problem::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", format!("{uri} does not take {method}; see /openapi.json"))

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use tidemark_events::opportunity::{Stage, STAGES};
+use tidemark_events::lead::LeadStatus;
 use tidemark_events::Topics;
 use tidemark_events::policy::{self, Action, Denial, Owned, Scope, Subject};
 use tidemark_http::{audit, denials, Gate, Principal, Problem, ProblemPath, ProblemQuery, TokenCodec, CONSISTENCY_TOKEN};
@@ -114,15 +115,33 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
 #[into_params(parameter_in = Query)]
 struct BoundParams {
     /// `strong` (reflect everything appended before the request arrived) or `eventual`.
-    consistency: Option<String>,
+    #[param(inline)]
+    consistency: Option<Consistency>,
     /// Reflect every record older than this many milliseconds at arrival.
     max_staleness_ms: Option<u64>,
-    /// How long to wait for the bound, in ms (default 5000, at most 30000).
+    /// How long to wait for the bound, in ms (default 5000; more is taken as 30000).
     wait_ms: Option<u64>,
     /// `fail` (default: 503 with Retry-After) or `serve` (answer anyway, marked `fresh: false`).
-    on_stale: Option<String>,
+    #[param(inline)]
+    on_stale: Option<OnStale>,
     /// A token from a command's or a read's answer (also as header `Consistency-Token`).
+    #[param(schema_with = tidemark_http::openapi::consistency_token)]
     consistency_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Consistency {
+    Strong,
+    Eventual,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy, Default)]
+#[serde(rename_all = "lowercase")]
+enum OnStale {
+    #[default]
+    Fail,
+    Serve,
 }
 
 struct AskedBound {
@@ -153,17 +172,8 @@ impl FromRequestParts<AppState> for AskedBound {
             }
             None => None,
         };
-        let consistency = match p.consistency.as_deref() {
-            None => None,
-            Some("strong") => Some(true),
-            Some("eventual") => Some(false),
-            Some(other) => return Err(Problem::invalid_field("consistency", format!("'{other}' is neither strong nor eventual"))),
-        };
-        let serve_stale = match p.on_stale.as_deref() {
-            None | Some("fail") => false,
-            Some("serve") => true,
-            Some(other) => return Err(Problem::invalid_field("on_stale", format!("'{other}' is neither fail nor serve"))),
-        };
+        let consistency = p.consistency.map(|c| matches!(c, Consistency::Strong));
+        let serve_stale = matches!(p.on_stale.unwrap_or_default(), OnStale::Serve);
         let wait = p.wait_ms.map_or(bound::DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(bound::MAX_WAIT));
         let bound = Bound { strong: false, max_staleness: p.max_staleness_ms.map(Duration::from_millis), token, wait, serve_stale };
         Ok(AskedBound { bound, consistency })
@@ -224,12 +234,36 @@ fn scope_filter(scope: &Scope) -> (Option<&str>, Option<&str>) {
 }
 
 /// A page size from the caller: 1 to 200, 50 when not given.
+const PAGE_SIZES: std::ops::RangeInclusive<i64> = 1..=200;
+const AUDIT_PAGE_SIZES: std::ops::RangeInclusive<i64> = 1..=1000;
+
 fn page_size(limit: Option<i64>) -> Result<i64, Problem> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 200"));
+    within("limit", limit.unwrap_or(50), PAGE_SIZES)
+}
+
+fn audit_limit(limit: Option<i64>) -> Result<i64, Problem> {
+    within("limit", limit.unwrap_or(100), AUDIT_PAGE_SIZES)
+}
+
+fn within(field: &str, n: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, Problem> {
+    match range.contains(&n) {
+        true => Ok(n),
+        false => Err(Problem::invalid_field(field, format!("must be between {} and {}", range.start(), range.end()))),
     }
-    Ok(limit)
+}
+
+fn page_sizes() -> utoipa::openapi::Object {
+    tidemark_http::openapi::integer_in(PAGE_SIZES)
+}
+
+pub(crate) fn audit_page_sizes() -> utoipa::openapi::Object {
+    tidemark_http::openapi::integer_in(AUDIT_PAGE_SIZES)
+}
+
+/// A `next_cursor`: the URL-safe base64 of the last id of a page (16 bytes, so 22
+/// characters, the last of which carries 2 bits).
+fn cursors() -> utoipa::openapi::Object {
+    tidemark_http::openapi::matching(r"^[A-Za-z0-9_-]{21}[AQgw]$")
 }
 
 /// A page of `rows` read with one row more than `limit`: that row, when there, says a next
@@ -511,15 +545,26 @@ async fn get_opportunity(
     state.read::<Opportunities>(&who, bound, query).await
 }
 
+fn stage_names() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(STAGES.iter().map(|(stage, _)| stage.name()))
+}
+
+fn lead_statuses() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(LeadStatus::ALL.iter().map(|s| s.name()))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListParams {
     owner: Option<String>,
     /// A stage name, e.g. Qualification.
+    #[param(schema_with = stage_names)]
     stage: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(schema_with = page_sizes)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = cursors)]
     cursor: Option<String>,
 }
 
@@ -641,10 +686,13 @@ async fn lead_reader(state: &AppState, who: &Principal, target: &str) -> Result<
 #[into_params(parameter_in = Query)]
 struct LeadParams {
     /// new, qualified, disqualified or converted
+    #[param(schema_with = lead_statuses)]
     status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(schema_with = page_sizes)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = cursors)]
     cursor: Option<String>,
 }
 
@@ -655,8 +703,9 @@ struct LeadParams {
 async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemQuery(params): ProblemQuery<LeadParams>) -> Result<Response, Problem> {
     let (scope, personal) = lead_reader(&state, &who, "leads").await?;
     if let Some(status) = &params.status {
-        if !["new", "qualified", "disqualified", "converted"].contains(&status.as_str()) {
-            return Err(Problem::invalid_field("status", format!("'{status}' is not new, qualified, disqualified or converted")));
+        if !LeadStatus::ALL.iter().any(|s| s.name() == status) {
+            let known: Vec<_> = LeadStatus::ALL.iter().map(|s| s.name()).collect();
+            return Err(Problem::invalid_field("status", format!("'{status}' is not one of {}", known.join(", "))));
         }
     }
     let limit = page_size(params.limit)?;
@@ -695,8 +744,10 @@ struct ContactParams {
     /// Only the contacts of this account.
     account_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(schema_with = page_sizes)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = cursors)]
     cursor: Option<String>,
 }
 
@@ -783,6 +834,7 @@ async fn my_approvals(State(state): State<AppState>, who: Principal, asked: Aske
 #[into_params(parameter_in = Query)]
 struct AuditParams {
     /// At most this many, newest first (1 to 1000, default 100).
+    #[param(schema_with = audit_page_sizes)]
     limit: Option<i64>,
 }
 
@@ -791,14 +843,6 @@ async fn auditor(state: &AppState, who: &Principal, target: &str) -> Result<(), 
     match policy::authorize(&who.subject(), &Action::ReadAudit) {
         Ok(()) => Ok(()),
         Err(denial) => Err(denials::deny(&state.pool, who, "read-audit", target, denial).await),
-    }
-}
-
-fn audit_limit(limit: Option<i64>) -> Result<i64, Problem> {
-    let limit = limit.unwrap_or(100);
-    match (1..=1000).contains(&limit) {
-        true => Ok(limit),
-        false => Err(Problem::invalid_field("limit", "must be between 1 and 1000")),
     }
 }
 
@@ -848,6 +892,7 @@ struct AutomatedEditParams {
     /// Only this automation's edits, e.g. lead-router.
     actor: Option<String>,
     /// At most this many, newest first (1 to 1000, default 100).
+    #[param(schema_with = audit_page_sizes)]
     limit: Option<i64>,
 }
 
@@ -868,7 +913,7 @@ async fn list_automated_edits(
 }
 
 /// Whether the service's dependencies (PostgreSQL, broker) answer and no projection is stalled.
-#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
     let freshness = state.freshness.clone();

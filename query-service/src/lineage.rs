@@ -33,10 +33,24 @@ pub(crate) type Log = Arc<Replayer>;
 
 fn problem(e: LineageError) -> Problem {
     match e {
-        LineageError::UnknownAggregate(_) | LineageError::NotFound(..) => Problem::not_found(e.to_string()),
-        LineageError::NoField(..) => Problem::invalid_field("field", e.to_string()),
+        // A field is a part of the aggregate, named like a resource: none by that name is a 404.
+        LineageError::UnknownAggregate(_) | LineageError::NotFound(..) | LineageError::NoField(..) => Problem::not_found(e.to_string()),
         LineageError::Log(_) => Problem::unavailable(e.to_string()),
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct AggregatePath {
+    /// The kind of aggregate.
+    #[param(schema_with = aggregate_types)]
+    aggregate: String,
+    /// Its id.
+    id: Uuid,
+}
+
+fn aggregate_types() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(tidemark_events::Topics::AGGREGATE_TYPES)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -52,12 +66,12 @@ struct LineageParams {
 /// policy and code version, correlation and causation ids, an automation's rationale), what
 /// it changed, the earlier events whose values it changed (`builds_on`: upstream), and the
 /// read models whose rows it changed (`read_models`: downstream). Auditors only.
-#[utoipa::path(get, path = "/v1/audit/lineage/{aggregate}/{id}", params(LineageParams), tag = "audit",
-    responses((status = 200, description = "`data`: the lineage"), (status = 403), (status = 404), (status = 422), (status = 503)))]
+#[utoipa::path(get, path = "/v1/audit/lineage/{aggregate}/{id}", params(AggregatePath, LineageParams), tag = "audit",
+    responses((status = 200, description = "`data`: the lineage"), (status = 403), (status = 404), (status = 503)))]
 async fn value_lineage(
     State(state): State<AppState>,
     who: Principal,
-    ProblemPath((aggregate, id)): ProblemPath<(String, Uuid)>,
+    ProblemPath(AggregatePath { aggregate, id }): ProblemPath<AggregatePath>,
     ProblemQuery(params): ProblemQuery<LineageParams>,
 ) -> Result<Response, Problem> {
     auditor(&state, &who, &format!("lineage of {aggregate}/{id}")).await?;

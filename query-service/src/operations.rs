@@ -16,14 +16,20 @@ use utoipa::{IntoParams, ToSchema};
 use crate::freshness::database;
 use crate::AppState;
 
+fn projection_names() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(tidemark_projectors::names())
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct QuarantineParams {
     /// Only this projection's records.
+    #[param(schema_with = projection_names)]
     projection: Option<String>,
     /// Only records nobody has resolved yet (default false: all).
     open: Option<bool>,
     /// At most this many, newest first (1 to 1000, default 100).
+    #[param(schema_with = crate::audit_page_sizes)]
     limit: Option<i64>,
 }
 

@@ -186,20 +186,20 @@ struct SchemaString {
 }
 
 /// The schema with this global id.
-#[utoipa::path(get, path = "/schemas/ids/{id}", responses((status = 200, body = SchemaString), (status = 404)))]
+#[utoipa::path(get, path = "/schemas/ids/{id}", security(()), responses((status = 200, body = SchemaString), (status = 404)))]
 async fn schema_by_id(State(store): State<Shared>, Path(id): Path<i32>) -> Result<Response, RegistryError> {
     let schema = store.schema_by_id(id).await?.ok_or(RegistryError::SchemaNotFound(id))?;
     Ok(ok(SchemaString { schema }))
 }
 
 /// Every subject with at least one version.
-#[utoipa::path(get, path = "/subjects", responses((status = 200, body = Vec<String>)))]
+#[utoipa::path(get, path = "/subjects", security(()), responses((status = 200, body = Vec<String>)))]
 async fn subjects(State(store): State<Shared>) -> Result<Response, RegistryError> {
     Ok(ok(store.subjects().await?))
 }
 
 /// The version numbers of a subject.
-#[utoipa::path(get, path = "/subjects/{subject}/versions", responses((status = 200, body = Vec<i32>), (status = 404)))]
+#[utoipa::path(get, path = "/subjects/{subject}/versions", security(()), responses((status = 200, body = Vec<i32>), (status = 404)))]
 async fn subject_versions(State(store): State<Shared>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
     let versions: Vec<i32> = store.versions(&subject).await?.iter().map(|v| v.version).collect();
     Ok(ok(versions))
@@ -232,7 +232,7 @@ async fn pick_version(store: &Store, subject: &str, version: &str) -> Result<(Ve
 }
 
 /// One version of a subject, or its latest.
-#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}",
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}", security(()),
     params(("version" = String, Path, description = "a version number or `latest`")),
     responses((status = 200, body = VersionBody), (status = 404), (status = 422)))]
 async fn subject_version(State(store): State<Shared>, Path((subject, version)): Path<(String, String)>) -> Result<Response, RegistryError> {
@@ -293,7 +293,7 @@ fn parse_level(req: &ConfigRequest) -> Result<Level, RegistryError> {
 }
 
 /// The global compatibility level.
-#[utoipa::path(get, path = "/config", responses((status = 200, body = ConfigBody)))]
+#[utoipa::path(get, path = "/config", security(()), responses((status = 200, body = ConfigBody)))]
 async fn get_global_config(State(store): State<Shared>) -> Result<Response, RegistryError> {
     let level = store.level(None).await?.unwrap_or(crate::compatibility::DEFAULT_LEVEL);
     Ok(ok(ConfigBody { compatibility_level: level.name().into() }))
@@ -308,7 +308,7 @@ async fn put_global_config(State(store): State<Shared>, _writer: Writer, Json(re
 }
 
 /// A subject's own compatibility level.
-#[utoipa::path(get, path = "/config/{subject}", params(ConfigQuery), responses((status = 200, body = ConfigBody), (status = 404)))]
+#[utoipa::path(get, path = "/config/{subject}", security(()), params(ConfigQuery), responses((status = 200, body = ConfigBody), (status = 404)))]
 async fn get_subject_config(
     State(store): State<Shared>,
     Path(subject): Path<String>,
@@ -336,7 +336,7 @@ async fn put_subject_config(
 }
 
 /// Whether the registry's database answers.
-#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(store): State<Shared>) -> Response {
     match store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "postgres": "ok"}))).into_response(),
