@@ -52,6 +52,28 @@ ensure_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
+SCHEMATHESIS_VERSION="4.32.5"
+# The API fuzzer the conformance test drives, in a virtualenv of its own, once per machine.
+SCHEMATHESIS_VENV="${TIDEMARK_SCHEMATHESIS_VENV:-$HOME/.cache/tidemark/schemathesis-$SCHEMATHESIS_VERSION}"
+ensure_schemathesis() {
+  if [ -f "$SCHEMATHESIS_VENV/.complete" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null || fail "python3 is missing: schemathesis, the API fuzzer, needs it (apt-get install python3)"
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    [ "$(id -u)" = 0 ] || fail "python3's venv module is missing and installing it needs root: sudo apt-get install python3-venv"
+    say "installing python3-venv from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+      || fail "apt-get could not install python3-venv"
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION (the API fuzzer) into $SCHEMATHESIS_VENV (once per machine)"
+  rm -rf "$SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV" || fail "python3 -m venv could not create $SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
+    || fail "pip could not install schemathesis $SCHEMATHESIS_VERSION; see its output above"
+  touch "$SCHEMATHESIS_VENV/.complete"
+}
+
 # Runs in a subshell (a command substitution or a background job), which exec replaces, so
 # that the pid infra/down stops is the broker itself.
 kafka_java() {

@@ -433,7 +433,7 @@ struct MoveStage {
 
 /// Moves an open opportunity to another open stage; its probability follows the stage.
 #[utoipa::path(post, path = "/v1/opportunities/{id}/stage", request_body = MoveStage, tag = "opportunities",
-    params(("If-Match" = Option<String>, Header, description = "expected version, e.g. \"3\"")),
+    params(("If-Match" = Option<String>, Header, description = "expected version, e.g. \"3\"", pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#)),
     responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
 async fn move_stage(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<MoveStage>) -> Result<Response, Problem> {
     change(state, ctx, id, OpportunityCommand::MoveStage { stage: body.stage }).await

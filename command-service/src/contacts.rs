@@ -20,7 +20,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// A contact's details. Name, email and phone are personal data.
 #[derive(Deserialize, ToSchema, Hash)]
-struct ContactBody {
+struct ContactDetails {
     #[schema(schema_with = tidemark_http::openapi::name)]
     name: String,
     /// name@domain.tld
@@ -31,41 +31,45 @@ struct ContactBody {
     phone: Option<String>,
     #[schema(schema_with = tidemark_http::openapi::name)]
     title: Option<String>,
-    /// The account the contact works for (creation only).
+}
+
+/// A new contact: its details, and the account it works for, if any (later links go
+/// through POST /v1/contacts/{id}/account).
+#[derive(Deserialize, ToSchema, Hash)]
+struct NewContact {
+    #[serde(flatten)]
+    details: ContactDetails,
     account_id: Option<Uuid>,
 }
 
-impl ContactBody {
+impl ContactDetails {
     fn details(&self) -> Details {
         Details { name: self.name.clone(), email: self.email.clone(), phone: self.phone.clone(), title: self.title.clone() }
     }
 }
 
 /// Creates a contact, on an account or on its own.
-#[utoipa::path(post, path = "/v1/contacts", request_body = ContactBody, tag = "contacts",
+#[utoipa::path(post, path = "/v1/contacts", request_body = NewContact, tag = "contacts",
     responses((status = 201, body = CommandAnswer), (status = 400), (status = 403), (status = 422), (status = 503)))]
-async fn create_contact(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<ContactBody>) -> Result<Response, Problem> {
+async fn create_contact(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<NewContact>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::ChangeContact, "contact/new").await?;
     let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
     let call = ctx.request_new(&state, contact::AGGREGATE_TYPE, ("create-contact", &body));
-    let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details() };
+    let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details.details() };
     run(&state, call, "create-contact", decision!(Contact, contact, cmd)).await
 }
 
 /// Replaces the contact's details (send every field; an absent email or phone is removed).
-#[utoipa::path(put, path = "/v1/contacts/{id}", request_body = ContactBody, tag = "contacts",
+#[utoipa::path(put, path = "/v1/contacts/{id}", request_body = ContactDetails, tag = "contacts",
     responses((status = 200, body = CommandAnswer), (status = 400), (status = 403), (status = 404), (status = 409), (status = 422), (status = 503)))]
 async fn update_contact(
     State(state): State<AppState>,
     ctx: CommandContext,
     ProblemPath(id): ProblemPath<Uuid>,
-    ProblemJson(body): ProblemJson<ContactBody>,
+    ProblemJson(body): ProblemJson<ContactDetails>,
 ) -> Result<Response, Problem> {
     authorize(&state, &ctx.principal.clone(), Action::ChangeContact, &format!("contact/{id}")).await?;
-    if body.account_id.is_some() {
-        return Err(Problem::invalid_field("account_id", "link a contact to an account with POST /v1/contacts/{id}/account"));
-    }
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("update-contact", id, &body));
     run(&state, call, "update-contact", decision!(Contact, contact, ContactCommand::Update { details: body.details() })).await
 }

@@ -79,14 +79,15 @@ impl Stage {
     }
 }
 
-/// The forecast categories, from least to most certain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ForecastCategory {
-    Pipeline,
-    BestCase,
-    Commit,
-    Closed,
+crate::text_enum! {
+    /// The forecast categories, from least to most certain.
+    #[derive(PartialOrd, Ord)]
+    pub enum ForecastCategory {
+        Pipeline => "pipeline",
+        BestCase => "best_case",
+        Commit => "commit",
+        Closed => "closed",
+    }
 }
 
 impl TryFrom<String> for Stage {

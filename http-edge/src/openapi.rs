@@ -178,6 +178,7 @@ pub fn complete(api: utoipa::openapi::OpenApi) -> Value {
     }
     constrain_text(&mut doc["components"]["schemas"], TEXT);
     for name in request_schemas(&doc) {
+        merge_all_of(&mut doc["components"]["schemas"], &name);
         close(&mut doc["components"]["schemas"][&name]);
     }
     split_nullable(&mut doc);
@@ -211,6 +212,31 @@ fn request_schemas(doc: &Value) -> std::collections::BTreeSet<String> {
         }
     }
     seen
+}
+
+/// A body flattened from parts (`#[serde(flatten)]`, an `allOf` of objects) becomes one
+/// object, so that it can be closed: each part closed on its own would refuse the others'
+/// fields.
+fn merge_all_of(schemas: &mut Value, name: &str) {
+    let Some(parts) = schemas[name]["allOf"].as_array().cloned() else { return };
+    let mut merged = json!({"type": "object", "properties": {}, "required": []});
+    for part in parts {
+        let part = match part["$ref"].as_str() {
+            Some(target) => schemas[target.trim_start_matches("#/components/schemas/")].clone(),
+            None => part,
+        };
+        assert_eq!(part["type"], "object", "{name}: only objects are flattened into a request body");
+        for (field, schema) in part["properties"].as_object().into_iter().flatten() {
+            merged["properties"][field] = schema.clone();
+        }
+        for field in part["required"].as_array().into_iter().flatten() {
+            merged["required"].as_array_mut().expect("required").push(field.clone());
+        }
+    }
+    if let Some(description) = schemas[name].get("description") {
+        merged["description"] = description.clone();
+    }
+    schemas[name] = merged;
 }
 
 /// A request names only the fields its schema lists: the server ignores others, and the
@@ -261,6 +287,11 @@ fn complete_operation(path: &str, operation: &mut Value) {
         }
     }
     for parameter in parameters.iter_mut() {
+        // A header, path or query value is absent or a string: never null.
+        if let Some(types) = parameter["schema"]["type"].as_array() {
+            let kind = types.iter().find(|t| *t != "null").cloned().expect("a type besides null");
+            parameter["schema"]["type"] = kind;
+        }
         constrain_text(&mut parameter["schema"], LINE);
     }
     let has_path_parameters = path.contains('{');

@@ -117,7 +117,8 @@ pub fn unmet(bound: &Bound, observation: &Observation, now: DateTime<Utc>) -> Ve
     }
     if let Some(max) = bound.max_staleness {
         match lag_ms(observation, now) {
-            Some(ms) if ms <= max.as_millis() as i64 => {}
+            // In i128: a bound may be any u64 of milliseconds, past what an i64 holds.
+            Some(ms) if i128::from(ms) <= max.as_millis() as i128 => {}
             Some(ms) => reasons.push(format!("the oldest record not reflected is {ms} ms old; the bound is {} ms", max.as_millis())),
             None => reasons.push("the age of the oldest record not reflected is unknown".to_string()),
         }
@@ -194,6 +195,8 @@ mod tests {
         assert_eq!(unmet(&bounded, &observe(&[(0, 9, 7, Some(600))]), now()).len(), 1);
         assert_eq!(unmet(&bounded, &observe(&[(0, 9, 7, None)]), now()).len(), 1, "unknown is not met");
         assert!(unmet(&bounded, &observe(&[(0, 9, 9, None)]), now()).is_empty(), "caught up is met");
+        let lax = Bound { max_staleness: Some(Duration::from_millis(u64::MAX)), ..Bound::default() };
+        assert!(unmet(&lax, &observe(&[(0, 9, 7, Some(600))]), now()).is_empty(), "a bound past i64 is met, not wrapped");
     }
 
     #[test]

@@ -14,21 +14,15 @@ use utoipa::ToSchema;
 use crate::freshness::database;
 
 /// month or quarter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Period {
     Month,
+    #[default]
     Quarter,
 }
 
 impl Period {
-    pub fn parse(name: &str) -> Result<Period, Problem> {
-        match name {
-            "month" => Ok(Period::Month),
-            "quarter" => Ok(Period::Quarter),
-            other => Err(Problem::invalid_field("period", format!("'{other}' is neither month nor quarter"))),
-        }
-    }
-
     /// `date_trunc` unit and `to_char` format: 2027-03, or 2027-Q1.
     fn sql(self) -> (&'static str, &'static str) {
         match self {

@@ -795,7 +795,8 @@ async fn approval_turnaround(State(state): State<AppState>, who: Principal, aske
 #[into_params(parameter_in = Query)]
 struct ForecastParams {
     /// `month` or `quarter` (default), of the close date.
-    period: Option<String>,
+    #[param(inline)]
+    period: Option<forecast::Period>,
     owner: Option<String>,
 }
 
@@ -811,7 +812,7 @@ async fn get_forecast(
     asked: AskedBound,
     ProblemQuery(params): ProblemQuery<ForecastParams>,
 ) -> Result<Response, Problem> {
-    let period = forecast::Period::parse(params.period.as_deref().unwrap_or("quarter"))?;
+    let period = params.period.unwrap_or_default();
     let scope = list_scope(&state, &who).await?;
     state.read::<Opportunities>(&who, asked.with_default(false), Query::Forecast { scope, owner: params.owner, period }).await
 }

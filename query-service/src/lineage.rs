@@ -82,17 +82,27 @@ async fn value_lineage(
     Ok(Json(json!({ "data": found, "read": "from the log, to its end when the request arrived" })).into_response())
 }
 
+// Required parameters take their constraints as attributes, not `schema_with`: utoipa
+// drops `required` (and the doc comment) of a parameter whose schema is given whole.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct CellParams {
     /// The deals' owner, as in a forecast row.
+    #[param(min_length = 1, max_length = 200)]
     owner: String,
     /// The period as a forecast row names it: `2027-03` (a month) or `2027-Q1` (a quarter).
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$")]
     period: String,
     /// e.g. EUR.
+    #[param(pattern = "^[A-Z]{3}$")]
     currency: String,
     /// pipeline, best_case, commit or closed; all of them when absent.
+    #[param(schema_with = categories)]
     category: Option<String>,
+}
+
+fn categories() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(ForecastCategory::ALL.iter().map(|c| c.name()))
 }
 
 /// The deals behind one number of the forecast: each deal of the cell with its amount,
@@ -147,10 +157,7 @@ fn period_of(text: &str) -> Result<Period, Problem> {
 }
 
 fn category_of(text: &str) -> Result<ForecastCategory, Problem> {
-    [ForecastCategory::Pipeline, ForecastCategory::BestCase, ForecastCategory::Commit, ForecastCategory::Closed]
-        .into_iter()
-        .find(|c| json!(c) == text)
-        .ok_or_else(|| Problem::invalid_field("category", format!("'{text}' is not one of pipeline, best_case, commit, closed")))
+    ForecastCategory::try_from(text.to_string()).map_err(|e| Problem::invalid_field("category", e))
 }
 
 #[cfg(test)]

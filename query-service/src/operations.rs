@@ -53,6 +53,7 @@ pub(crate) async fn list_quarantine(State(state): State<AppState>, who: Principa
 #[serde(deny_unknown_fields)]
 pub(crate) struct SkipRequest {
     /// Why folding past this record is right; kept with the decision.
+    #[schema(schema_with = tidemark_http::openapi::name)]
     reason: String,
 }
 

@@ -143,10 +143,20 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Writer {
 struct SchemaRequest {
     /// The Avro schema, as a JSON string.
     schema: String,
+    #[schema(schema_with = schema_types)]
     schema_type: Option<String>,
+    /// Schema references are not supported: none or an empty list.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = no_references)]
     references: Vec<serde_json::Value>,
+}
+
+fn schema_types() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(["AVRO"])
+}
+
+fn no_references() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new().items(utoipa::openapi::Object::new()).max_items(Some(0)).build()
 }
 
 impl SchemaRequest {
@@ -271,7 +281,12 @@ async fn check_compatibility(
 
 #[derive(Deserialize, ToSchema)]
 struct ConfigRequest {
+    #[schema(schema_with = levels)]
     compatibility: String,
+}
+
+fn levels() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(Level::ALL.map(Level::name))
 }
 
 #[derive(Serialize, ToSchema)]
