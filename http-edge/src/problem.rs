@@ -121,16 +121,27 @@ impl From<JsonRejection> for Problem {
 #[from_request(via(axum::Json), rejection(Problem))]
 pub struct ProblemJson<T>(pub T);
 
-impl From<axum::extract::rejection::QueryRejection> for Problem {
-    fn from(rejection: axum::extract::rejection::QueryRejection) -> Problem {
-        Problem::bad_request(rejection.body_text())
+/// `Query<T>` whose rejections are problem+json: a value a parameter does not take is a
+/// `422` naming the parameter (as the OpenAPI documents promise); a query that cannot be
+/// read at all, or lacks a required parameter, is a `400`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProblemQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ProblemQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ProblemQuery).map_err(|e| {
+            let field = e.path().to_string();
+            match field.as_str() {
+                "." | "" => Problem::bad_request(format!("the query string: {}", e.inner())),
+                _ => Problem::invalid_field(&field, e.inner().to_string()),
+            }
+        })
     }
 }
-
-/// `Query<T>` whose rejections are problem+json.
-#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(Problem))]
-pub struct ProblemQuery<T>(pub T);
 
 impl From<axum::extract::rejection::PathRejection> for Problem {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Problem {
