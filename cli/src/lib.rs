@@ -267,14 +267,7 @@ impl System {
                 group_prefix: config.consumer_group_prefix.clone().unwrap_or_else(|| format!("{}tidemark.projection.", config.topic_prefix)),
                 batch_size: config.projector_batch.max(1),
             };
-            spawn_projection::<tidemark_projectors::Opportunities>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Pipeline>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Delegations>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Activities>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Contacts>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Accounts>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::Leads>(&mut tasks, &runner, &pool, &shutdown);
-            spawn_projection::<tidemark_projectors::AutomatedEdits>(&mut tasks, &runner, &pool, &shutdown);
+            tidemark_projectors::for_each(&mut SpawnProjection { tasks: &mut tasks, runner: &runner, pool: &pool, shutdown: &shutdown });
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;
@@ -318,17 +311,21 @@ impl System {
     }
 }
 
-fn spawn_projection<P: tidemark_projectors::Projection>(
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-    runner: &tidemark_projectors::RunnerConfig,
-    pool: &PgPool,
-    shutdown: &CancellationToken,
-) {
-    let (r, p, s) = (runner.clone(), pool.clone(), shutdown.clone());
-    tasks.spawn(async move { Ok(tidemark_projectors::run::<P>(r, p, s).await) });
+/// Starts each projection's runner as a task of the service.
+struct SpawnProjection<'a> {
+    tasks: &'a mut JoinSet<anyhow::Result<()>>,
+    runner: &'a tidemark_projectors::RunnerConfig,
+    pool: &'a PgPool,
+    shutdown: &'a CancellationToken,
 }
 
-/// Tidemark's own principal, for its calls to the registry.
+impl tidemark_projectors::EachProjection for SpawnProjection<'_> {
+    fn visit<P: tidemark_projectors::Projection>(&mut self) {
+        let (r, p, s) = (self.runner.clone(), self.pool.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move { Ok(tidemark_projectors::run::<P>(r, p, s).await) });
+    }
+}
+
 /// Who Tidemark's own processes are, to the registry.
 pub fn service_claims() -> Claims {
     let now = now_secs();

@@ -43,7 +43,7 @@ pub async fn run(command: QuarantineCommand, database_url: &str) -> anyhow::Resu
     match command {
         QuarantineCommand::List { projection, open, limit, json } => {
             if let Some(name) = &projection {
-                anyhow::ensure!(tidemark_projectors::names().any(|n| n == name), "no projection is named {name:?}");
+                tidemark_projectors::known(name).map_err(anyhow::Error::msg)?;
             }
             let records = quarantine::list(&pool, &Filter { projection, open, limit }).await.context("listing the quarantine")?;
             if json {

@@ -59,6 +59,30 @@ async fn as_of_and_verify_read_the_log_itself() {
     let (code, out, _) = t.replay(&["verify", "pipeline"]);
     assert_eq!(code, 1);
     assert!(out.contains("/bob/Prospecting/EUR") && out.contains("no row"), "{out}");
+
+    // Every other projection is held against its own fold of the log; a damaged account is caught.
+    let contact = t.command("/v1/contacts", json!({"name": "Jane Doe", "email": "jane@acme.example"}), &[]).await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let call = json!({"kind": "call", "about": "opportunity", "about_id": id, "subject": "Kick-off", "occurred_at": "2026-11-30T10:00:00.123456789Z"});
+    let call = t.command("/v1/activities", call, &[]).await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    for read in [format!("v1/accounts/{account}"), "v1/contacts".to_string(), format!("v1/opportunities/{id}")] {
+        let answer = t.get(&format!("{}/{read}?consistency=strong&consistency_token={}", t.queries(), call.token())).await;
+        assert_eq!(answer.status, 200, "{read}: {}", answer.body);
+    }
+    for (projection, rows) in [("accounts", 1), ("contacts", 1), ("activities", 1)] {
+        let (code, out, err) = t.replay(&["verify", projection]);
+        assert_eq!(code, 0, "{projection}: {out}{err}");
+        assert!(err.contains(&format!("{rows} rows of {projection} replayed")), "{err}");
+    }
+    for projection in tidemark_projectors::names().filter(|p| !["opportunities", "pipeline"].contains(p)) {
+        let (code, out, err) = t.replay(&["verify", projection]);
+        assert_eq!(code, 0, "{projection}: {out}{err}");
+    }
+    sqlx::query("UPDATE accounts SET name = 'damaged' WHERE id = $1").bind(uuid::Uuid::parse_str(&account).unwrap()).execute(&pool).await.unwrap();
+    let (code, out, _) = t.replay(&["verify", "accounts"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&account) && out.contains("damaged") && out.contains("Acme"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

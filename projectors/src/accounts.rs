@@ -12,7 +12,7 @@ use crate::{column, Change, Projection};
 
 pub struct Accounts;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountRow {
     tenant_id: String,
     created_at: DateTime<Utc>,
@@ -37,7 +37,7 @@ impl Projection for Accounts {
         let env = &record.envelope;
         Ok(Some(AccountRow {
             tenant_id: env.tenant_id.clone(),
-            created_at: row.map_or(env.recorded_at, |r| r.created_at),
+            created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
             state: account::evolve(row.map(|r| r.state.clone()), event),
         }))
     }

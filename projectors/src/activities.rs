@@ -12,7 +12,7 @@ use crate::{column, Change, Projection};
 
 pub struct Activities;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActivityRow {
     tenant_id: String,
     logged_at: DateTime<Utc>,
@@ -36,11 +36,13 @@ impl Projection for Activities {
     fn evolve(row: Option<&ActivityRow>, record: &EventRecord) -> Result<Option<ActivityRow>, String> {
         let DomainEvent::Activity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
+        let mut state = activity::evolve(row.map(|r| r.state.clone()), event);
+        state.occurred_at = state.occurred_at.map(crate::as_stored);
         Ok(Some(ActivityRow {
             tenant_id: env.tenant_id.clone(),
-            logged_at: row.map_or(env.recorded_at, |r| r.logged_at),
-            updated_at: env.recorded_at,
-            state: activity::evolve(row.map(|r| r.state.clone()), event),
+            logged_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.logged_at),
+            updated_at: crate::as_stored(env.recorded_at),
+            state,
         }))
     }
 

@@ -14,7 +14,7 @@ pub struct AutomatedEdits;
 
 /// The version of one aggregate the projection has seen, and the automated edits of the
 /// batch at hand (stored ones are not loaded again: edits are only ever added).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stream {
     version: i64,
     new_edits: Vec<Envelope>,
@@ -44,6 +44,12 @@ impl Projection for AutomatedEdits {
 
     fn changed(before: Option<&Stream>, after: &Stream) -> bool {
         after.new_edits.len() > before.map_or(0, |b| b.new_edits.len())
+    }
+
+    /// A stored stream keeps only its version (its edits are rows of their own), so the
+    /// version is what there is to compare.
+    fn agrees(stored: &Stream, folded: &Stream) -> bool {
+        stored.version == folded.version
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Stream>> {

@@ -12,7 +12,7 @@ use crate::{column, Change, Projection};
 
 pub struct Contacts;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContactRow {
     tenant_id: String,
     created_at: DateTime<Utc>,
@@ -38,8 +38,8 @@ impl Projection for Contacts {
         let env = &record.envelope;
         Ok(Some(ContactRow {
             tenant_id: env.tenant_id.clone(),
-            created_at: row.map_or(env.recorded_at, |r| r.created_at),
-            updated_at: env.recorded_at,
+            created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
+            updated_at: crate::as_stored(env.recorded_at),
             state: contact::evolve(row.map(|r| r.state.clone()), event),
         }))
     }

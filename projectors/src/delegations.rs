@@ -12,7 +12,7 @@ use crate::{column, Change, Projection};
 
 pub struct Delegations;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DelegationRow {
     tenant_id: String,
     state: Delegation,

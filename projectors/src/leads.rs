@@ -14,7 +14,7 @@ pub struct Leads;
 
 /// The lead as the domain folds it, kept whole (as JSON) so the projection can fold on;
 /// the columns beside it are for queries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LeadRow {
     tenant_id: String,
     state: Lead,

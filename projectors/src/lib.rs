@@ -44,22 +44,90 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator
 }
 
-/// Every projection, by name, with the topics it reads: tools that take a projection by
-/// name, and monitoring, take the list from here.
-pub const PROJECTIONS: [(&str, fn(&Topics) -> Vec<String>); 8] = [
-    (Opportunities::NAME, Opportunities::topics),
-    (Pipeline::NAME, Pipeline::topics),
-    (Delegations::NAME, Delegations::topics),
-    (Activities::NAME, Activities::topics),
-    (Contacts::NAME, Contacts::topics),
-    (Accounts::NAME, Accounts::topics),
-    (Leads::NAME, Leads::topics),
-    (AutomatedEdits::NAME, AutomatedEdits::topics),
-];
+/// An instant as PostgreSQL keeps it (to the microsecond): a row folded from the log then
+/// equals the row stored, which `replay verify` relies on.
+pub(crate) fn as_stored(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::SubsecRound::trunc_subsecs(at, 6)
+}
 
-/// The names of every projection, in `PROJECTIONS`' order.
+/// Something done with each projection, by its type: spawning its runner, rebuilding it,
+/// running it over one aggregate's events.
+pub trait EachProjection {
+    fn visit<P: Projection>(&mut self);
+}
+
+/// Every projection, in one list: the runner, the replay tools and monitoring all take it
+/// from here, so a new projection is one line here (and its module).
+pub fn for_each(each: &mut impl EachProjection) {
+    each.visit::<Opportunities>();
+    each.visit::<Pipeline>();
+    each.visit::<Delegations>();
+    each.visit::<Activities>();
+    each.visit::<Contacts>();
+    each.visit::<Accounts>();
+    each.visit::<Leads>();
+    each.visit::<AutomatedEdits>();
+}
+
+/// A projection as tools that take one by name see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Described {
+    pub name: &'static str,
+    pub tables: &'static [&'static str],
+    pub topics: fn(&Topics) -> Vec<String>,
+}
+
+/// Every projection, described, in `for_each`'s order.
+pub fn described() -> Vec<Described> {
+    struct Describe(Vec<Described>);
+    impl EachProjection for Describe {
+        fn visit<P: Projection>(&mut self) {
+            self.0.push(Described { name: P::NAME, tables: P::TABLES, topics: P::topics });
+        }
+    }
+    let mut describe = Describe(Vec::new());
+    for_each(&mut describe);
+    describe.0
+}
+
+/// The names of every projection, in `for_each`'s order.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    PROJECTIONS.iter().map(|(name, _)| *name)
+    described().into_iter().map(|d| d.name)
+}
+
+/// A job for the one projection that a tool names.
+pub trait Named {
+    type Output;
+    fn run<P: Projection>(self) -> Self::Output;
+}
+
+/// Runs `job` for the projection called `name`; `Err` naming every projection when none is.
+pub fn with_named<N: Named>(name: &str, job: N) -> Result<N::Output, String> {
+    struct Find<'n, N: Named> {
+        name: &'n str,
+        job: Option<N>,
+        output: Option<N::Output>,
+    }
+    impl<N: Named> EachProjection for Find<'_, N> {
+        fn visit<P: Projection>(&mut self) {
+            if P::NAME == self.name {
+                self.output = self.job.take().map(N::run::<P>);
+            }
+        }
+    }
+    let mut find = Find { name, job: Some(job), output: None };
+    for_each(&mut find);
+    find.output.ok_or_else(|| format!("no projection '{name}'; there are {}", names().collect::<Vec<_>>().join(", ")))
+}
+
+/// `Err` naming every projection when none is called `name`.
+pub fn known(name: &str) -> Result<(), String> {
+    struct Nothing;
+    impl Named for Nothing {
+        type Output = ();
+        fn run<P: Projection>(self) {}
+    }
+    with_named(name, Nothing)
 }
 
 /// A read model built from the log, one row of state per aggregate.
@@ -70,7 +138,7 @@ pub trait Projection: Send + Sync + 'static {
     const TABLES: &'static [&'static str];
 
     /// What the projection keeps of one aggregate.
-    type Row: Clone + Send + Sync + 'static;
+    type Row: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static;
 
     fn topics(topics: &Topics) -> Vec<String>;
 
@@ -85,6 +153,11 @@ pub trait Projection: Send + Sync + 'static {
     /// version aside): lineage names the read models an event changed by this.
     fn changed(_before: Option<&Self::Row>, _after: &Self::Row) -> bool {
         true
+    }
+
+    /// Whether a stored row is the one folding the log gives: `replay verify` compares by this.
+    fn agrees(stored: &Self::Row, folded: &Self::Row) -> bool {
+        stored == folded
     }
 
     /// The stored rows of these aggregates (absent ones are left out).

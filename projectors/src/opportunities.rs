@@ -17,7 +17,7 @@ use crate::{column, Change, Projection};
 pub struct Opportunities;
 
 /// An opportunity as the read model keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpportunityRow {
     tenant_id: String,
     created_at: DateTime<Utc>,
@@ -44,8 +44,8 @@ impl Projection for Opportunities {
         let state = opportunity::evolve(row.map(|r| r.state.clone()), event);
         Ok(Some(OpportunityRow {
             tenant_id: env.tenant_id.clone(),
-            created_at: row.map_or(env.recorded_at, |r| r.created_at),
-            updated_at: env.recorded_at,
+            created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
+            updated_at: crate::as_stored(env.recorded_at),
             state,
         }))
     }

@@ -14,7 +14,7 @@ use crate::{column, Change, Projection};
 pub struct Pipeline;
 
 /// Where one opportunity counts in the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     tenant_id: String,
     team_id: String,

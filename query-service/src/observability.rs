@@ -31,7 +31,7 @@ struct PartitionHealth {
 async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHealth>)>, tidemark_http::Problem> {
     let now = Utc::now();
     let mut survey = Vec::new();
-    for (name, topics_of) in tidemark_projectors::PROJECTIONS {
+    for tidemark_projectors::Described { name, topics: topics_of, .. } in tidemark_projectors::described() {
         let topics = topics_of(&state.topics);
         // Standings first, then the log ends: the other way round, records applied in
         // between would stand past an end read before them, and look like a reset log.

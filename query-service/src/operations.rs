@@ -40,9 +40,7 @@ pub(crate) struct QuarantineParams {
 pub(crate) async fn list_quarantine(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<QuarantineParams>) -> Result<Response, Problem> {
     operator(&state, &who, "list-quarantine", "quarantined records").await?;
     if let Some(name) = &params.projection {
-        if !tidemark_projectors::names().any(|n| n == name) {
-            return Err(Problem::invalid_field("projection", format!("no projection is named {name:?}; there are {}", tidemark_projectors::names().collect::<Vec<_>>().join(", "))));
-        }
+        tidemark_projectors::known(name).map_err(|e| Problem::invalid_field("projection", e))?;
     }
     let filter = Filter { projection: params.projection, open: params.open.unwrap_or(false), limit: crate::audit_limit(params.limit)? };
     let records = quarantine::list(&state.pool, &filter).await.map_err(database)?;

@@ -265,15 +265,15 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
             rebuild::rebuild(&replayer, &pool, &projection, restart, batch_size).await.map(|_| ())
         }
         Replay::Verify { projection } => {
-            let (checked, drift) = verify::verify(&replayer, &pool, &projection).await?;
+            let (replayed, drift) = verify::verify(&replayer, &pool, &projection).await?;
             for d in &drift {
                 print_line(json!(d))?;
             }
             if drift.is_empty() {
-                eprintln!("verify {projection}: {checked} opportunities replayed from the log; the read model matches");
+                eprintln!("verify {projection}: {replayed} replayed from the log; the read model matches");
                 Ok(())
             } else {
-                anyhow::bail!("verify {projection}: {} differences between the log and the read model ({checked} opportunities replayed)", drift.len())
+                anyhow::bail!("verify {projection}: {} differences between the log and the read model ({replayed} replayed)", drift.len())
             }
         }
     }

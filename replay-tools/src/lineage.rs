@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Value};
 use tidemark_events::partition::partition_for;
 use tidemark_events::EventRecord;
-use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{EachProjection, Projection};
 use uuid::Uuid;
 
 use crate::{fold, read_partitions, withhold_personal, LogRecord, Replayer};
@@ -71,27 +71,26 @@ fn within(path: &str, field: &str) -> bool {
 /// The read models whose rows each event changed: every projection, run over the aggregate's
 /// events as its projector runs over them (a projection keeps one row per aggregate).
 fn read_models(events: &[&EventRecord]) -> Vec<Vec<Value>> {
-    fn run<P: Projection>(events: &[&EventRecord], found: &mut [Vec<Value>]) {
-        let mut row: Option<P::Row> = None;
-        for (event, found) in events.iter().zip(found.iter_mut()) {
-            if let Ok(Some(after)) = P::evolve(row.as_ref(), event) {
-                if P::changed(row.as_ref(), &after) {
-                    found.push(json!({"projection": P::NAME, "tables": P::TABLES}));
+    struct Run<'a> {
+        events: &'a [&'a EventRecord],
+        found: Vec<Vec<Value>>,
+    }
+    impl EachProjection for Run<'_> {
+        fn visit<P: Projection>(&mut self) {
+            let mut row: Option<P::Row> = None;
+            for (event, found) in self.events.iter().zip(self.found.iter_mut()) {
+                if let Ok(Some(after)) = P::evolve(row.as_ref(), event) {
+                    if P::changed(row.as_ref(), &after) {
+                        found.push(json!({"projection": P::NAME, "tables": P::TABLES}));
+                    }
+                    row = Some(after);
                 }
-                row = Some(after);
             }
         }
     }
-    let mut found = vec![Vec::new(); events.len()];
-    run::<Opportunities>(events, &mut found);
-    run::<Pipeline>(events, &mut found);
-    run::<Delegations>(events, &mut found);
-    run::<Activities>(events, &mut found);
-    run::<Contacts>(events, &mut found);
-    run::<Accounts>(events, &mut found);
-    run::<Leads>(events, &mut found);
-    run::<AutomatedEdits>(events, &mut found);
-    found
+    let mut run = Run { events, found: vec![Vec::new(); events.len()] };
+    tidemark_projectors::for_each(&mut run);
+    run.found
 }
 
 /// The lineage of one aggregate, reading only its partition of the log.

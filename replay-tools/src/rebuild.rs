@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use tidemark_projectors::rebuild::{CatchUp, Rebuild};
-use tidemark_projectors::{Accounts, Activities, AutomatedEdits, Contacts, Delegations, Leads, Opportunities, Pipeline, Projection};
+use tidemark_projectors::{Named, Projection};
 
 use crate::Replayer;
 
@@ -30,17 +30,14 @@ impl Summary {
 }
 
 pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
-    match projection {
-        Opportunities::NAME => run::<Opportunities>(replayer, pool, restart, batch_size).await,
-        Pipeline::NAME => run::<Pipeline>(replayer, pool, restart, batch_size).await,
-        Delegations::NAME => run::<Delegations>(replayer, pool, restart, batch_size).await,
-        Activities::NAME => run::<Activities>(replayer, pool, restart, batch_size).await,
-        Contacts::NAME => run::<Contacts>(replayer, pool, restart, batch_size).await,
-        Accounts::NAME => run::<Accounts>(replayer, pool, restart, batch_size).await,
-        Leads::NAME => run::<Leads>(replayer, pool, restart, batch_size).await,
-        AutomatedEdits::NAME => run::<AutomatedEdits>(replayer, pool, restart, batch_size).await,
-        _ => anyhow::bail!("no projection '{projection}'; there are {}", tidemark_projectors::names().collect::<Vec<_>>().join(", ")),
+    struct Rebuilding<'a>(&'a Replayer, &'a PgPool, bool, Option<usize>);
+    impl<'a> Named for Rebuilding<'a> {
+        type Output = futures::future::BoxFuture<'a, anyhow::Result<Summary>>;
+        fn run<P: Projection>(self) -> Self::Output {
+            Box::pin(run::<P>(self.0, self.1, self.2, self.3))
+        }
     }
+    tidemark_projectors::with_named(projection, Rebuilding(replayer, pool, restart, batch_size)).map_err(anyhow::Error::msg)?.await
 }
 
 async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
