@@ -59,8 +59,9 @@ async fn every_answer_is_one_the_openapi_documents_promise() {
                 .await
                 .expect("schemathesis runs");
             let out = String::from_utf8_lossy(&output.stdout);
-            let summary = out.lines().rev().find(|l| l.starts_with('=') && l.contains(" in ")).unwrap_or("").trim_matches(|c| c == '=' || c == ' ').to_string();
-            println!("{service} as {role}: {summary}");
+            let summary = out.lines().rev().find(|l| l.starts_with('=') && l.contains(" in ")).unwrap_or("").trim_matches(|c| c == '=' || c == ' ');
+            let cases = out.lines().skip_while(|l| l.trim() != "Test cases:").nth(1).unwrap_or("").trim();
+            println!("{service} as {role}: {cases}; {summary}");
             // Schemathesis's warnings (operations that only met 404s, say) tell how deep the fuzzing reached.
             let warnings = out.lines().skip_while(|l| !l.starts_with("=== WARNINGS") && !l.contains("= WARNINGS =")).skip(1).take_while(|l| !l.contains("= SUMMARY ="));
             for line in warnings.filter(|l| !l.trim().is_empty()) {

@@ -10,8 +10,9 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use tidemark_events::opportunity::{self, OpportunityCommand};
-use tidemark_events::quote::{Acting, Decision, LineItem, QuoteCommand};
-use tidemark_events::{ActorKind, CommandMeta, Currency};
+use tidemark_events::approval::Acting;
+use tidemark_events::quote::{Decision, LineItem, QuoteCommand};
+use tidemark_events::{CommandMeta, Currency};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -48,9 +49,7 @@ async fn quote_command(
     session.quote_id = Some(quote_id);
     session.new_quote = action == "draft-quote";
     let delegations = state.writer.delegated_to(&who.tenant_id, &who.actor_id, request.meta.received_at.date_naive());
-    // Roles in a token grant an automation nothing (see the policy).
-    let roles = if who.actor_kind == ActorKind::User { who.roles.clone() } else { vec![] };
-    let acting = Acting { user: who.actor_id.clone(), roles, team: who.team.clone(), delegations };
+    let acting = Acting::new(&who.subject(), delegations);
     let cmd = make(&request.meta, quote_id, acting);
     run(&state, (request, session), action, opportunity_decision(OpportunityCommand::Quote(cmd), who.subject())).await
 }

@@ -24,7 +24,7 @@ use tidemark_events::fold::{PartitionFold, Verdict};
 use tidemark_events::delegation::Delegation;
 use tidemark_events::lead::Lead;
 use tidemark_events::partition::partition_for;
-use tidemark_events::quote::Delegated;
+use tidemark_events::approval::Delegated;
 use tidemark_events::{Aggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
 use tokio::sync::{Mutex, MutexGuard};

@@ -5,7 +5,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Role;
+use crate::policy::{Role, Subject};
 use crate::quote::Totals;
 
 /// Up to this discount (percent, of any line or of the whole quote) no approval is needed.
@@ -60,7 +60,7 @@ pub fn chain(totals: &Totals, team: Option<&str>) -> Vec<Step> {
 
 /// Whether someone with these roles and team may decide `step`. Only approvers approve:
 /// a manager of the step's team, or finance.
-pub fn may_decide(step: &Step, roles: &[Role], team: Option<&str>) -> bool {
+fn may_decide(step: &Step, roles: &[Role], team: Option<&str>) -> bool {
     if !roles.contains(&Role::Approver) {
         return false;
     }
@@ -68,6 +68,67 @@ pub fn may_decide(step: &Step, roles: &[Role], team: Option<&str>) -> bool {
         Approver::Manager => roles.contains(&Role::Manager) && (step.team.is_none() || step.team.as_deref() == team),
         Approver::Finance => roles.contains(&Role::Finance),
     }
+}
+
+/// Someone who acts on an approval step, with the authority delegated to them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Acting {
+    pub user: String,
+    pub roles: Vec<Role>,
+    pub team: Option<String>,
+    /// Approvers who delegated to this user, for a period that includes now.
+    pub delegations: Vec<Delegated>,
+}
+
+impl Acting {
+    /// `subject`, with the roles its token grants (none to an automation).
+    pub fn new(subject: &Subject, delegations: Vec<Delegated>) -> Acting {
+        Acting { user: subject.user.clone(), roles: subject.granted_roles().to_vec(), team: subject.team.clone(), delegations }
+    }
+
+    /// Whether this person, or someone who delegated to them, works with the team's
+    /// opportunities: in the team, or with a role that spans the tenant.
+    pub fn may_know_of(&self, team: Option<&str>) -> bool {
+        let near = |roles: &[Role], own: Option<&str>| roles.iter().any(|r| matches!(r, Role::Finance | Role::Admin)) || (own.is_some() && own == team);
+        near(&self.roles, self.team.as_deref()) || self.delegations.iter().any(|d| near(&d.roles, d.team.as_deref()))
+    }
+}
+
+/// The authority of an approver who delegated: their roles and team when they delegated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Delegated {
+    pub delegator: String,
+    pub roles: Vec<Role>,
+    pub team: Option<String>,
+}
+
+/// Why someone may not decide a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTheDecider {
+    /// They submitted the quote or own the opportunity.
+    OwnQuote,
+    /// Neither they nor anyone who delegated to them is the step's approver.
+    NotTheApprover,
+}
+
+/// Who decides `step` when `acting` does, on a quote `submitter` submitted on `owner`'s
+/// opportunity: `Ok(None)` themselves, `Ok(Some(delegator))` on behalf of an approver who
+/// delegated to them. Nobody decides a step of their own quote, and no delegate decides
+/// one of the delegator's own. The command that decides and "my approvals" both ask this.
+pub fn decider(step: &Step, acting: &Acting, submitter: Option<&str>, owner: &str) -> Result<Option<String>, NotTheDecider> {
+    let own = |user: &str| Some(user) == submitter || user == owner;
+    if own(&acting.user) {
+        return Err(NotTheDecider::OwnQuote);
+    }
+    if may_decide(step, &acting.roles, acting.team.as_deref()) {
+        return Ok(None);
+    }
+    acting
+        .delegations
+        .iter()
+        .find(|d| !own(&d.delegator) && may_decide(step, &d.roles, d.team.as_deref()))
+        .map(|d| Some(d.delegator.clone()))
+        .ok_or(NotTheDecider::NotTheApprover)
 }
 
 #[cfg(test)]
@@ -101,5 +162,41 @@ mod tests {
         let finance = Step { approver: Approver::Finance, team: None };
         assert!(may_decide(&finance, &[Role::Finance, Role::Approver], None));
         assert!(!may_decide(&finance, &[Role::Admin], None), "admins are not approvers");
+    }
+
+    #[test]
+    fn who_decides_a_step_over_roles_teams_and_delegations() {
+        use NotTheDecider::*;
+        let manager_east = Step { approver: Approver::Manager, team: Some("east".into()) };
+        let finance = Step { approver: Approver::Finance, team: None };
+        let (mia, fiona, wes) = ([Role::Manager, Role::Approver], [Role::Finance, Role::Approver], [Role::Manager, Role::Approver]);
+        let from = |delegator: &str, roles: &[Role], team: Option<&str>| Delegated { delegator: delegator.into(), roles: roles.to_vec(), team: team.map(String::from) };
+        let cases: Vec<(&str, &Step, &str, &[Role], Option<&str>, Vec<Delegated>, Result<Option<&str>, NotTheDecider>)> = vec![
+            ("the team's manager", &manager_east, "mia", &mia, Some("east"), vec![], Ok(None)),
+            ("another team's manager", &manager_east, "wes", &wes, Some("west"), vec![], Err(NotTheApprover)),
+            ("a manager who is no approver", &manager_east, "max", &[Role::Manager], Some("east"), vec![], Err(NotTheApprover)),
+            ("finance on a manager step", &manager_east, "fiona", &fiona, None, vec![], Err(NotTheApprover)),
+            ("finance on a finance step", &finance, "fiona", &fiona, None, vec![], Ok(None)),
+            ("an admin", &finance, "root", &[Role::Admin], None, vec![], Err(NotTheApprover)),
+            ("a rep as the manager's delegate", &manager_east, "bob", &[Role::Rep], Some("east"), vec![from("mia", &mia, Some("east"))], Ok(Some("mia"))),
+            ("a rep as finance's delegate", &finance, "bob", &[Role::Rep], Some("east"), vec![from("fiona", &fiona, None)], Ok(Some("fiona"))),
+            ("a delegate of the wrong approver", &finance, "bob", &[Role::Rep], Some("east"), vec![from("mia", &mia, Some("east"))], Err(NotTheApprover)),
+            ("a delegate of the owner", &manager_east, "bob", &[Role::Rep], Some("east"), vec![from("olga", &mia, Some("east"))], Err(NotTheApprover)),
+            ("the submitter, though a manager", &manager_east, "sam", &mia, Some("east"), vec![], Err(OwnQuote)),
+            ("the owner, though a delegate", &manager_east, "olga", &[Role::Rep], Some("east"), vec![from("mia", &mia, Some("east"))], Err(OwnQuote)),
+            ("the first delegator who may", &manager_east, "bob", &[Role::Rep], None, vec![from("wes", &wes, Some("west")), from("mia", &mia, Some("east"))], Ok(Some("mia"))),
+        ];
+        for (case, step, user, roles, team, delegations, expected) in cases {
+            let acting = Acting { user: user.into(), roles: roles.to_vec(), team: team.map(String::from), delegations };
+            let found = decider(step, &acting, Some("sam"), "olga");
+            assert_eq!(found, expected.map(|d| d.map(String::from)), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_token_grants_an_automation_no_role() {
+        let robot = Subject { user: "lead-router".into(), kind: crate::ActorKind::Automation, roles: vec![Role::Manager, Role::Approver], team: Some("east".into()) };
+        let step = Step { approver: Approver::Manager, team: Some("east".into()) };
+        assert_eq!(decider(&step, &Acting::new(&robot, vec![]), Some("sam"), "olga"), Err(NotTheDecider::NotTheApprover));
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::opportunity::valid_name;
 use crate::policy::Role;
-use crate::quote::Delegated;
+use crate::approval::Delegated;
 use crate::Rejection;
 
 pub const AGGREGATE_TYPE: &str = "delegation";

@@ -87,8 +87,17 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The roles that count: a token's roles grant an automation nothing (an automation
+    /// acts under its own policy), so that a leaked automation token is no admin's.
+    pub fn granted_roles(&self) -> &[Role] {
+        match self.kind {
+            ActorKind::User => &self.roles,
+            _ => &[],
+        }
+    }
+
     fn has(&self, role: Role) -> bool {
-        self.kind == ActorKind::User && self.roles.contains(&role)
+        self.granted_roles().contains(&role)
     }
 
     fn in_team(&self, team: Option<&str>) -> bool {

@@ -9,10 +9,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::approval::{self, Approver, Step};
+use crate::approval::{self, Acting, Approver, NotTheDecider, Step};
 use crate::money::{decimal_text, validate_decimal};
 use crate::opportunity::{valid_name, AmountChanged, Opportunity, OpportunityEvent};
-use crate::policy::Role;
 use crate::{Currency, Money, Rejection};
 
 pub const MAX_LINES: usize = 100;
@@ -145,33 +144,6 @@ impl Quote {
     pub fn current_step(&self) -> Option<&Step> {
         (self.status == QuoteStatus::PendingApproval).then(|| self.chain.get(self.approved_steps)).flatten()
     }
-}
-
-/// Someone who acts on an approval step, with the authority delegated to them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Acting {
-    pub user: String,
-    pub roles: Vec<Role>,
-    pub team: Option<String>,
-    /// Approvers who delegated to this user, for a period that includes now.
-    pub delegations: Vec<Delegated>,
-}
-
-impl Acting {
-    /// Whether this person, or someone who delegated to them, works with the team's
-    /// opportunities: in the team, or with a role that spans the tenant.
-    fn may_know_of(&self, team: Option<&str>) -> bool {
-        let near = |roles: &[Role], own: Option<&str>| roles.iter().any(|r| matches!(r, Role::Finance | Role::Admin)) || (own.is_some() && own == team);
-        near(&self.roles, self.team.as_deref()) || self.delegations.iter().any(|d| near(&d.roles, d.team.as_deref()))
-    }
-}
-
-/// The authority of an approver who delegated: their roles and team when they delegated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Delegated {
-    pub delegator: String,
-    pub roles: Vec<Role>,
-    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -372,19 +344,10 @@ pub(crate) fn decide(opp: &Opportunity, command: &QuoteCommand) -> Result<Vec<Op
             if *decision == Decision::Rejected && comment.is_none() {
                 return Err(Rejection::field_rule("comment", "rejection-says-why", "a rejection says why"));
             }
-            let own = |user: &str| Some(user) == quote.submitted_by.as_deref() || user == opp.owner_id;
-            if own(&by.user) {
-                return Err(Rejection::NotYours { code: "own-quote", message: "nobody approves their own quote".into() });
-            }
-            let on_behalf_of = if approval::may_decide(step, &by.roles, by.team.as_deref()) {
-                None
-            } else {
-                let delegated = by.delegations.iter().find(|d| !own(&d.delegator) && approval::may_decide(step, &d.roles, d.team.as_deref()));
-                match delegated {
-                    Some(d) => Some(d.delegator.clone()),
-                    None => return Err(Rejection::NotYours { code: "not-the-approver", message: format!("this step waits for {step}") }),
-                }
-            };
+            let on_behalf_of = approval::decider(step, by, quote.submitted_by.as_deref(), &opp.owner_id).map_err(|e| match e {
+                NotTheDecider::OwnQuote => Rejection::NotYours { code: "own-quote", message: "nobody approves their own quote".into() },
+                NotTheDecider::NotTheApprover => Rejection::NotYours { code: "not-the-approver", message: format!("this step waits for {step}") },
+            })?;
             OpportunityEvent::QuoteApprovalDecided(QuoteApprovalDecided {
                 quote_id: id,
                 revision,
@@ -525,6 +488,8 @@ pub(crate) fn evolve(opp: &mut Opportunity, event: &OpportunityEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::Delegated;
+    use crate::policy::Role;
     use crate::opportunity::{decide as decide_opp, evolve as evolve_opp, NewOpportunity, OpportunityCommand, Outcome, Stage};
     use std::str::FromStr;
 

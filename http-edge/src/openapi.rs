@@ -121,8 +121,9 @@ pub fn email() -> utoipa::openapi::Object {
         .build()
 }
 
-/// A phone number in the international format: a plus, then 8 to 15 digits (spaces,
-/// dashes, dots and parentheses between them are taken too).
+/// A phone number in the international format: a plus, then 8 to 15 digits. The server
+/// also takes spaces, dashes, dots and parentheses between them; the document names the
+/// plain form only.
 pub fn phone() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)

@@ -4,9 +4,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgConnection;
-use tidemark_events::approval::{self, Approver, Step};
+use tidemark_events::approval::{self, Acting, Approver, Delegated, Step};
 use tidemark_events::policy::{Role, Subject};
-use tidemark_events::ActorKind;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -54,8 +53,8 @@ pub struct PendingApproval {
 }
 
 /// The pending steps that `subject` may decide at `at`, themselves or as a delegate. Who
-/// may decide a step is the domain's rule (`approval::may_decide`), applied here to the
-/// candidates of the teams involved.
+/// may decide a step is the domain's rule (`approval::decider`, which the command that
+/// decides asks too), applied here to the candidates of the teams involved.
 pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: DateTime<Utc>) -> Result<Vec<PendingApproval>, Problem> {
     let delegated: Vec<(String, Vec<String>, Option<String>)> = sqlx::query_as(
         "SELECT delegator, delegator_roles, delegator_team FROM delegations
@@ -67,11 +66,12 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;
-    let delegated: Vec<(String, Vec<Role>, Option<String>)> =
-        delegated.into_iter().map(|(who, roles, team)| (who, roles.iter().filter_map(|r| Role::parse(r)).collect(), team)).collect();
-    // Roles in a token grant an automation nothing (see the policy).
-    let own_roles: &[Role] = if subject.kind == ActorKind::User { &subject.roles } else { &[] };
-    let teams: Vec<&str> = subject.team.iter().map(String::as_str).chain(delegated.iter().filter_map(|d| d.2.as_deref())).collect();
+    let delegations = delegated
+        .into_iter()
+        .map(|(delegator, roles, team)| Delegated { delegator, roles: roles.iter().filter_map(|r| Role::parse(r)).collect(), team })
+        .collect();
+    let acting = Acting::new(subject, delegations);
+    let teams: Vec<&str> = acting.team.iter().chain(acting.delegations.iter().filter_map(|d| d.team.as_ref())).map(String::as_str).collect();
     let rows: Vec<PendingApproval> = sqlx::query_as(
         "SELECT quote_id, opportunity_id, opportunity_name, account_id, owner_id, revision, step, steps, approver, approver_team,
                 requested_by, submitted_at, waiting_since, currency, list_amount, net_amount, discount_percent, max_line_discount_percent
@@ -90,13 +90,7 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         .into_iter()
         .filter_map(|row| {
             let step = Step { approver: Approver::try_from(row.approver.clone()).ok()?, team: row.approver_team.clone() };
-            let on_behalf_of = if approval::may_decide(&step, own_roles, subject.team.as_deref()) {
-                None
-            } else {
-                let own = |who: &str| who == row.requested_by || who == row.owner_id;
-                let (who, _, _) = delegated.iter().find(|(who, roles, team)| !own(who) && approval::may_decide(&step, roles, team.as_deref()))?;
-                Some(who.clone())
-            };
+            let on_behalf_of = approval::decider(&step, &acting, Some(&row.requested_by), &row.owner_id).ok()?;
             Some(PendingApproval { age_seconds: (at - row.waiting_since).num_seconds().max(0), on_behalf_of, ..row })
         })
         .collect())
