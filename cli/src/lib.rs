@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
@@ -179,8 +178,7 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
 
 /// Creates the event topics when missing: `partitions` each, kept forever.
 pub async fn create_topics(config: &Config) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+    let admin: AdminClient<DefaultClientContext> = tidemark_log::client(&config.brokers, "tidemark-setup")
         .create()
         .context("creating a Kafka admin client")?;
     let topics = config.topics();

@@ -332,7 +332,7 @@ async fn an_undecodable_record_is_quarantined_and_the_projection_goes_on() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let t = TestSystem::start().await;
     let topic = t.config.topics().opportunity.clone();
-    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &t.config.brokers).create().unwrap();
+    let producer: FutureProducer = tidemark_log::client(&t.config.brokers, "tidemark-test").create().unwrap();
     let delivery = producer
         .send(FutureRecord::to(&topic).partition(1).key("not-an-event").payload("plain text, no schema id"), std::time::Duration::from_secs(5))
         .await
@@ -440,7 +440,7 @@ async fn an_aggregate_behind_an_unreadable_record_says_so_until_an_operator_skip
     let id = created.body["id"].as_str().unwrap().to_string();
     let partition = tidemark_events::partition::partition_for(id.as_bytes(), config.partitions);
     // Garbage under the deal's key, in its partition, as a broken producer would leave it.
-    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &config.brokers).create().unwrap();
+    let producer: FutureProducer = tidemark_log::client(&config.brokers, "tidemark-test").create().unwrap();
     let topic = config.topics().opportunity.clone();
     producer.send(FutureRecord::to(&topic).partition(partition).key(&id).payload("no schema id"), std::time::Duration::from_secs(5)).await.unwrap();
     first.stop().await;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use backon::{ConstantBuilder, Retryable};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -75,17 +76,11 @@ impl Appender {
     pub async fn start(make: ProducerFactory, reader: Arc<BaseConsumer>, timeout: Duration) -> Result<Appender, KafkaError> {
         // A new broker creates its transaction log on the first registration, which can
         // take longer than one attempt's timeout.
-        const TRIES: u32 = 6;
-        let mut attempt = 1;
-        let producer = loop {
-            match init(&make, timeout).await {
-                Err(e) if attempt < TRIES && !is_fenced(&e) => {
-                    tracing::warn!(attempt, error = %e, "registering the transactional producer failed; trying again");
-                    attempt += 1;
-                }
-                result => break result?,
-            }
-        };
+        let producer = (|| init(&make, timeout))
+            .retry(ConstantBuilder::default().with_delay(Duration::ZERO).with_max_times(5))
+            .when(|e| !is_fenced(e))
+            .notify(|e, _| tracing::warn!(error = %e, "registering the transactional producer failed; trying again"))
+            .await?;
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
         tokio::spawn(Committer { make, reader, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));

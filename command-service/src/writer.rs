@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, RwLock};
 use std::time::Duration;
 
+use backon::{ConstantBuilder, Retryable};
 use chrono::{NaiveDate, TimeDelta, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -350,17 +351,11 @@ impl Writer {
     /// more chances before the writer gives up. A second fence marker of the same epoch is
     /// harmless: readers keep the highest.
     async fn take_ownership_patiently(&self) -> Result<(), CommandError> {
-        const TRIES: u32 = 3;
-        for attempt in 1.. {
-            match self.take_ownership().await {
-                Err(CommandError::Unavailable(reason)) if attempt < TRIES => {
-                    tracing::warn!(attempt, %reason, "taking ownership failed; trying again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                result => return result,
-            }
-        }
-        unreachable!("the loop returns")
+        (|| self.take_ownership())
+            .retry(ConstantBuilder::default().with_delay(Duration::from_secs(1)).with_max_times(2))
+            .when(|e| matches!(e, CommandError::Unavailable(_)))
+            .notify(|e, _| tracing::warn!(error = %e, "taking ownership failed; trying again"))
+            .await
     }
 
     async fn take_ownership(&self) -> Result<(), CommandError> {

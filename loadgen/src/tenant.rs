@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
 use futures::{stream, StreamExt, TryStreamExt};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -97,20 +98,34 @@ pub struct Seeded {
     pub seconds: f64,
 }
 
-/// Sends a command, retrying while the target says it is busy (429, 503).
+/// The target said it is busy (429, 503): worth another try.
+#[derive(Debug)]
+struct Busy(reqwest::StatusCode);
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "still busy ({}) after 8 attempts", self.0)
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// Sends a command, retrying while the target says it is busy, with pauses from 0.1 s
+/// growing to 3.2 s.
 pub async fn command(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
-    for attempt in 0..8u32 {
-        let response = client.post(url).bearer_auth(token).json(body).send().await.with_context(|| format!("POST {url}"))?;
+    let send = || async {
+        let response = client.post(url).bearer_auth(token).json(body).send().await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response.json().await?);
         }
-        if status.as_u16() != 429 && status.as_u16() != 503 {
-            anyhow::bail!("POST {url}: {status}: {}", response.text().await.unwrap_or_default());
+        if status.as_u16() == 429 || status.as_u16() == 503 {
+            return Err(anyhow::Error::new(Busy(status)));
         }
-        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
-    }
-    anyhow::bail!("POST {url}: still busy after 8 attempts")
+        anyhow::bail!("{status}: {}", response.text().await.unwrap_or_default())
+    };
+    let pauses = ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_delay(Duration::from_millis(3200)).with_max_times(7);
+    send.retry(pauses).when(|e| e.is::<Busy>()).await.with_context(|| format!("POST {url}"))
 }
 
 /// Opens the accounts and creates the opportunities, `concurrency` commands at a time;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -44,20 +45,29 @@ pub struct RunnerConfig {
 /// Runs the projection until `shutdown`, restarting after any failure (broker or database
 /// gone, …) with a growing pause, so a projector outlives the outages of its dependencies.
 pub async fn run<P: Projection>(config: RunnerConfig, pool: PgPool, shutdown: CancellationToken) {
-    let mut pause = Duration::from_millis(200);
-    while !shutdown.is_cancelled() {
-        match run_once::<P>(&config, &pool, &shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(10));
+    let attempt = || async {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        run_once::<P>(&config, &pool, &shutdown).await
+    };
+    // A pause that a shutdown cuts short.
+    let cuts_short = shutdown.clone();
+    let pause = move |pause: Duration| {
+        let shutdown = cuts_short.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
-    }
+    };
+    let pauses = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_delay(Duration::from_secs(10)).without_max_times();
+    let _ = attempt
+        .retry(pauses)
+        .sleep(pause)
+        .notify(|e, pause| tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting"))
+        .await;
 }
 
 struct Worker<'a, P> {

@@ -12,7 +12,6 @@ use anyhow::Context;
 use chrono::{Duration as Days, TimeDelta, Utc};
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use tidemark_events::account::{self, AccountCommand};
@@ -69,9 +68,7 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
              (set TIDEMARK_TOPIC_PREFIX and DATABASE_URL to new ones and run `tidemark setup`)"
         );
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &replayer.brokers)
-        .set("client.id", "tidemark-generate")
+    let producer: FutureProducer = tidemark_log::client(&replayer.brokers, "tidemark-generate")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")

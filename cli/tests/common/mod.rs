@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use serde_json::Value;
 use tidemark::{Config, Services, System};
 use tidemark_schemas::{Decoded, EventCodec};
@@ -214,7 +213,7 @@ impl TestSystem {
         let service = tidemark::users::mint(&self.config, &tidemark::service_claims()).unwrap();
         let codec = EventCodec::with_token(&self.registry(), Some(&service)).unwrap();
         let payload = codec.encode_event(&topic, &record).await.unwrap();
-        let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &self.config.brokers).create().unwrap();
+        let producer: FutureProducer = tidemark_log::client(&self.config.brokers, "tidemark-test").create().unwrap();
         let key = id.to_string();
         producer.send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&payload), Duration::from_secs(5)).await.unwrap();
     }
