@@ -78,7 +78,7 @@ pub fn automation_policy(principal: &str) -> Option<AutomationPolicy> {
 }
 
 /// Who asks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
     pub user: String,
     pub kind: ActorKind,

@@ -16,19 +16,24 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::freshness::Standing;
+use crate::Query;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     tenant: String,
-    query: String,
+    query: Query,
     position: Vec<(String, i32, i64, i64)>,
 }
 
 impl CacheKey {
-    pub fn new(tenant: &str, query: String, standing: &[Standing]) -> CacheKey {
+    pub fn new(tenant: &str, query: Query, standing: &[Standing]) -> CacheKey {
         let mut position: Vec<_> = standing.iter().map(|s| (s.topic.clone(), s.partition, s.next_offset, s.generation)).collect();
         position.sort();
         CacheKey { tenant: tenant.to_string(), query, position }
+    }
+
+    pub fn query(&self) -> &Query {
+        &self.query
     }
 }
 
@@ -73,5 +78,37 @@ impl AnswerCache {
 
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_events::policy::{Role, Scope, Subject};
+    use tidemark_events::ActorKind;
+
+    fn key(tenant: &str, query: Query) -> CacheKey {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let standing = Standing { topic: "t".into(), partition: 0, next_offset: 7, caught_up_at: None, last_progress: at, generation: 0 };
+        CacheKey::new(tenant, query, &[standing])
+    }
+
+    #[test]
+    fn callers_with_different_scopes_never_share_an_answer() {
+        let pipeline = |scope: Scope| Query::Pipeline { scope, owner: None };
+        let scopes = [Scope::Own("alice".into()), Scope::Own("bob".into()), Scope::Team("east".into()), Scope::Team("west".into()), Scope::Tenant, Scope::Nothing];
+        for (i, a) in scopes.iter().enumerate() {
+            for (j, b) in scopes.iter().enumerate() {
+                assert_eq!(key("default", pipeline(a.clone())) == key("default", pipeline(b.clone())), i == j, "{a:?} and {b:?}");
+            }
+        }
+        assert_ne!(key("default", pipeline(Scope::Tenant)), key("acme", pipeline(Scope::Tenant)), "nor callers of different tenants");
+        let mine = |user: &str, roles: &[Role]| {
+            let subject = Subject { user: user.into(), kind: ActorKind::User, roles: roles.to_vec(), team: Some("east".into()) };
+            Query::MyApprovals { subject, at: chrono::DateTime::UNIX_EPOCH, delegations_at: crate::Standings(vec![]) }
+        };
+        assert_ne!(key("default", mine("mia", &[Role::Manager])), key("default", mine("max", &[Role::Manager])));
+        assert_ne!(key("default", mine("mia", &[Role::Manager])), key("default", mine("mia", &[Role::Manager, Role::Approver])));
+        assert_eq!(key("default", mine("mia", &[Role::Manager])), key("default", mine("mia", &[Role::Manager])), "the same caller shares with themselves");
     }
 }

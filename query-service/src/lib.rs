@@ -180,13 +180,11 @@ impl FromRequestParts<AppState> for AskedBound {
     }
 }
 
-/// The reads this service answers. The Debug form names an answer in the cache, so
-/// whatever decides who sees what (the subject, the scope) is part of the cache key.
-/// Fields that only shape the cache key (another projection's standing) are read through
-/// Debug alone.
-#[derive(Debug)]
-#[allow(dead_code)]
-enum Query {
+/// The reads this service answers. A query names its answer in the cache, so whatever
+/// decides who sees what (the subject, the scope) is a field here, and so part of the key.
+/// Some fields only shape the key (another projection's standing).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Query {
     /// `activities_at`: where the activities projection stood (its timeline is in the answer).
     Opportunity { id: Uuid, subject: Subject, activities_at: Standings, today: NaiveDate },
     MyTasks { user: String, today: NaiveDate },
@@ -207,10 +205,9 @@ enum Query {
 }
 
 /// Where another projection that an answer reads stood: (partition, next offset, generation).
-/// Read only through Debug, as part of the cache key.
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Standings(Vec<(i32, i64, i64)>);
+/// Read only as part of the cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Standings(Vec<(i32, i64, i64)>);
 
 /// Why a read was refused.
 enum Refusal {
@@ -324,10 +321,10 @@ impl AppState {
         let mut tx = self.pool.begin().await.map_err(database)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(database)?;
         let standing = freshness::standings(&mut tx, P::NAME).await.map_err(database)?;
-        let key = CacheKey::new(tenant, format!("{query:?}"), &standing);
+        let key = CacheKey::new(tenant, query, &standing);
         let answer = match self.cache.get(&key).await {
             Some(answer) => answer,
-            None => match run(&mut tx, tenant, &query).await {
+            None => match run(&mut tx, tenant, key.query()).await {
                 Ok(answer) => {
                     let answer = Arc::new(answer);
                     self.cache.insert(key, answer.clone()).await;
