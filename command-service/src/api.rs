@@ -312,6 +312,13 @@ pub(crate) async fn run(
 
 /// Runs a command and the commands that follow from it in one transaction (see
 /// [`Writer::execute_with`](crate::writer::Writer::execute_with)), and answers for the first.
+#[tracing::instrument(name = "command", skip_all, fields(
+    action,
+    aggregate = request.aggregate_type,
+    id = %request.aggregate_id,
+    command_id = %request.meta.command_id,
+    correlation_id = %request.meta.correlation_id,
+))]
 pub(crate) async fn run_with(
     state: &AppState,
     (request, session): (CommandRequest, Session),

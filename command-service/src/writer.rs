@@ -568,6 +568,7 @@ impl Writer {
     /// Runs one command and the commands that follow from it, in one transaction. A follow-up
     /// that was done before (its key has an outcome) or whose record exists already is
     /// left out; any other refusal of a follow-up fails the whole command.
+    #[tracing::instrument(name = "execute", skip_all, fields(aggregate = request.aggregate_type, id = %request.aggregate_id, follow_ups = follow_ups.is_some()))]
     pub async fn execute_with(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
         // Cancelling is safe at any await: a partition is marked uncertain before its
         // append and cleared only once the append's fate is known (see `commit`).

@@ -312,6 +312,7 @@ impl AppState {
 
     /// Waits for the bound, then answers from one repeatable-read snapshot, so the note
     /// speaks of exactly the rows returned.
+    #[tracing::instrument(name = "read", skip_all, fields(projection = P::NAME, tenant = %who.tenant_id, user = %who.actor_id))]
     async fn read<P: Projection>(&self, who: &Principal, bound: Bound, query: Query) -> Result<Response, Problem> {
         let tenant = who.tenant_id.as_str();
         let topics = P::topics(&self.topics);
