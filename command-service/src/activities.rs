@@ -20,11 +20,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 fn kinds() -> utoipa::openapi::Object {
-    tidemark_http::openapi::one_of(Kind::ALL.iter().map(|k| k.name()))
+    tidemark_http::openapi::one_of(Kind::names())
 }
 
 fn abouts() -> utoipa::openapi::Object {
-    tidemark_http::openapi::one_of(About::ALL.iter().map(|a| a.name()))
+    tidemark_http::openapi::one_of(About::names())
 }
 
 #[derive(Deserialize, ToSchema, Hash)]

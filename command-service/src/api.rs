@@ -478,7 +478,7 @@ async fn change_close_date(
 }
 
 fn outcomes() -> utoipa::openapi::Object {
-    tidemark_http::openapi::one_of(DealOutcome::ALL.iter().map(|o| o.name()))
+    tidemark_http::openapi::one_of(DealOutcome::names())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -43,7 +43,8 @@ struct NewContact {
 }
 
 impl ContactDetails {
-    fn details(&self) -> Details {
+    /// The details as the domain takes them.
+    fn to_domain(&self) -> Details {
         Details { name: self.name.clone(), email: self.email.clone(), phone: self.phone.clone(), title: self.title.clone() }
     }
 }
@@ -56,7 +57,7 @@ async fn create_contact(State(state): State<AppState>, ctx: CommandContext, Prob
     authorize(&state, &who, Action::ChangeContact, "contact/new").await?;
     let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
     let call = ctx.request_new(&state, contact::AGGREGATE_TYPE, ("create-contact", &body));
-    let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details.details() };
+    let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details.to_domain() };
     run(&state, call, "create-contact", decision!(Contact, contact, cmd)).await
 }
 
@@ -71,7 +72,7 @@ async fn update_contact(
 ) -> Result<Response, Problem> {
     authorize(&state, &ctx.principal.clone(), Action::ChangeContact, &format!("contact/{id}")).await?;
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("update-contact", id, &body));
-    run(&state, call, "update-contact", decision!(Contact, contact, ContactCommand::Update { details: body.details() })).await
+    run(&state, call, "update-contact", decision!(Contact, contact, ContactCommand::Update { details: body.to_domain() })).await
 }
 
 #[derive(Deserialize, ToSchema, Hash)]

@@ -88,7 +88,7 @@ impl Acting {
 
     /// Whether this person, or someone who delegated to them, works with the team's
     /// opportunities: in the team, or with a role that spans the tenant.
-    pub fn may_know_of(&self, team: Option<&str>) -> bool {
+    pub(crate) fn may_know_of(&self, team: Option<&str>) -> bool {
         let near = |roles: &[Role], own: Option<&str>| roles.iter().any(|r| matches!(r, Role::Finance | Role::Admin)) || (own.is_some() && own == team);
         near(&self.roles, self.team.as_deref()) || self.delegations.iter().any(|d| near(&d.roles, d.team.as_deref()))
     }

@@ -18,13 +18,13 @@ use crate::{Money, Rejection};
 
 pub const AGGREGATE_TYPE: &str = "lead";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeadStatus {
-    New,
-    Qualified,
-    Disqualified,
-    Converted,
+crate::text_enum! {
+    pub enum LeadStatus {
+        New => "new",
+        Qualified => "qualified",
+        Disqualified => "disqualified",
+        Converted => "converted",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,20 +242,6 @@ fn capture(new: &NewLead) -> Result<Vec<LeadEvent>, Rejection> {
         source: valid_name("source", &new.source)?,
         captured_at: new.at,
     })])
-}
-
-impl LeadStatus {
-    pub const ALL: [LeadStatus; 4] = [LeadStatus::New, LeadStatus::Qualified, LeadStatus::Disqualified, LeadStatus::Converted];
-
-    /// As serde writes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LeadStatus::New => "new",
-            LeadStatus::Qualified => "qualified",
-            LeadStatus::Disqualified => "disqualified",
-            LeadStatus::Converted => "converted",
-        }
-    }
 }
 
 pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {

@@ -24,14 +24,18 @@ macro_rules! text_enum {
                     $($name::$variant => $text),+
                 }
             }
+
+            /// Every name, in `ALL`'s order: for error messages and the OpenAPI enums.
+            pub fn names() -> impl Iterator<Item = &'static str> {
+                Self::ALL.iter().map(|v| v.name())
+            }
         }
 
         impl TryFrom<String> for $name {
             type Error = String;
             fn try_from(name: String) -> Result<Self, String> {
                 Self::ALL.iter().copied().find(|v| v.name() == name).ok_or_else(|| {
-                    let known: Vec<_> = Self::ALL.iter().map(|v| v.name()).collect();
-                    format!("'{name}' is not one of {}", known.join(", "))
+                    format!("'{name}' is not one of {}", Self::names().collect::<Vec<_>>().join(", "))
                 })
             }
         }

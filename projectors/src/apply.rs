@@ -83,6 +83,44 @@ pub async fn apply_batch<P: Projection>(db: &mut PgConnection, batch: &[Received
     Ok(offsets)
 }
 
+/// What one decoded record did to a projection's rows.
+pub enum Folded {
+    /// The event changed this aggregate's row.
+    Applied(Uuid),
+    /// A fence marker, an event that is not the projection's business, or one the fold rule
+    /// skips (a duplicate, a fenced writer's).
+    Skipped,
+    /// The event cannot apply (a gap in the stream, or `evolve` refuses it): the runner
+    /// quarantines it.
+    Refused(String),
+}
+
+/// Folds one record of a partition into `rows` under the fold rule, as every reader of a
+/// projection does: the runner, and `replay verify`. Pure.
+pub fn fold_record<P: Projection>(fold: &mut PartitionFold, rows: &mut HashMap<Uuid, P::Row>, decoded: &Decoded) -> Folded {
+    let record = match decoded {
+        Decoded::Fence(marker) => {
+            fold.observe_fence(marker.writer_epoch);
+            return Folded::Skipped;
+        }
+        Decoded::Event(record) => record,
+    };
+    let env = &record.envelope;
+    let row = rows.get(&env.aggregate_id);
+    match fold.judge(env.writer_epoch, row.map_or(0, P::version), env.aggregate_version) {
+        Verdict::Apply => match P::evolve(row, record) {
+            Ok(Some(after)) => {
+                rows.insert(env.aggregate_id, after);
+                Folded::Applied(env.aggregate_id)
+            }
+            Ok(None) => Folded::Skipped,
+            Err(reason) => Folded::Refused(format!("cannot apply {}: {reason}", env.event_type)),
+        },
+        Verdict::Duplicate | Verdict::Fenced { .. } => Folded::Skipped,
+        Verdict::Gap { expected, found } => Folded::Refused(format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)),
+    }
+}
+
 /// Errors that name something wrong with the data rather than with the connection.
 fn is_refusal(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Protocol(_))
@@ -127,27 +165,13 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
         }
         let standing = standings.get_mut(&(r.message.topic().to_string(), r.message.partition())).expect("added above");
         match &r.decoded {
-            Ok(Decoded::Fence(marker)) => standing.fold.observe_fence(marker.writer_epoch),
-            Ok(Decoded::Event(record)) => {
-                let env = &record.envelope;
-                let row = rows.get(&env.aggregate_id);
-                match standing.fold.judge(env.writer_epoch, row.map_or(0, P::version), env.aggregate_version) {
-                    Verdict::Apply => match P::evolve(row, record) {
-                        Ok(Some(after)) => {
-                            rows.insert(env.aggregate_id, after);
-                            touched.insert(env.aggregate_id);
-                        }
-                        Ok(None) => {}
-                        Err(reason) => refused.push((r, format!("cannot apply {}: {reason}", env.event_type))),
-                    },
-                    Verdict::Duplicate | Verdict::Fenced { .. } => {
-                        tracing::debug!(projection = P::NAME, offset = r.message.offset(), ?env.aggregate_id, "skipped by the fold rule");
-                    }
-                    Verdict::Gap { expected, found } => {
-                        refused.push((r, format!("gap: expected version {expected} of {}, found {found}", env.aggregate_id)));
-                    }
+            Ok(decoded) => match fold_record::<P>(&mut standing.fold, &mut rows, decoded) {
+                Folded::Applied(id) => {
+                    touched.insert(id);
                 }
-            }
+                Folded::Skipped => tracing::debug!(projection = P::NAME, offset = r.message.offset(), "not applied: a fence marker, another projection's event, or skipped by the fold rule"),
+                Folded::Refused(reason) => refused.push((r, reason)),
+            },
             Err(reason) => refused.push((r, format!("cannot decode: {reason}"))),
         }
         standing.next_offset = r.message.offset() + 1;

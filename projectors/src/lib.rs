@@ -35,6 +35,7 @@ pub use delegations::Delegations;
 pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
+pub use apply::{fold_record, Folded};
 pub use runner::{run, RunnerConfig};
 
 /// This crate's tables. Crates share one migration history, so each ignores the others'.

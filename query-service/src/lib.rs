@@ -548,7 +548,7 @@ fn stage_names() -> utoipa::openapi::Object {
 }
 
 fn lead_statuses() -> utoipa::openapi::Object {
-    tidemark_http::openapi::one_of(LeadStatus::ALL.iter().map(|s| s.name()))
+    tidemark_http::openapi::one_of(LeadStatus::names())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -701,10 +701,7 @@ struct LeadParams {
 async fn list_leads(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemQuery(params): ProblemQuery<LeadParams>) -> Result<Response, Problem> {
     let (scope, personal) = lead_reader(&state, &who, "leads").await?;
     if let Some(status) = &params.status {
-        if !LeadStatus::ALL.iter().any(|s| s.name() == status) {
-            let known: Vec<_> = LeadStatus::ALL.iter().map(|s| s.name()).collect();
-            return Err(Problem::invalid_field("status", format!("'{status}' is not one of {}", known.join(", "))));
-        }
+        LeadStatus::try_from(status.clone()).map_err(|e| Problem::invalid_field("status", e))?;
     }
     let limit = page_size(params.limit)?;
     let after = params.cursor.map(|c| cursor(&c)).transpose()?;

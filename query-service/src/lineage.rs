@@ -102,7 +102,7 @@ struct CellParams {
 }
 
 fn categories() -> utoipa::openapi::Object {
-    tidemark_http::openapi::one_of(ForecastCategory::ALL.iter().map(|c| c.name()))
+    tidemark_http::openapi::one_of(ForecastCategory::names())
 }
 
 /// The deals behind one number of the forecast: each deal of the cell with its amount,

@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool, Row};
-use tidemark_events::fold::{PartitionFold, Verdict};
+use tidemark_events::fold::PartitionFold;
 use tidemark_events::opportunity::Opportunity;
 use tidemark_events::Aggregate;
-use tidemark_projectors::{Named, Projection};
-use tidemark_schemas::Decoded;
+use tidemark_projectors::{fold_record, Named, Projection};
 use uuid::Uuid;
 
 use crate::fold::fold_log;
@@ -71,19 +70,8 @@ async fn against_the_projection<P: Projection>(replayer: &Replayer, db: &mut PgC
             if record.offset >= reflected.get(&record.partition).copied().unwrap_or(0) {
                 continue;
             }
-            let fold = folds.entry(record.partition).or_default();
-            match &record.decoded {
-                Ok(Decoded::Fence(marker)) => fold.observe_fence(marker.writer_epoch),
-                Ok(Decoded::Event(event)) => {
-                    let env = &event.envelope;
-                    let row = rows.get(&env.aggregate_id);
-                    if fold.judge(env.writer_epoch, row.map_or(0, P::version), env.aggregate_version) == Verdict::Apply {
-                        if let Ok(Some(after)) = P::evolve(row, event) {
-                            rows.insert(env.aggregate_id, after);
-                        }
-                    }
-                }
-                Err(_) => {}
+            if let Ok(decoded) = &record.decoded {
+                fold_record::<P>(folds.entry(record.partition).or_default(), &mut rows, decoded);
             }
         }
     }
