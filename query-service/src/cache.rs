@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::freshness::Standing;
-use crate::Query;
+use crate::query::Query;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -42,6 +42,13 @@ impl CacheKey {
 pub struct Cached {
     pub data: Value,
     pub extra: Value,
+}
+
+impl Cached {
+    /// An answer that is its data alone.
+    pub fn data(data: impl serde::Serialize) -> Cached {
+        Cached { data: serde_json::json!(data), extra: serde_json::json!({}) }
+    }
 }
 
 pub struct AnswerCache {
@@ -95,8 +102,9 @@ mod tests {
 
     #[test]
     fn callers_with_different_scopes_never_share_an_answer() {
-        let pipeline = |scope: Scope| Query::Pipeline { scope, owner: None };
-        let scopes = [Scope::Own("alice".into()), Scope::Own("bob".into()), Scope::Team("east".into()), Scope::Team("west".into()), Scope::Tenant, Scope::Nothing];
+        let pipeline = |scope: Scope| Query::from(crate::routes::pipeline::Cells { scope, owner: None });
+        let scopes =
+            [Scope::Own("alice".into()), Scope::Own("bob".into()), Scope::Team("east".into()), Scope::Team("west".into()), Scope::Tenant, Scope::Nothing];
         for (i, a) in scopes.iter().enumerate() {
             for (j, b) in scopes.iter().enumerate() {
                 assert_eq!(key("default", pipeline(a.clone())) == key("default", pipeline(b.clone())), i == j, "{a:?} and {b:?}");
@@ -105,7 +113,7 @@ mod tests {
         assert_ne!(key("default", pipeline(Scope::Tenant)), key("acme", pipeline(Scope::Tenant)), "nor callers of different tenants");
         let mine = |user: &str, roles: &[Role]| {
             let subject = Subject { user: user.into(), kind: ActorKind::User, roles: roles.to_vec(), team: Some("east".into()) };
-            Query::MyApprovals { subject, at: chrono::DateTime::UNIX_EPOCH, delegations_at: crate::Standings(vec![]) }
+            Query::from(crate::routes::approvals::Mine { subject, at: chrono::DateTime::UNIX_EPOCH, delegations_at: crate::read::Standings(vec![]) })
         };
         assert_ne!(key("default", mine("mia", &[Role::Manager])), key("default", mine("max", &[Role::Manager])));
         assert_ne!(key("default", mine("mia", &[Role::Manager])), key("default", mine("mia", &[Role::Manager, Role::Approver])));

@@ -9,8 +9,23 @@ use sqlx::PgConnection;
 use tidemark_http::Problem;
 use uuid::Uuid;
 
+use axum::extract::State;
+use axum::response::Response;
+use tidemark_events::policy::Scope;
+use tidemark_http::{Principal, ProblemPath};
+use tidemark_projectors::{Accounts, Activities, Contacts, Opportunities};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::access::{contact_reader, list_scope, scope_filter};
+use crate::cache::Cached;
 use crate::freshness::database;
-use crate::{activities, contacts};
+use crate::read::{seen, AskedBound, BoundParams, Refusal, Standings};
+use crate::routes::{activities, contacts};
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_account))
+}
 
 #[derive(Serialize, sqlx::FromRow)]
 struct Deal {
@@ -37,7 +52,7 @@ struct Totals {
 const SHOWN: i64 = 50;
 
 /// The overview of account `id`; `scope` filters the opportunities as everywhere else.
-pub async fn overview(
+async fn overview(
     db: &mut PgConnection,
     tenant: &str,
     id: Uuid,
@@ -82,4 +97,36 @@ pub async fn overview(
         "id": id, "name": name, "created_at": created_at, "version": version,
         "opportunity_totals": totals, "opportunities": deals, "contacts": people, "activities": timeline,
     }))
+}
+
+/// The overview of one account in `scope`; `personal` as for contacts. `others`: where the
+/// opportunities, contacts and activities projections stood.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Overview {
+    id: Uuid,
+    scope: Scope,
+    personal: bool,
+    today: NaiveDate,
+    others: [Standings; 3],
+}
+
+impl Overview {
+    pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
+        Ok(Cached::data(overview(db, tenant, self.id, scope_filter(&self.scope), self.personal, self.today).await?))
+    }
+}
+
+/// The account overview: the account, its opportunities that you may see (the first 50,
+/// and totals by status and currency), its contacts (personal fields as for contacts) and
+/// its latest activities. Eventual unless asked otherwise; every read model in the answer
+/// is held to the bound, and the note speaks of the accounts projection.
+#[utoipa::path(get, path = "/v1/accounts/{id}", params(BoundParams), tag = "accounts",
+    responses((status = 200, description = "`data`: the overview; `staleness`"), (status = 403), (status = 404), (status = 503)))]
+async fn get_account(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
+    let scope = list_scope(&state, &who).await?;
+    let personal = contact_reader(&state, &who, &format!("account/{id}")).await?;
+    let bound = asked.with_default(false);
+    let others = [state.also_hold::<Opportunities>(&bound).await?, state.also_hold::<Contacts>(&bound).await?, state.also_hold::<Activities>(&bound).await?];
+    let query = Overview { id, scope, personal, today: Utc::now().date_naive(), others };
+    seen(&state, &who, format!("contacts of account/{id}"), state.read::<Accounts>(&who, bound, query).await).await
 }

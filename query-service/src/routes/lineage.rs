@@ -19,8 +19,10 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::forecast::{self, Cell, Period};
-use crate::{auditor, freshness::database, AppState};
+use crate::access::auditor;
+use crate::freshness::database;
+use crate::routes::forecast::{self, Cell, Period};
+use crate::AppState;
 
 /// The values of an opportunity that place it in a forecast cell and weigh it there.
 const FORECAST_FIELDS: [&str; 5] = ["amount", "stage", "probability", "close_date", "owner_id"];
@@ -150,7 +152,7 @@ fn period_of(text: &str) -> Result<Period, Problem> {
         return Err(bad());
     }
     match rest.strip_prefix('Q') {
-        Some(q) if matches!(q, "1" | "2" | "3" | "4") => Ok(Period::Quarter),
+        Some("1" | "2" | "3" | "4") => Ok(Period::Quarter),
         None if rest.len() == 2 && rest.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m)) => Ok(Period::Month),
         _ => Err(bad()),
     }

@@ -11,7 +11,24 @@ use tidemark_events::opportunity::{ForecastCategory, Stage};
 use tidemark_http::Problem;
 use utoipa::ToSchema;
 
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use tidemark_events::policy::Scope;
+use tidemark_http::{Principal, ProblemQuery};
+use tidemark_projectors::Opportunities;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::access::{list_scope, scope_filter};
+use crate::cache::Cached;
 use crate::freshness::database;
+use crate::read::{AskedBound, BoundParams, Refusal};
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_forecast))
+}
 
 /// month or quarter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -102,7 +119,9 @@ pub async fn forecast(
     .map_err(database)?;
     let mut rows: BTreeMap<(String, String, String), ForecastRow> = BTreeMap::new();
     for (owner_id, period, stage, currency, count, amount, weighted) in cells {
-        let Some(category) = Stage::parse(&stage).and_then(Stage::forecast_category) else { continue };
+        let Some(category) = Stage::parse(&stage).and_then(Stage::forecast_category) else {
+            continue;
+        };
         let weighted = weighted.round_dp(2);
         let row = rows.entry((owner_id.clone(), period.clone(), currency.clone())).or_insert_with(|| ForecastRow {
             owner_id,
@@ -171,4 +190,44 @@ pub async fn cell(db: &mut PgConnection, tenant: &str, cell: &Cell<'_>) -> Resul
         figures.add(count, amount, weighted.round_dp(2));
     }
     Ok((deals, figures))
+}
+
+/// The forecast rows in `scope`, optionally of one owner, by `period`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Rows {
+    scope: Scope,
+    owner: Option<String>,
+    period: Period,
+}
+
+impl Rows {
+    pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
+        Ok(Cached::data(forecast(db, tenant, scope_filter(&self.scope), self.owner.as_deref(), self.period).await?))
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ForecastParams {
+    /// `month` or `quarter` (default), of the close date.
+    #[param(inline)]
+    period: Option<Period>,
+    owner: Option<String>,
+}
+
+/// The forecast by owner, period and currency: count, amount and probability-weighted
+/// amount in each category (pipeline: Prospecting and Qualification; best case: Proposal;
+/// commit: Negotiation; closed: won), and in total. Lost deals count nowhere. Eventual
+/// unless asked otherwise (a planning view).
+#[utoipa::path(get, path = "/v1/forecast", params(ForecastParams, BoundParams), tag = "pipeline",
+    responses((status = 200, description = "`data`: forecast rows; `staleness`; `consistency_token`"), (status = 400), (status = 422), (status = 503)))]
+async fn get_forecast(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemQuery(params): ProblemQuery<ForecastParams>,
+) -> Result<Response, Problem> {
+    let period = params.period.unwrap_or_default();
+    let scope = list_scope(&state, &who).await?;
+    state.read::<Opportunities>(&who, asked.with_default(false), Rows { scope, owner: params.owner, period }).await
 }

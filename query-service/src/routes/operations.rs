@@ -8,13 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use tidemark_events::policy::{self, Denial};
-use tidemark_http::{denials, Principal, Problem, ProblemJson, ProblemPath, ProblemQuery};
+use tidemark_http::{Principal, Problem, ProblemJson, ProblemPath, ProblemQuery};
 use tidemark_projectors::quarantine::{self, Filter, Quarantined, SkipError};
 use utoipa::{IntoParams, ToSchema};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::access::operator;
 use crate::freshness::database;
+use crate::paging::{audit_limit, audit_page_sizes};
 use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_quarantine)).routes(routes!(skip_quarantined))
+}
 
 fn projection_names() -> utoipa::openapi::Object {
     tidemark_http::openapi::one_of(tidemark_projectors::names())
@@ -29,7 +36,7 @@ pub(crate) struct QuarantineParams {
     /// Only records nobody has resolved yet (default false: all).
     open: Option<bool>,
     /// At most this many, newest first (1 to 1000, default 100).
-    #[param(schema_with = crate::audit_page_sizes)]
+    #[param(schema_with = audit_page_sizes)]
     limit: Option<i64>,
 }
 
@@ -37,12 +44,12 @@ pub(crate) struct QuarantineParams {
 /// were refused, and how an operator resolved them (operators only: they span tenants).
 #[utoipa::path(get, path = "/v1/operations/quarantine", params(QuarantineParams), tag = "operations",
     responses((status = 200, description = "`data`: quarantined records", body = [Quarantined]), (status = 400), (status = 401), (status = 403)))]
-pub(crate) async fn list_quarantine(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<QuarantineParams>) -> Result<Response, Problem> {
+async fn list_quarantine(State(state): State<AppState>, who: Principal, ProblemQuery(params): ProblemQuery<QuarantineParams>) -> Result<Response, Problem> {
     operator(&state, &who, "list-quarantine", "quarantined records").await?;
     if let Some(name) = &params.projection {
         tidemark_projectors::known(name).map_err(|e| Problem::invalid_field("projection", e))?;
     }
-    let filter = Filter { projection: params.projection, open: params.open.unwrap_or(false), limit: crate::audit_limit(params.limit)? };
+    let filter = Filter { projection: params.projection, open: params.open.unwrap_or(false), limit: audit_limit(params.limit)? };
     let records = quarantine::list(&state.pool, &filter).await.map_err(database)?;
     Ok(Json(json!({ "data": records })).into_response())
 }
@@ -64,7 +71,7 @@ pub(crate) struct SkipRequest {
     request_body = SkipRequest,
     responses((status = 200, description = "`data`: the record's quarantine entries, now resolved", body = [Quarantined]),
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
-pub(crate) async fn skip_quarantined(
+async fn skip_quarantined(
     State(state): State<AppState>,
     who: Principal,
     ProblemPath(id): ProblemPath<i64>,
@@ -78,14 +85,4 @@ pub(crate) async fn skip_quarantined(
         Err(e @ SkipError::IsAnEvent(_)) => Err(Problem::new(StatusCode::CONFLICT, "record-is-an-event", "An event is not skipped", e.to_string())),
         Err(SkipError::Database(e)) => Err(database(e)),
     }
-}
-
-/// Refuses, and records the refusal, unless `who` operates the deployment: what `resource`
-/// shows spans every tenant.
-pub(crate) async fn operator(state: &AppState, who: &Principal, action: &str, resource: &str) -> Result<(), Problem> {
-    if policy::may_operate(&who.subject()) {
-        return Ok(());
-    }
-    let denial = Denial { code: "needs-operator", reason: format!("{resource} span every tenant: they are for the deployment's operators and monitoring") };
-    Err(denials::deny(&state.pool, who, action, resource, denial).await)
 }

@@ -9,7 +9,21 @@ use tidemark_events::policy::{Role, Subject};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use axum::extract::State;
+use axum::response::Response;
+use tidemark_events::policy::{self, Denial, Scope};
+use tidemark_http::{denials, Principal};
+use tidemark_projectors::{Delegations, Opportunities};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::cache::Cached;
 use crate::freshness::database;
+use crate::read::{AskedBound, BoundParams, Refusal, Standings};
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(my_approvals)).routes(routes!(approval_turnaround))
+}
 use tidemark_http::Problem;
 
 #[derive(Serialize, ToSchema, sqlx::FromRow)]
@@ -122,4 +136,57 @@ pub async fn turnaround(db: &mut PgConnection, tenant: &str) -> Result<serde_jso
             "p50_seconds": secs(p50), "p95_seconds": secs(p95), "max_seconds": secs(max),
         }))
         .collect::<Vec<_>>()))
+}
+
+/// The steps waiting for `subject`. `at`, to the second, dates the answer's ages; a cached
+/// answer is at most a second old. `delegations_at`: where the delegations projection
+/// stood, as the answer depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Mine {
+    pub(crate) subject: Subject,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) delegations_at: Standings,
+}
+
+impl Mine {
+    pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
+        Ok(Cached::data(mine(db, tenant, &self.subject, self.at).await?))
+    }
+}
+
+/// The tenant's approval turnaround.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Turnaround;
+
+impl Turnaround {
+    pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
+        Ok(Cached::data(turnaround(db, tenant).await?))
+    }
+}
+
+/// The quote approval steps that wait for you, oldest first, with their age, amount,
+/// discount and requester: a manager sees their team's manager steps, finance the finance
+/// steps; never your own quotes. A strong read unless `consistency=eventual`: it is where
+/// approvers decide.
+#[utoipa::path(get, path = "/v1/approvals/mine", params(BoundParams), tag = "approvals",
+    responses((status = 200, description = "`data`: pending approval steps; `staleness`; `consistency_token`"), (status = 400), (status = 503)))]
+async fn my_approvals(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    let now = Utc::now();
+    let at = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    let bound = asked.with_default(true);
+    let delegations_at = state.also_hold::<Delegations>(&bound).await?;
+    state.read::<Opportunities>(&who, bound, Mine { subject: who.subject(), at, delegations_at }).await
+}
+
+/// Approval turnaround: per approver kind (manager, finance) and team, the steps approved
+/// and rejected, and the median, 95th percentile and longest wait from a step's request
+/// to its decision. For whoever sees more than their own deals (managers, finance, admins).
+#[utoipa::path(get, path = "/v1/approvals/turnaround", params(BoundParams), tag = "approvals",
+    responses((status = 200, description = "`data`: turnaround per approver and team; `staleness`"), (status = 403), (status = 503)))]
+async fn approval_turnaround(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    if let Scope::Own(_) | Scope::Nothing = policy::opportunity_scope(&who.subject()) {
+        let denial = Denial { code: "role-may-not", reason: "approval turnaround across the tenant is for managers, finance and admins".into() };
+        return Err(denials::deny(&state.pool, &who, "read-approval-turnaround", "approvals/turnaround", denial).await);
+    }
+    state.read::<Opportunities>(&who, asked.with_default(false), Turnaround).await
 }

@@ -1,5 +1,5 @@
 //! `/metrics` in Prometheus text format and `/healthz/projections`: how far behind each
-//! projection is, per partition, and whether it still makes progress.
+//! projection is, per partition, and whether it still makes progress; and `/healthz`.
 
 use std::fmt::Write;
 
@@ -11,10 +11,31 @@ use chrono::Utc;
 use serde_json::json;
 
 use tidemark_http::Principal;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::bound::PartitionView;
 use crate::freshness::{self, database, Standing};
 use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(projections_health)).routes(routes!(metrics))
+}
+
+/// Whether the service's dependencies (PostgreSQL, broker) answer and no projection is stalled.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let freshness = state.freshness.clone();
+    let broker = tokio::task::spawn_blocking(move || freshness.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()));
+    // Not ready while a projection that answers depend on is stalled: such answers would
+    // wait for their bound and fail.
+    let projections = match unhealthy(&state).await {
+        Ok(unhealthy) if unhealthy.is_empty() => Ok(()),
+        Ok(unhealthy) => Err(format!("stalled: {}", unhealthy.join(", "))),
+        Err(problem) => Err(problem.detail),
+    };
+    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker), ("projections", projections)], json!({}))
+}
 
 /// One partition of one projection, as monitoring sees it.
 struct PartitionHealth {
@@ -61,7 +82,7 @@ async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHeal
 }
 
 /// The projections that are stalled or ahead of the log, with their partitions.
-pub async fn unhealthy(state: &AppState) -> Result<Vec<String>, tidemark_http::Problem> {
+async fn unhealthy(state: &AppState) -> Result<Vec<String>, tidemark_http::Problem> {
     let survey = survey(state).await?;
     Ok(survey
         .iter()
@@ -71,14 +92,13 @@ pub async fn unhealthy(state: &AppState) -> Result<Vec<String>, tidemark_http::P
 
 /// Whether every projection makes progress; 503 naming the stalled partitions otherwise.
 #[utoipa::path(get, path = "/healthz/projections", security(()), responses((status = 200), (status = 503)))]
-pub async fn projections_health(State(state): State<AppState>) -> Result<Response, tidemark_http::Problem> {
+async fn projections_health(State(state): State<AppState>) -> Result<Response, tidemark_http::Problem> {
     let survey = survey(&state).await?;
     let mut healthy = true;
     let mut body = serde_json::Map::new();
     for (name, partitions) in &survey {
-        let named = |f: fn(&PartitionHealth) -> bool| -> Vec<String> {
-            partitions.iter().filter(|p| f(p)).map(|p| format!("{}/{}", p.topic, p.partition)).collect()
-        };
+        let named =
+            |f: fn(&PartitionHealth) -> bool| -> Vec<String> { partitions.iter().filter(|p| f(p)).map(|p| format!("{}/{}", p.topic, p.partition)).collect() };
         let (stalled, ahead) = (named(|p| p.stalled), named(|p| p.ahead_of_log));
         healthy &= stalled.is_empty() && ahead.is_empty();
         body.insert(
@@ -99,8 +119,8 @@ pub async fn projections_health(State(state): State<AppState>) -> Result<Respons
 /// Lag, position, progress and health per projection and partition; the answer cache's
 /// hits. For operators and the system (a scraper sends a bearer token).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
-pub async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
-    crate::operations::operator(&state, &who, "read-metrics", "metrics").await?;
+async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
+    crate::access::operator(&state, &who, "read-metrics", "metrics").await?;
     let survey = survey(&state).await?;
     type Sample = fn(&PartitionHealth) -> String;
     let families: [(&str, &str, &str, Sample); 6] = [

@@ -7,7 +7,20 @@ use tidemark_http::Problem;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use axum::extract::State;
+use axum::response::Response;
+use tidemark_http::Principal;
+use tidemark_projectors::Activities;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::cache::Cached;
 use crate::freshness::database;
+use crate::read::{AskedBound, BoundParams, Refusal};
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(my_tasks))
+}
 
 #[derive(Serialize, ToSchema, sqlx::FromRow)]
 pub struct ActivityView {
@@ -37,7 +50,7 @@ fn dated(rows: Vec<ActivityView>, today: NaiveDate) -> Vec<ActivityView> {
 }
 
 /// Open tasks assigned to `user`, the most urgent first.
-pub async fn open_tasks(db: &mut PgConnection, tenant: &str, user: &str, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
+async fn open_tasks(db: &mut PgConnection, tenant: &str, user: &str, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
     let rows = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND assignee = $2 AND kind = 'task' AND NOT done ORDER BY due_date, logged_at, id"
     ))
@@ -60,4 +73,26 @@ pub async fn timeline(db: &mut PgConnection, tenant: &str, about_id: Uuid, today
     .await
     .map_err(database)?;
     Ok(dated(rows, today))
+}
+
+/// The open tasks of `user`, marked overdue as of `today`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MyTasks {
+    user: String,
+    today: NaiveDate,
+}
+
+impl MyTasks {
+    pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
+        Ok(Cached::data(open_tasks(db, tenant, &self.user, self.today).await?))
+    }
+}
+
+/// Your open tasks, the most urgent first, each marked `overdue` when its due date has
+/// passed. Eventual unless asked otherwise.
+#[utoipa::path(get, path = "/v1/tasks/mine", params(BoundParams), tag = "activities",
+    responses((status = 200, description = "`data`: open tasks; `staleness`; `consistency_token`"), (status = 400), (status = 503)))]
+async fn my_tasks(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
+    let query = MyTasks { user: who.actor_id.clone(), today: Utc::now().date_naive() };
+    state.read::<Activities>(&who, asked.with_default(false), query).await
 }
