@@ -1,13 +1,14 @@
-//! `/metrics` in Prometheus text format and `/healthz/projections`: how far behind each
-//! projection is, per partition, and whether it still makes progress; and `/healthz`.
-
-use std::fmt::Write;
+//! `/metrics` in Prometheus text format (through the `metrics` crate's exporter) and
+//! `/healthz/projections`: how far behind each projection is, per partition, and whether
+//! it still makes progress; and `/healthz`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use metrics::{counter, describe_counter, describe_gauge, gauge, Label};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::json;
 
 use tidemark_http::Principal;
@@ -118,40 +119,40 @@ async fn projections_health(State(state): State<AppState>) -> Result<Response, t
 
 /// Lag, position, progress and health per projection and partition; the answer cache's
 /// hits. For operators and the system (a scraper sends a bearer token).
+///
+/// Each scrape records a fresh survey into a recorder of its own: no sample outlives what
+/// it speaks of, and services that share a process never mix their figures.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
 async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
     crate::access::operator(&state, &who, "read-metrics", "metrics").await?;
     let survey = survey(&state).await?;
-    type Sample = fn(&PartitionHealth) -> String;
-    let families: [(&str, &str, &str, Sample); 6] = [
-        ("tidemark_projection_lag_events", "gauge", "Records in the log that the projection has not applied.", |p| p.view.lag().to_string()),
-        ("tidemark_projection_lag_ms", "gauge", "Age of the oldest record the projection has not applied (0 when caught up).", |p| {
-            p.lag_ms.map_or("NaN".to_string(), |ms| ms.to_string())
-        }),
-        ("tidemark_projection_applied_offset", "counter", "Next offset the projection will apply; its rate is the projection's throughput.", |p| {
-            p.view.reflected.to_string()
-        }),
-        ("tidemark_projection_log_end_offset", "gauge", "Log end offset of the partition.", |p| p.view.end.to_string()),
-        ("tidemark_projection_last_progress_seconds", "gauge", "Unix time of the projection's last batch or caught-up moment.", |p| {
-            format!("{:.3}", p.standing.as_ref().map_or(0.0, |s| s.last_progress.timestamp_millis() as f64 / 1000.0))
-        }),
-        ("tidemark_projection_stalled", "gauge", "1 when the projection is behind and made no progress for the stall interval.", |p| {
-            u8::from(p.stalled).to_string()
-        }),
-    ];
-    let mut text = String::new();
-    for (name, kind, help, sample) in families {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    let recorder = PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        describe_gauge!("tidemark_projection_lag_events", "Records in the log that the projection has not applied.");
+        describe_gauge!("tidemark_projection_lag_ms", "Age of the oldest record the projection has not applied (0 when caught up).");
+        describe_counter!("tidemark_projection_applied_offset", "Next offset the projection will apply; its rate is the projection's throughput.");
+        describe_gauge!("tidemark_projection_log_end_offset", "Log end offset of the partition.");
+        describe_gauge!("tidemark_projection_last_progress_seconds", "Unix time of the projection's last batch or caught-up moment.");
+        describe_gauge!("tidemark_projection_stalled", "1 when the projection is behind and made no progress for the stall interval.");
         for (projection, partitions) in &survey {
             for p in partitions {
-                let _ = writeln!(text, "{name}{{projection=\"{projection}\",topic=\"{}\",partition=\"{}\"}} {}", p.topic, p.partition, sample(p));
+                let labels = vec![Label::new("projection", *projection), Label::new("topic", p.topic.clone()), Label::new("partition", p.partition.to_string())];
+                gauge!("tidemark_projection_lag_events", labels.clone()).set(p.view.lag() as f64);
+                gauge!("tidemark_projection_lag_ms", labels.clone()).set(p.lag_ms.map_or(f64::NAN, |ms| ms as f64));
+                counter!("tidemark_projection_applied_offset", labels.clone()).absolute(p.view.reflected.max(0) as u64);
+                gauge!("tidemark_projection_log_end_offset", labels.clone()).set(p.view.end as f64);
+                let progress = p.standing.as_ref().map_or(0.0, |s| s.last_progress.timestamp_millis() as f64 / 1000.0);
+                gauge!("tidemark_projection_last_progress_seconds", labels.clone()).set(progress);
+                gauge!("tidemark_projection_stalled", labels).set(f64::from(u8::from(p.stalled)));
             }
         }
-    }
-    let (hits, misses) = (state.cache.hits(), state.cache.misses());
-    let ratio = if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 };
-    let _ = writeln!(text, "# HELP tidemark_query_cache_hits_total Answers served from the cache.\n# TYPE tidemark_query_cache_hits_total counter\ntidemark_query_cache_hits_total {hits}");
-    let _ = writeln!(text, "# HELP tidemark_query_cache_misses_total Answers computed.\n# TYPE tidemark_query_cache_misses_total counter\ntidemark_query_cache_misses_total {misses}");
-    let _ = writeln!(text, "# HELP tidemark_query_cache_hit_ratio Share of answers served from the cache.\n# TYPE tidemark_query_cache_hit_ratio gauge\ntidemark_query_cache_hit_ratio {ratio:.4}");
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+        let (hits, misses) = (state.cache.hits(), state.cache.misses());
+        describe_counter!("tidemark_query_cache_hits_total", "Answers served from the cache.");
+        describe_counter!("tidemark_query_cache_misses_total", "Answers computed.");
+        describe_gauge!("tidemark_query_cache_hit_ratio", "Share of answers served from the cache.");
+        counter!("tidemark_query_cache_hits_total").absolute(hits);
+        counter!("tidemark_query_cache_misses_total").absolute(misses);
+        gauge!("tidemark_query_cache_hit_ratio").set(if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 });
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder.handle().render()).into_response())
 }
