@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod quarantine;
+pub mod replay;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -275,7 +276,7 @@ impl System {
                 topics: config.topics(),
                 tokens: config.tokens(),
                 stall_after: Duration::from_millis(config.stall_after_ms),
-                log: tidemark_replay_tools::Replayer::new(
+                log: tidemark_history::Replayer::new(
                     &config.brokers,
                     &registry_url,
                     service_token.as_deref(),

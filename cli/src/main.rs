@@ -30,7 +30,7 @@ enum Command {
     Registry,
     /// Tools that read the log itself.
     #[command(subcommand)]
-    Replay(tidemark_replay_tools::Replay),
+    Replay(tidemark::replay::Replay),
     /// Records a projection could not decode or apply: list them, skip one (operators).
     #[command(subcommand)]
     Quarantine(tidemark::quarantine::QuarantineCommand),
@@ -99,7 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay(replay) => {
             let token = config.service_token.clone().or_else(|| tidemark::users::mint(&config, &tidemark::service_claims()).ok());
-            return tidemark_replay_tools::run(replay, &config.brokers, &config.registry_url, token.as_deref(), &config.database_url, &config.topics()).await
+            return tidemark::replay::run(replay, &config.brokers, &config.registry_url, token.as_deref(), &config.database_url, &config.topics()).await
         }
         Command::Serve => {
             tidemark::create_topics(&config).await?;

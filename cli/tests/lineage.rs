@@ -68,7 +68,7 @@ async fn a_number_in_my_approvals_and_in_the_forecast_traces_back_to_who_and_wha
         .await
         .into_iter()
         .filter_map(|(p, o, d)| match d {
-            Decoded::Event(e) if e.envelope.aggregate_id.to_string() == id && tidemark_replay_tools::event_json(&e)["data"]["quote_id"] == quote.as_str() => Some((p, o, e)),
+            Decoded::Event(e) if e.envelope.aggregate_id.to_string() == id && tidemark_history::event_json(&e)["data"]["quote_id"] == quote.as_str() => Some((p, o, e)),
             _ => None,
         })
         .collect();

@@ -281,7 +281,7 @@ async fn lineage_names_every_event_that_set_a_value_as_the_raw_log_shows() {
         .collect();
     let amount_events: Vec<String> = raw
         .iter()
-        .filter(|(_, _, e)| tidemark_replay_tools::event_json(e)["data"].get("amount").is_some())
+        .filter(|(_, _, e)| tidemark_history::event_json(e)["data"].get("amount").is_some())
         .map(|(_, _, e)| e.envelope.event_id.to_string())
         .collect();
 

@@ -51,7 +51,7 @@ pub struct QueryConfig {
     pub tokens: TokenCodec,
     pub stall_after: Duration,
     /// Reads the log for the auditors' lineage.
-    pub log: tidemark_replay_tools::Replayer,
+    pub log: tidemark_history::Replayer,
 }
 
 pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc<Gate>) -> axum::Router {

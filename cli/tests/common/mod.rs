@@ -302,14 +302,14 @@ impl Answer {
 
 /// The committed end of each partition of `topic` (past the last transaction's marker).
 pub fn log_end_offsets(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let ends = tidemark_replay_tools::log_ends(brokers, topic, 0..tidemark_replay_tools::partition_count(brokers, topic).unwrap()).unwrap();
+    let ends = tidemark_history::log_ends(brokers, topic, 0..tidemark_history::partition_count(brokers, topic).unwrap()).unwrap();
     ends.into_iter().map(|((_, p), end)| (p, end)).collect()
 }
 
 /// The bytes of every committed record of `topic`, as the broker stores them.
 pub async fn raw_log(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     use rdkafka::message::Message;
-    let ends = tidemark_replay_tools::log_ends(brokers, topic, 0..tidemark_replay_tools::partition_count(brokers, topic).unwrap()).unwrap();
+    let ends = tidemark_history::log_ends(brokers, topic, 0..tidemark_history::partition_count(brokers, topic).unwrap()).unwrap();
     let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(brokers, "tidemark-tests"), &BTreeMap::new(), ends, Duration::from_secs(10)).unwrap();
     let mut payloads = Vec::new();
     while let Some(message) = log.next().await.expect("the log can be read") {
@@ -320,7 +320,7 @@ pub async fn raw_log(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
 
 pub async fn read_log(brokers: &str, registry_url: &str, topic: &str) -> Vec<(i32, i64, Decoded)> {
     let codec = EventCodec::new(registry_url).unwrap();
-    let records = tidemark_replay_tools::read_topic(brokers, &codec, topic).await.expect("the log can be read");
+    let records = tidemark_history::read_topic(brokers, &codec, topic).await.expect("the log can be read");
     records.into_iter().map(|r| (r.partition, r.offset, r.decoded.expect("every record decodes"))).collect()
 }
 

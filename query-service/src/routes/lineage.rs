@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tidemark_events::opportunity::{self, ForecastCategory};
 use tidemark_http::{Principal, Problem, ProblemPath, ProblemQuery};
-use tidemark_replay_tools::lineage::{self, LineageError};
-use tidemark_replay_tools::Replayer;
+use tidemark_history::lineage::{self, LineageError};
+use tidemark_history::Replayer;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -126,7 +126,7 @@ async fn forecast_lineage(State(state): State<AppState>, who: Principal, Problem
     let topic = state.topics.opportunity.clone();
     let records = match deals.is_empty() {
         true => Vec::new(),
-        false => tidemark_replay_tools::read_topic(&state.log.brokers, &state.log.codec, &topic).await.map_err(|e| problem(e.into()))?,
+        false => tidemark_history::read_topic(&state.log.brokers, &state.log.codec, &topic).await.map_err(|e| problem(e.into()))?,
     };
     let mut explained = Vec::new();
     for deal in &deals {

@@ -12,27 +12,12 @@ use sqlx::PgPool;
 use tidemark_projectors::rebuild::{CatchUp, Rebuild};
 use tidemark_projectors::{Named, Projection};
 
-use crate::Replayer;
+use tidemark_history::Replayer;
 
-/// What a finished rebuild reports.
-#[derive(Debug)]
-pub struct Summary {
-    pub applied: CatchUp,
-    pub seconds: f64,
-    /// False when it was interrupted before switching over.
-    pub switched: bool,
-}
-
-impl Summary {
-    pub fn events_per_second(&self) -> f64 {
-        self.applied.records as f64 / self.seconds.max(0.001)
-    }
-}
-
-pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
+pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, restart: bool, batch_size: Option<usize>) -> anyhow::Result<()> {
     struct Rebuilding<'a>(&'a Replayer, &'a PgPool, bool, Option<usize>);
     impl<'a> Named for Rebuilding<'a> {
-        type Output = futures::future::BoxFuture<'a, anyhow::Result<Summary>>;
+        type Output = futures::future::BoxFuture<'a, anyhow::Result<()>>;
         fn run<P: Projection>(self) -> Self::Output {
             Box::pin(run::<P>(self.0, self.1, self.2, self.3))
         }
@@ -40,7 +25,7 @@ pub async fn rebuild(replayer: &Replayer, pool: &PgPool, projection: &str, resta
     tidemark_projectors::with_named(projection, Rebuilding(replayer, pool, restart, batch_size)).map_err(anyhow::Error::msg)?.await
 }
 
-async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, batch_size: Option<usize>) -> anyhow::Result<Summary> {
+async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, batch_size: Option<usize>) -> anyhow::Result<()> {
     let (mut rebuild, start) = Rebuild::prepare::<P>(pool, &replayer.brokers, &replayer.topics, restart).await.context("preparing the rebuild")?;
     if let Some(size) = batch_size {
         rebuild.batch_size = size;
@@ -85,16 +70,16 @@ async fn run<P: Projection>(replayer: &Replayer, pool: &PgPool, restart: bool, b
     }
     ctrl_c.abort();
     bar.finish_and_clear();
-    let summary = Summary { applied, seconds: began.elapsed().as_secs_f64(), switched };
+    let seconds = began.elapsed().as_secs_f64();
     eprintln!(
         "rebuild {}: {} records applied in {:.2} s ({:.0} events/s; reading and decoding {:.1} s, writing {:.1} s); {}",
         P::NAME,
-        summary.applied.records,
-        summary.seconds,
-        summary.events_per_second(),
-        summary.applied.reading.as_secs_f64(),
-        summary.applied.writing.as_secs_f64(),
+        applied.records,
+        seconds,
+        applied.records as f64 / seconds.max(0.001),
+        applied.reading.as_secs_f64(),
+        applied.writing.as_secs_f64(),
         if switched { "switched over: the rebuilt tables are live".to_string() } else { format!("interrupted; run it again to resume from schema {}", rebuild.schema) }
     );
-    Ok(summary)
+    Ok(())
 }

@@ -21,7 +21,7 @@ use tidemark_events::partition::partition_for;
 use tidemark_events::{ActorKind, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money, POLICY_VERSION};
 use uuid::Uuid;
 
-use crate::{partition_count, Replayer};
+use tidemark_history::{partition_count, Replayer};
 
 /// Sends in flight at once: enough to keep the producer's batches full.
 const IN_FLIGHT: usize = 20_000;
@@ -61,7 +61,7 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
     let topics = &replayer.topics;
     for topic in topics.all() {
         let count = partition_count(&replayer.brokers, topic)?;
-        let records = crate::log_end_total(&replayer.brokers, topic, count)?;
+        let records = tidemark_history::log_end_total(&replayer.brokers, topic, count)?;
         anyhow::ensure!(
             records == 0,
             "topic {topic} already holds {records} records; generate writes only into an empty deployment \

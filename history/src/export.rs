@@ -26,11 +26,24 @@ use tidemark_schemas::Decoded;
 
 use crate::{event_json, Replayer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Jsonl,
     Csv,
     Parquet,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Format, String> {
+        match name {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            _ => Err(format!("'{name}' is not one of jsonl, csv, parquet")),
+        }
+    }
 }
 
 pub struct Window {

@@ -10,8 +10,8 @@ use tidemark_events::envelope::StreamPosition;
 use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Outcome, Stage};
 use tidemark_events::{ActorKind, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money};
 use tidemark_events::Aggregate;
-use tidemark_replay_tools::fold::fold_log;
-use tidemark_replay_tools::LogRecord;
+use tidemark_history::fold::fold_log;
+use tidemark_history::LogRecord;
 use tidemark_schemas::{Decoded, FenceMarker};
 use uuid::Uuid;
 
