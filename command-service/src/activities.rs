@@ -84,7 +84,7 @@ async fn log_activity(State(state): State<AppState>, ctx: CommandContext, Proble
         assignee: body.assignee,
         now: call.0.meta.received_at,
     });
-    run(&state, call, "log-activity", decision!(Activity, activity, cmd)).await
+    run(&state, call, "log-activity", decision::<activity::Activity>(cmd)).await
 }
 
 async fn task_status(state: AppState, ctx: CommandContext, id: Uuid, complete: bool) -> Result<Response, Problem> {
@@ -93,7 +93,7 @@ async fn task_status(state: AppState, ctx: CommandContext, id: Uuid, complete: b
     let call = ctx.request(&state, activity::AGGREGATE_TYPE, id, (action, id));
     let at = call.0.meta.received_at;
     let cmd = if complete { ActivityCommand::Complete { by, at } } else { ActivityCommand::Reopen { by, at } };
-    run(&state, call, action, decision!(Activity, activity, cmd)).await
+    run(&state, call, action, decision::<activity::Activity>(cmd)).await
 }
 
 /// Completes a task (its assignee, or whoever set it).

@@ -21,25 +21,18 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::writer::{fingerprint, new_aggregate_id, AppendedEvent, CommandError, CommandRequest, Decide, FollowUps, Outcome, Writer};
-use tidemark_events::Aggregate;
+use tidemark_events::opportunity::Opportunity;
+use tidemark_events::{Aggregate, AnyAggregate};
 
 /// The decision of a command on one kind of aggregate: its state (none when new; not found
 /// when the id names another kind), decided by that aggregate's own `decide`, its events
 /// wrapped for the writer.
-macro_rules! decision {
-    ($variant:ident, $module:ident, $cmd:expr) => {{
-        let cmd = $cmd;
-        move |state: Option<&tidemark_events::Aggregate>| -> Result<Vec<tidemark_events::DomainEvent>, crate::writer::CommandError> {
-            let state = match state {
-                Some(tidemark_events::Aggregate::$variant(s)) => Some(s),
-                Some(_) => return Err(tidemark_events::Rejection::NotFound.into()),
-                None => None,
-            };
-            Ok(tidemark_events::$module::decide(state, &cmd)?.into_iter().map(tidemark_events::DomainEvent::$variant).collect())
-        }
-    }};
+pub(crate) fn decision<A: Aggregate>(command: A::Command) -> impl FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+    move |state| {
+        let state = state.map(|any| A::of(any).ok_or(Rejection::NotFound)).transpose()?;
+        Ok(A::decide(state, &command)?.into_iter().map(A::event_into_any).collect())
+    }
 }
-pub(crate) use decision;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -277,13 +270,9 @@ fn answer(outcome: Outcome, session: Session) -> Response {
 }
 
 /// Authorizes a change against the opportunity as the writer holds it, then decides.
-pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> {
+pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> {
     move |state| {
-        let state = match state {
-            Some(Aggregate::Opportunity(o)) => Some(o),
-            Some(_) => return Err(Rejection::NotFound.into()),
-            None => None,
-        };
+        let state = state.map(|any| Opportunity::of(any).ok_or(Rejection::NotFound)).transpose()?;
         // An approval step is decided by its approver, whom the domain names; not by whoever
         // may change the opportunity.
         let approving = matches!(cmd, OpportunityCommand::Quote(QuoteCommand::Decide { .. }));
@@ -296,7 +285,7 @@ pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) ->
             let record = Owned { owner: &o.owner_id, team: o.team_id.as_deref(), shared_with: &shared_with };
             policy::authorize(&subject, &Action::ChangeOpportunity { record, amount }).map_err(CommandError::Denied)?;
         }
-        Ok(opportunity::decide(state, &cmd)?.into_iter().map(DomainEvent::Opportunity).collect())
+        Ok(Opportunity::decide(state, &cmd)?.into_iter().map(DomainEvent::Opportunity).collect())
     }
 }
 
@@ -305,7 +294,7 @@ pub(crate) async fn run(
     state: &AppState,
     call: (CommandRequest, Session),
     action: &str,
-    decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
+    decide: impl FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
 ) -> Result<Response, Problem> {
     run_with(state, call, action, Box::new(decide), None).await
 }
@@ -379,7 +368,7 @@ async fn open_account(State(state): State<AppState>, ctx: CommandContext, Proble
     authorize(&state, &ctx.principal, Action::OpenAccount, "account/new").await?;
     let call = ctx.request_new(&state, account::AGGREGATE_TYPE, ("open-account", &body));
     let cmd = AccountCommand::Open { name: body.name };
-    run(&state, call, "open-account", decision!(Account, account, cmd)).await
+    run(&state, call, "open-account", decision::<account::Account>(cmd)).await
 }
 
 #[derive(Deserialize, ToSchema, Hash)]

@@ -58,7 +58,7 @@ async fn create_contact(State(state): State<AppState>, ctx: CommandContext, Prob
     let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
     let call = ctx.request_new(&state, contact::AGGREGATE_TYPE, ("create-contact", &body));
     let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details.to_domain() };
-    run(&state, call, "create-contact", decision!(Contact, contact, cmd)).await
+    run(&state, call, "create-contact", decision::<contact::Contact>(cmd)).await
 }
 
 /// Replaces the contact's details (send every field; an absent email or phone is removed).
@@ -72,7 +72,7 @@ async fn update_contact(
 ) -> Result<Response, Problem> {
     authorize(&state, &ctx.principal.clone(), Action::ChangeContact, &format!("contact/{id}")).await?;
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("update-contact", id, &body));
-    run(&state, call, "update-contact", decision!(Contact, contact, ContactCommand::Update { details: body.to_domain() })).await
+    run(&state, call, "update-contact", decision::<contact::Contact>(ContactCommand::Update { details: body.to_domain() })).await
 }
 
 #[derive(Deserialize, ToSchema, Hash)]
@@ -93,5 +93,5 @@ async fn link_contact(
     authorize(&state, &who, Action::ChangeContact, &format!("contact/{id}")).await?;
     let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("link-contact", id, &body));
-    run(&state, call, "link-contact", decision!(Contact, contact, ContactCommand::Link { account_id: body.account_id, account_exists })).await
+    run(&state, call, "link-contact", decision::<contact::Contact>(ContactCommand::Link { account_id: body.account_id, account_exists })).await
 }

@@ -48,7 +48,7 @@ async fn grant_delegation(State(state): State<AppState>, ctx: CommandContext, Pr
         valid_until: body.valid_until,
         today: call.0.meta.received_at.date_naive(),
     };
-    run(&state, call, "grant-delegation", decision!(Delegation, delegation, cmd)).await
+    run(&state, call, "grant-delegation", decision::<delegation::Delegation>(cmd)).await
 }
 
 /// Ends a delegation now (the delegator only).
@@ -58,5 +58,5 @@ async fn revoke_delegation(State(state): State<AppState>, ctx: CommandContext, P
     let by = ctx.principal.actor_id.clone();
     let call = ctx.request(&state, delegation::AGGREGATE_TYPE, id, ("revoke-delegation", id));
     let cmd = DelegationCommand::Revoke { by, at: call.0.meta.received_at };
-    run(&state, call, "revoke-delegation", decision!(Delegation, delegation, cmd)).await
+    run(&state, call, "revoke-delegation", decision::<delegation::Delegation>(cmd)).await
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tidemark_events::contact::{self, ContactCommand};
 use tidemark_events::lead::{self, LeadCommand};
 use tidemark_events::policy::Action;
-use tidemark_events::{Aggregate, Rejection};
+use tidemark_events::{AnyAggregate, Rejection};
 use tidemark_http::{Problem, ProblemJson};
 use tidemark_privacy::KeyStore;
 use utoipa::ToSchema;
@@ -87,8 +87,8 @@ async fn erase(State(state): State<AppState>, ctx: CommandContext, ProblemJson(b
         let one = crate::writer::CommandRequest { meta, aggregate_type: kind, aggregate_id: id, expected_version: None, idempotent: request.idempotent, fingerprint: request.fingerprint };
         let at = one.meta.received_at;
         let result = match kind {
-            contact::AGGREGATE_TYPE => state.writer.execute(one, decision!(Contact, contact, ContactCommand::Erase { reason: body.reason.clone(), at })).await,
-            _ => state.writer.execute(one, decision!(Lead, lead, LeadCommand::Erase { reason: body.reason.clone(), at })).await,
+            contact::AGGREGATE_TYPE => state.writer.execute(one, decision::<contact::Contact>(ContactCommand::Erase { reason: body.reason.clone(), at })).await,
+            _ => state.writer.execute(one, decision::<lead::Lead>(LeadCommand::Erase { reason: body.reason.clone(), at })).await,
         };
         let already = matches!(result, Err(CommandError::Rejected(Rejection::NoChange(_))));
         let version = match result {
@@ -124,9 +124,9 @@ fn parse_subject(subject: &str) -> Result<(&'static str, Uuid), Problem> {
 }
 
 /// The lead a contact was converted from, or the contact a lead was converted into.
-async fn same_person(writer: &Writer, tenant: &str, id: Uuid, named: &Aggregate) -> Vec<(&'static str, Uuid)> {
+async fn same_person(writer: &Writer, tenant: &str, id: Uuid, named: &AnyAggregate) -> Vec<(&'static str, Uuid)> {
     match named {
-        Aggregate::Lead(l) => l.conversion.iter().map(|c| (contact::AGGREGATE_TYPE, c.contact_id)).collect(),
+        AnyAggregate::Lead(l) => l.conversion.iter().map(|c| (contact::AGGREGATE_TYPE, c.contact_id)).collect(),
         _ => writer
             .leads()
             .await
@@ -137,10 +137,10 @@ async fn same_person(writer: &Writer, tenant: &str, id: Uuid, named: &Aggregate)
     }
 }
 
-fn version_of(state: &Aggregate) -> i64 {
+fn version_of(state: &AnyAggregate) -> i64 {
     match state {
-        Aggregate::Contact(c) => c.version,
-        Aggregate::Lead(l) => l.version,
+        AnyAggregate::Contact(c) => c.version,
+        AnyAggregate::Lead(l) => l.version,
         _ => 0,
     }
 }
@@ -151,8 +151,8 @@ pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>) -> Result
     let mut finished = 0;
     for (tenant, id, state) in writer.all_of(contact::AGGREGATE_TYPE).await.into_iter().chain(writer.all_of(lead::AGGREGATE_TYPE).await) {
         let (kind, erased) = match &state {
-            Aggregate::Contact(c) => (contact::AGGREGATE_TYPE, c.erased_at.is_some()),
-            Aggregate::Lead(l) => (lead::AGGREGATE_TYPE, l.erased_at.is_some()),
+            AnyAggregate::Contact(c) => (contact::AGGREGATE_TYPE, c.erased_at.is_some()),
+            AnyAggregate::Lead(l) => (lead::AGGREGATE_TYPE, l.erased_at.is_some()),
             _ => continue,
         };
         let subject = format!("{kind}/{id}");

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tidemark_events::assignment::{self, Rule};
 use tidemark_events::lead::{self, Conversion, Lead, LeadCommand, LeadStatus, NewLead};
 use tidemark_events::policy::{self, Action, Owned, Subject};
-use tidemark_events::{account, contact, opportunity, ActorKind, Aggregate, CommandMeta, Money, Rejection, POLICY_VERSION};
+use tidemark_events::{account, contact, opportunity, ActorKind, AnyAggregate, CommandMeta, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{Problem, ProblemJson, ProblemPath};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -80,7 +80,7 @@ async fn assign(writer: &Writer, rules: &[Rule], (tenant, id, lead): (&str, Uuid
     let team = chosen.team_id.clone();
     let request = own_command(writer.code_version(), tenant, (lead::AGGREGATE_TYPE, id), format!("assign-lead-{id}"), (ROUTER, ActorKind::Automation), &id.to_string(), Some(chosen.rationale.clone()));
     let cmd = LeadCommand::Assign { owner_id: chosen.owner_id, team_id: chosen.team_id, rule: chosen.rationale, at: request.meta.received_at };
-    match writer.execute(request, decision!(Lead, lead, cmd)).await {
+    match writer.execute(request, decision::<lead::Lead>(cmd)).await {
         Ok(_) | Err(CommandError::Rejected(Rejection::NoChange(_))) => Ok(Some(team)),
         Err(e) => Err(e),
     }
@@ -101,20 +101,20 @@ fn turns(leads: &[(String, Uuid, Lead)]) -> HashMap<(String, String), u64> {
 /// opportunity), for the user who converted, under the conversion's correlation id: they
 /// follow the lead's `LeadConverted` in its transaction.
 fn conversion(code_version: String, tenant: String, id: Uuid) -> FollowUps {
-    Box::new(move |after: &Aggregate| {
-        let Aggregate::Lead(lead) = after else { return Vec::new() };
+    Box::new(move |after: &AnyAggregate| {
+        let AnyAggregate::Lead(lead) = after else { return Vec::new() };
         let Some(c) = &lead.conversion else { return Vec::new() };
         let (account, contact, opportunity) = lead::conversion_commands(lead, c);
         let by = (c.converted_by.as_str(), ActorKind::User);
         let request = |kind: &'static str, target: Uuid| own_command(&code_version, &tenant, (kind, target), format!("convert-lead-{id}-{kind}"), by, &c.correlation_id, None);
         let mut steps: Vec<(CommandRequest, Decide)> = Vec::new();
         if let Some((account_id, cmd)) = account {
-            steps.push((request(account::AGGREGATE_TYPE, account_id), Box::new(decision!(Account, account, cmd))));
+            steps.push((request(account::AGGREGATE_TYPE, account_id), Box::new(decision::<account::Account>(cmd))));
         }
         let (contact_id, cmd) = contact;
-        steps.push((request(contact::AGGREGATE_TYPE, contact_id), Box::new(decision!(Contact, contact, cmd))));
+        steps.push((request(contact::AGGREGATE_TYPE, contact_id), Box::new(decision::<contact::Contact>(cmd))));
         let (opportunity_id, cmd) = opportunity;
-        steps.push((request(opportunity::AGGREGATE_TYPE, opportunity_id), Box::new(decision!(Opportunity, opportunity, cmd))));
+        steps.push((request(opportunity::AGGREGATE_TYPE, opportunity_id), Box::new(decision::<opportunity::Opportunity>(cmd))));
         steps
     })
 }
@@ -188,7 +188,7 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
         source: body.source,
         at: call.0.meta.received_at,
     });
-    let answer = run(&state, call, "capture-lead", decision!(Lead, lead, cmd)).await?;
+    let answer = run(&state, call, "capture-lead", decision::<lead::Lead>(cmd)).await?;
     // Assign now; if that fails, the router's next sweep does it.
     if let Some(lead) = lead_of(&state.writer, &who.tenant_id, id).await {
         let leads = state.writer.leads().await;
@@ -201,7 +201,7 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
 
 async fn lead_of(writer: &Writer, tenant: &str, id: Uuid) -> Option<Lead> {
     match writer.state_of(lead::AGGREGATE_TYPE, tenant, id).await {
-        Some(Aggregate::Lead(lead)) => Some(lead),
+        Some(AnyAggregate::Lead(lead)) => Some(lead),
         _ => None,
     }
 }
@@ -217,7 +217,7 @@ async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static 
     }
     let call = ctx.request(state, lead::AGGREGATE_TYPE, id, (action, id, content));
     let follow_ups = (action == "convert-lead").then(|| conversion(state.writer.code_version().to_string(), who.tenant_id.clone(), id));
-    run_with(state, call, action, Box::new(decision!(Lead, lead, cmd)), follow_ups).await
+    run_with(state, call, action, Box::new(decision::<lead::Lead>(cmd)), follow_ups).await
 }
 
 /// Qualifies a lead (its owner, or a manager of its team).

@@ -26,7 +26,7 @@ use tidemark_events::delegation::Delegation;
 use tidemark_events::lead::Lead;
 use tidemark_events::partition::partition_for;
 use tidemark_events::approval::Delegated;
-use tidemark_events::{Aggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
+use tidemark_events::{AnyAggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
@@ -113,7 +113,7 @@ pub struct OpportunityCard {
 struct Stream {
     tenant_id: String,
     version: i64,
-    state: Aggregate,
+    state: AnyAggregate,
 }
 
 /// An event a command appended. Its position stays inside Tidemark (the consistency token
@@ -219,11 +219,11 @@ pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str, idempotent: bo
 }
 
 /// Decides a command against its aggregate's current state (`None`: it does not exist).
-pub type Decide = Box<dyn FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send>;
+pub type Decide = Box<dyn FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send>;
 
 /// The commands that follow from an accepted one, given its aggregate's state after it:
 /// they are appended in the same transaction, or the command fails with them.
-pub type FollowUps = Box<dyn FnOnce(&Aggregate) -> Vec<(CommandRequest, Decide)> + Send>;
+pub type FollowUps = Box<dyn FnOnce(&AnyAggregate) -> Vec<(CommandRequest, Decide)> + Send>;
 
 /// The commands of one transaction, each holding its partition until the commit.
 #[derive(Default)]
@@ -242,7 +242,7 @@ struct Step<'a> {
 
 impl Step<'_> {
     /// The aggregate's state after this step's events (not yet folded into the writer's).
-    fn after(&self, id: Uuid) -> Option<Aggregate> {
+    fn after(&self, id: Uuid) -> Option<AnyAggregate> {
         let before = self.state.streams.get(&id).map(|s| s.state.clone());
         self.records.iter().fold(before, |state, r| Some(tidemark_events::evolve(state, &r.event)))
     }
@@ -467,7 +467,7 @@ impl Writer {
         }
         let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
         let evolved = tidemark_events::evolve(previous, &record.event);
-        if let Aggregate::Opportunity(o) = &evolved {
+        if let AnyAggregate::Opportunity(o) = &evolved {
             let card = OpportunityCard {
                 tenant_id: env.tenant_id.clone(),
                 owner_id: o.owner_id.clone(),
@@ -477,7 +477,7 @@ impl Writer {
             };
             self.opportunities.write().expect("not poisoned").insert(env.aggregate_id, card);
         }
-        if let Aggregate::Delegation(d) = &evolved {
+        if let AnyAggregate::Delegation(d) = &evolved {
             // Approvals on any partition consult delegations: keep them where all can look.
             self.delegations.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), d.clone()));
         }
@@ -506,13 +506,13 @@ impl Writer {
     }
 
     /// The current state of one aggregate of the tenant, as this writer holds it.
-    pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<Aggregate> {
+    pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<AnyAggregate> {
         let state = self.partition_of(aggregate_type, id).state.lock().await;
         state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.clone())
     }
 
     /// Every aggregate of a type this writer holds, with its tenant and id.
-    pub async fn all_of(&self, aggregate_type: &str) -> Vec<(String, Uuid, Aggregate)> {
+    pub async fn all_of(&self, aggregate_type: &str) -> Vec<(String, Uuid, AnyAggregate)> {
         let topic = self.config.topics.for_aggregate(aggregate_type).unwrap_or_default();
         let mut found = Vec::new();
         for partition in self.partitions.values().filter(|p| p.topic == topic) {
@@ -527,7 +527,7 @@ impl Writer {
         let all = self.all_of(tidemark_events::lead::AGGREGATE_TYPE).await;
         all.into_iter()
             .filter_map(|(tenant, id, state)| match state {
-                Aggregate::Lead(lead) => Some((tenant, id, lead)),
+                AnyAggregate::Lead(lead) => Some((tenant, id, lead)),
                 _ => None,
             })
             .collect()
@@ -560,7 +560,7 @@ impl Writer {
     pub async fn execute(
         &self,
         request: CommandRequest,
-        decide: impl FnOnce(Option<&Aggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
+        decide: impl FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> + Send + 'static,
     ) -> Result<Outcome, CommandError> {
         self.execute_with(request, Box::new(decide), None).await
     }

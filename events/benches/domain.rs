@@ -7,9 +7,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
 use tidemark_events::fold::{PartitionFold, Verdict};
-use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Stage};
+use tidemark_events::opportunity::{NewOpportunity, Opportunity, OpportunityCommand, Stage};
 use tidemark_events::quote::{LineItem, QuoteCommand};
-use tidemark_events::Money;
+use tidemark_events::{Aggregate, Money};
 use uuid::Uuid;
 
 fn money(value: &str) -> Money {
@@ -17,8 +17,8 @@ fn money(value: &str) -> Money {
 }
 
 fn run(state: Option<Opportunity>, command: &OpportunityCommand) -> Opportunity {
-    let events = opportunity::decide(state.as_ref(), command).unwrap();
-    events.iter().fold(state, |s, e| Some(opportunity::evolve(s, e))).unwrap()
+    let events = Opportunity::decide(state.as_ref(), command).unwrap();
+    events.iter().fold(state, |s, e| Some(Opportunity::evolve(s, e))).unwrap()
 }
 
 fn domain(c: &mut Criterion) {
@@ -54,15 +54,15 @@ fn domain(c: &mut Criterion) {
     c.bench_function("decide+evolve: draft a quote of 10 lines", |b| b.iter(|| run(Some(created.clone()), black_box(&draft))));
 
     // An aggregate's state rebuilt from its stream, as the writer does at start.
-    let mut events = opportunity::decide(None, &create).unwrap();
-    let mut state = Some(opportunity::evolve(None, &events[0]));
+    let mut events = Opportunity::decide(None, &create).unwrap();
+    let mut state = Some(Opportunity::evolve(None, &events[0]));
     for i in 0..99 {
-        let e = opportunity::decide(state.as_ref(), &OpportunityCommand::ChangeAmount { amount: money(&format!("{}.00", 1000 + i)) }).unwrap();
-        state = Some(opportunity::evolve(state, &e[0]));
+        let e = Opportunity::decide(state.as_ref(), &OpportunityCommand::ChangeAmount { amount: money(&format!("{}.00", 1000 + i)) }).unwrap();
+        state = Some(Opportunity::evolve(state, &e[0]));
         events.extend(e);
     }
     c.bench_function("evolve: fold a stream of 100 events", |b| {
-        b.iter_batched(|| events.clone(), |events| events.iter().fold(None, |s, e| Some(opportunity::evolve(s, e))), BatchSize::SmallInput)
+        b.iter_batched(|| events.clone(), |events| events.iter().fold(None, |s, e| Some(Opportunity::evolve(s, e))), BatchSize::SmallInput)
     });
 
     c.bench_function("fold rule: judge 10,000 records of a partition", |b| {

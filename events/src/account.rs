@@ -35,7 +35,7 @@ impl AccountEvent {
     }
 }
 
-pub fn decide(state: Option<&Account>, command: &AccountCommand) -> Result<Vec<AccountEvent>, Rejection> {
+fn decide(state: Option<&Account>, command: &AccountCommand) -> Result<Vec<AccountEvent>, Rejection> {
     match command {
         AccountCommand::Open { name } => {
             if state.is_some() {
@@ -46,7 +46,7 @@ pub fn decide(state: Option<&Account>, command: &AccountCommand) -> Result<Vec<A
     }
 }
 
-pub fn evolve(state: Option<Account>, event: &AccountEvent) -> Account {
+fn evolve(state: Option<Account>, event: &AccountEvent) -> Account {
     match (state, event) {
         (None, AccountEvent::Opened(e)) => Account { name: e.name.clone(), version: 1 },
         // An account is opened once; a second AccountOpened cannot pass `decide`, and the
@@ -55,17 +55,54 @@ pub fn evolve(state: Option<Account>, event: &AccountEvent) -> Account {
     }
 }
 
+impl crate::Aggregate for Account {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+
+    fn decide(state: Option<&Account>, command: &AccountCommand) -> Result<Vec<AccountEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Account>, event: &AccountEvent) -> Account {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Account> {
+        match any {
+            crate::AnyAggregate::Account(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Account> {
+        match any {
+            crate::AnyAggregate::Account(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Account(self)
+    }
+
+    fn event_into_any(event: AccountEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Account(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::{given, given_nothing};
 
     #[test]
     fn an_account_opens_once() {
         let cmd = AccountCommand::Open { name: "  Acme GmbH ".into() };
-        let events = decide(None, &cmd).unwrap();
-        let state = evolve(None, &events[0]);
-        assert_eq!(state.name, "Acme GmbH");
-        assert_eq!(decide(Some(&state), &cmd), Err(Rejection::AlreadyExists));
-        assert!(decide(None, &AccountCommand::Open { name: " ".into() }).is_err());
+        let opened = AccountEvent::Opened(AccountOpened { name: "Acme GmbH".into() });
+        given_nothing::<Account>().when(cmd.clone()).then_expect_events(&[opened.clone()]);
+        assert_eq!(given_nothing::<Account>().when(cmd.clone()).then_state().name, "Acme GmbH");
+        given::<Account>([opened]).when(cmd).then_refused("already-exists");
+        assert!(given_nothing::<Account>().when(AccountCommand::Open { name: " ".into() }).decided().is_err());
     }
 }

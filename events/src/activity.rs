@@ -122,7 +122,7 @@ fn broken(rule: &'static str, message: impl Into<String>) -> Rejection {
     Rejection::Broken { rule, message: message.into() }
 }
 
-pub fn decide(state: Option<&Activity>, command: &ActivityCommand) -> Result<Vec<ActivityEvent>, Rejection> {
+fn decide(state: Option<&Activity>, command: &ActivityCommand) -> Result<Vec<ActivityEvent>, Rejection> {
     let activity = match (state, command) {
         (None, ActivityCommand::Log(new)) => return log(new),
         (Some(_), ActivityCommand::Log(_)) => return Err(Rejection::AlreadyExists),
@@ -195,7 +195,7 @@ fn log(new: &NewActivity) -> Result<Vec<ActivityEvent>, Rejection> {
     })])
 }
 
-pub fn evolve(state: Option<Activity>, event: &ActivityEvent) -> Activity {
+fn evolve(state: Option<Activity>, event: &ActivityEvent) -> Activity {
     match (state, event) {
         (_, ActivityEvent::Logged(e)) => Activity {
             kind: e.kind,
@@ -215,9 +215,46 @@ pub fn evolve(state: Option<Activity>, event: &ActivityEvent) -> Activity {
     }
 }
 
+impl crate::Aggregate for Activity {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = ActivityCommand;
+    type Event = ActivityEvent;
+
+    fn decide(state: Option<&Activity>, command: &ActivityCommand) -> Result<Vec<ActivityEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Activity>, event: &ActivityEvent) -> Activity {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Activity> {
+        match any {
+            crate::AnyAggregate::Activity(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Activity> {
+        match any {
+            crate::AnyAggregate::Activity(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Activity(self)
+    }
+
+    fn event_into_any(event: ActivityEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Activity(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::{given_nothing, given_state};
 
     fn now() -> DateTime<Utc> {
         NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc()
@@ -241,8 +278,7 @@ mod tests {
     }
 
     fn run(state: Option<Activity>, cmd: &ActivityCommand) -> Result<Activity, Rejection> {
-        let events = decide(state.as_ref(), cmd)?;
-        Ok(events.iter().fold(state, |s, e| Some(evolve(s, e))).unwrap())
+        given_state(state).when(cmd.clone()).outcome()
     }
 
     #[test]
@@ -251,8 +287,8 @@ mod tests {
         assert_eq!((task.assignee.as_deref(), task.done), (Some("alice"), false), "the logger does it unless told otherwise");
         let done = run(Some(task), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap();
         assert!(done.done);
-        assert_eq!(decide(Some(&done), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap_err().rule(), "no-change");
-        assert_eq!(decide(Some(&done), &ActivityCommand::Reopen { by: "bob".into(), at: now() }).unwrap_err().rule(), "not-your-task");
+        given_state(done.clone()).when(ActivityCommand::Complete { by: "alice".into(), at: now() }).then_refused("no-change");
+        given_state(done.clone()).when(ActivityCommand::Reopen { by: "bob".into(), at: now() }).then_refused("not-your-task");
         assert!(!run(Some(done), &ActivityCommand::Reopen { by: "alice".into(), at: now() }).unwrap().done);
     }
 
@@ -260,27 +296,27 @@ mod tests {
     fn a_call_happened_and_is_not_a_task() {
         let call = run(None, &ActivityCommand::Log(new(Kind::Call, Target::Open))).unwrap();
         assert_eq!(call.occurred_at, Some(now()));
-        assert_eq!(decide(Some(&call), &ActivityCommand::Complete { by: "alice".into(), at: now() }).unwrap_err().rule(), "only-tasks-are-done");
+        given_state(call.clone()).when(ActivityCommand::Complete { by: "alice".into(), at: now() }).then_refused("only-tasks-are-done");
         let mut future = new(Kind::Meeting, Target::Open);
         future.occurred_at = Some(now() + chrono::Days::new(1));
-        assert!(matches!(decide(None, &ActivityCommand::Log(future)), Err(Rejection::FieldRule { field: "occurred_at", .. })));
+        assert!(matches!(given_nothing::<Activity>().when(ActivityCommand::Log(future)).decided(), Err(Rejection::FieldRule { field: "occurred_at", .. })));
         let mut unknown = new(Kind::Task, Target::Open);
         unknown.assignee = Some("mallory".into());
-        assert!(matches!(decide(None, &ActivityCommand::Log(unknown.clone())), Err(Rejection::FieldRule { field: "assignee", .. })));
+        assert!(matches!(given_nothing::<Activity>().when(ActivityCommand::Log(unknown.clone())).decided(), Err(Rejection::FieldRule { field: "assignee", .. })));
         unknown.assignee_known = true;
-        assert!(decide(None, &ActivityCommand::Log(unknown)).is_ok(), "a member of a team");
+        assert!(given_nothing::<Activity>().when(ActivityCommand::Log(unknown)).decided().is_ok(), "a member of a team");
         let mut no_due = new(Kind::Task, Target::Open);
         no_due.due_date = None;
-        assert!(matches!(decide(None, &ActivityCommand::Log(no_due)), Err(Rejection::FieldRule { field: "due_date", .. })));
+        assert!(matches!(given_nothing::<Activity>().when(ActivityCommand::Log(no_due)).decided(), Err(Rejection::FieldRule { field: "due_date", .. })));
     }
 
     #[test]
     fn a_closed_opportunity_takes_activities_only_when_asked_explicitly() {
-        let refused = decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Closed))).unwrap_err();
+        let refused = given_nothing::<Activity>().when(ActivityCommand::Log(new(Kind::Call, Target::Closed))).decided().unwrap_err();
         assert_eq!(refused.rule(), "closed-opportunity-needs-intent");
         let mut meant = new(Kind::Call, Target::Closed);
         meant.on_closed = true;
         assert!(run(None, &ActivityCommand::Log(meant)).is_ok());
-        assert!(matches!(decide(None, &ActivityCommand::Log(new(Kind::Call, Target::Missing))), Err(Rejection::FieldRule { field: "about_id", .. })));
+        assert!(matches!(given_nothing::<Activity>().when(ActivityCommand::Log(new(Kind::Call, Target::Missing))).decided(), Err(Rejection::FieldRule { field: "about_id", .. })));
     }
 }

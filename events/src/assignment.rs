@@ -50,7 +50,8 @@ pub fn assign(rules: &[Rule], lead: &Lead, assigned_to_team: impl Fn(&str) -> u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lead::{decide, evolve, LeadCommand, NewLead};
+    use crate::aggregate::testing::given_nothing;
+    use crate::lead::{LeadCommand, NewLead};
 
     fn lead(territory: &str, segment: &str) -> Lead {
         let new = NewLead {
@@ -63,7 +64,7 @@ mod tests {
             source: "web".into(),
             at: chrono::Utc::now(),
         };
-        evolve(None, &decide(None, &LeadCommand::Capture(new)).unwrap()[0])
+        given_nothing::<Lead>().when(LeadCommand::Capture(new)).then_state()
     }
 
     fn rules() -> Vec<Rule> {

@@ -129,7 +129,7 @@ fn valid(details: &Details) -> Result<Details, Rejection> {
     })
 }
 
-pub fn decide(state: Option<&Contact>, command: &ContactCommand) -> Result<Vec<ContactEvent>, Rejection> {
+fn decide(state: Option<&Contact>, command: &ContactCommand) -> Result<Vec<ContactEvent>, Rejection> {
     match (state, command) {
         (Some(_), ContactCommand::Create { .. }) => Err(Rejection::AlreadyExists),
         (None, ContactCommand::Create { account_id, account_exists, details }) => {
@@ -161,7 +161,7 @@ pub fn decide(state: Option<&Contact>, command: &ContactCommand) -> Result<Vec<C
     }
 }
 
-pub fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
+fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
     match (state, event) {
         (_, ContactEvent::Created(e)) => Contact {
             account_id: e.account_id,
@@ -193,9 +193,46 @@ pub fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
     }
 }
 
+impl crate::Aggregate for Contact {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = ContactCommand;
+    type Event = ContactEvent;
+
+    fn decide(state: Option<&Contact>, command: &ContactCommand) -> Result<Vec<ContactEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Contact>, event: &ContactEvent) -> Contact {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Contact> {
+        match any {
+            crate::AnyAggregate::Contact(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Contact> {
+        match any {
+            crate::AnyAggregate::Contact(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Contact(self)
+    }
+
+    fn event_into_any(event: ContactEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Contact(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::{given_nothing, given_state};
 
     #[test]
     fn emails_and_phones_are_checked_and_normalized() {
@@ -217,19 +254,19 @@ mod tests {
     fn a_contact_is_created_updated_and_linked() {
         let account = Uuid::from_u128(9);
         let create = ContactCommand::Create { account_id: None, account_exists: false, details: details("jane@acme.com") };
-        let c = evolve(None, &decide(None, &create).unwrap()[0]);
+        let c = given_nothing::<Contact>().when(create).then_state();
         assert_eq!((c.phone.as_deref(), c.account_id), (Some("+442079460958"), None));
         let same = ContactCommand::Update { details: details("jane@ACME.com") };
-        assert_eq!(decide(Some(&c), &same).unwrap_err().rule(), "no-change", "normalized, the email did not change");
+        given_state(c.clone()).when(same.clone()).then_refused("no-change");
         let bad = ContactCommand::Update { details: details("jane") };
-        assert!(matches!(decide(Some(&c), &bad), Err(Rejection::InvalidField { field: "email", .. })));
-        assert_eq!(decide(Some(&c), &ContactCommand::Link { account_id: account, account_exists: false }).unwrap_err().rule(), "account-must-exist");
-        let linked = evolve(Some(c.clone()), &decide(Some(&c), &ContactCommand::Link { account_id: account, account_exists: true }).unwrap()[0]);
+        assert!(matches!(given_state(c.clone()).when(bad).decided(), Err(Rejection::InvalidField { field: "email", .. })));
+        given_state(c.clone()).when(ContactCommand::Link { account_id: account, account_exists: false }).then_refused("account-must-exist");
+        let linked = given_state(c).when(ContactCommand::Link { account_id: account, account_exists: true }).then_state();
         assert_eq!((linked.account_id, linked.version), (Some(account), 2));
         let erase = ContactCommand::Erase { reason: "the person asked".into(), at: chrono::Utc::now() };
-        let erased = evolve(Some(linked.clone()), &decide(Some(&linked), &erase).unwrap()[0]);
+        let erased = given_state(linked).when(erase.clone()).then_state();
         assert_eq!((erased.name.as_str(), erased.email.as_deref(), erased.title.as_deref()), ("[erased]", Some("[erased]"), None));
-        assert_eq!(decide(Some(&erased), &same).unwrap_err().rule(), "personal-data-erased");
-        assert_eq!(decide(Some(&erased), &erase).unwrap_err().rule(), "no-change", "erasing twice changes nothing");
+        given_state(erased.clone()).when(same.clone()).then_refused("personal-data-erased");
+        given_state(erased).when(erase).then_refused("no-change");
     }
 }

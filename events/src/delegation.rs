@@ -81,7 +81,7 @@ impl DelegationEvent {
     }
 }
 
-pub fn decide(state: Option<&Delegation>, command: &DelegationCommand) -> Result<Vec<DelegationEvent>, Rejection> {
+fn decide(state: Option<&Delegation>, command: &DelegationCommand) -> Result<Vec<DelegationEvent>, Rejection> {
     match (state, command) {
         (Some(_), DelegationCommand::Grant { .. }) => Err(Rejection::AlreadyExists),
         (None, DelegationCommand::Revoke { .. }) => Err(Rejection::NotFound),
@@ -123,7 +123,7 @@ pub fn decide(state: Option<&Delegation>, command: &DelegationCommand) -> Result
     }
 }
 
-pub fn evolve(state: Option<Delegation>, event: &DelegationEvent) -> Delegation {
+fn evolve(state: Option<Delegation>, event: &DelegationEvent) -> Delegation {
     match (state, event) {
         (_, DelegationEvent::Granted(e)) => Delegation {
             delegator: e.delegator.clone(),
@@ -140,9 +140,46 @@ pub fn evolve(state: Option<Delegation>, event: &DelegationEvent) -> Delegation 
     }
 }
 
+impl crate::Aggregate for Delegation {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = DelegationCommand;
+    type Event = DelegationEvent;
+
+    fn decide(state: Option<&Delegation>, command: &DelegationCommand) -> Result<Vec<DelegationEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Delegation>, event: &DelegationEvent) -> Delegation {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Delegation> {
+        match any {
+            crate::AnyAggregate::Delegation(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Delegation> {
+        match any {
+            crate::AnyAggregate::Delegation(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Delegation(self)
+    }
+
+    fn event_into_any(event: DelegationEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Delegation(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::{given_nothing, given_state};
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
@@ -162,23 +199,22 @@ mod tests {
 
     #[test]
     fn an_approver_delegates_for_a_date_range() {
-        let events = decide(None, &grant(&[Role::Manager, Role::Approver], "bob", 10, 20)).unwrap();
-        let d = evolve(None, &events[0]);
+        let d = given_nothing::<Delegation>().when(grant(&[Role::Manager, Role::Approver], "bob", 10, 20)).then_state();
         assert!(!d.active_on(day(9)) && d.active_on(day(10)) && d.active_on(day(20)) && !d.active_on(day(21)));
         assert_eq!(d.authority(), Delegated { delegator: "mia".into(), roles: vec![Role::Manager, Role::Approver], team: Some("east".into()) });
         let revoke = DelegationCommand::Revoke { by: "bob".into(), at: day(12).and_hms_opt(0, 0, 0).unwrap().and_utc() };
-        assert_eq!(decide(Some(&d), &revoke).unwrap_err().rule(), "only-the-delegator-revokes");
+        given_state(d.clone()).when(revoke.clone()).then_refused("only-the-delegator-revokes");
         let revoke = DelegationCommand::Revoke { by: "mia".into(), at: day(12).and_hms_opt(0, 0, 0).unwrap().and_utc() };
-        let d = evolve(Some(d.clone()), &decide(Some(&d), &revoke).unwrap()[0]);
+        let d = given_state(d).when(revoke.clone()).then_state();
         assert!(!d.active_on(day(15)));
-        assert_eq!(decide(Some(&d), &revoke).unwrap_err().rule(), "no-change");
+        given_state(d).when(revoke).then_refused("no-change");
     }
 
     #[test]
     fn bad_delegations_are_refused_with_the_reason() {
-        assert_eq!(decide(None, &grant(&[Role::Manager], "bob", 10, 20)).unwrap_err().rule(), "only-approvers-delegate");
+        given_nothing::<Delegation>().when(grant(&[Role::Manager], "bob", 10, 20)).then_refused("only-approvers-delegate");
         let approver = [Role::Manager, Role::Approver];
-        let field = |cmd| decide(None, &cmd).unwrap_err().field().expect("names a field");
+        let field = |cmd| given_nothing::<Delegation>().when(cmd).decided().unwrap_err().field().expect("names a field");
         assert_eq!(field(grant(&approver, "mia", 10, 20)), "delegate", "not to oneself");
         assert_eq!(field(grant(&approver, "bob", 20, 10)), "valid_until", "an empty range");
         let mut too_long = grant(&approver, "bob", 1, 2);

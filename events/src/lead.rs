@@ -167,7 +167,7 @@ fn broken(rule: &'static str, message: impl Into<String>) -> Rejection {
     Rejection::Broken { rule, message: message.into() }
 }
 
-pub fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEvent>, Rejection> {
+fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEvent>, Rejection> {
     let lead = match (state, command) {
         (None, LeadCommand::Capture(new)) => return capture(new),
         (Some(_), LeadCommand::Capture(_)) => return Err(Rejection::AlreadyExists),
@@ -244,7 +244,7 @@ fn capture(new: &NewLead) -> Result<Vec<LeadEvent>, Rejection> {
     })])
 }
 
-pub fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {
+fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {
     let mut lead = match (state, event) {
         (_, LeadEvent::Captured(e)) => {
             return Lead {
@@ -315,9 +315,46 @@ pub fn conversion_commands(lead: &Lead, c: &LeadConverted) -> (Option<(Uuid, Acc
     (account, contact, (c.opportunity_id, opportunity))
 }
 
+impl crate::Aggregate for Lead {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = LeadCommand;
+    type Event = LeadEvent;
+
+    fn decide(state: Option<&Lead>, command: &LeadCommand) -> Result<Vec<LeadEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Lead>, event: &LeadEvent) -> Lead {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Lead> {
+        match any {
+            crate::AnyAggregate::Lead(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Lead> {
+        match any {
+            crate::AnyAggregate::Lead(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Lead(self)
+    }
+
+    fn event_into_any(event: LeadEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Lead(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::given_state;
     use crate::Currency;
 
     fn at(minute: u32) -> DateTime<Utc> {
@@ -325,8 +362,7 @@ mod tests {
     }
 
     fn run(state: Option<Lead>, cmd: &LeadCommand) -> Result<Lead, Rejection> {
-        let events = decide(state.as_ref(), cmd)?;
-        Ok(events.iter().fold(state, |s, e| Some(evolve(s, e))).unwrap())
+        given_state(state).when(cmd.clone()).outcome()
     }
 
     fn captured() -> Lead {
@@ -359,12 +395,12 @@ mod tests {
     fn a_lead_is_assigned_with_its_latency_then_qualified_and_converted() {
         let lead = captured();
         assert_eq!((lead.territory.as_str(), lead.segment.as_str()), ("east", "smb"));
-        assert_eq!(decide(Some(&lead), &conversion()).unwrap_err().rule(), "qualify-before-converting");
+        given_state(lead.clone()).when(conversion()).then_refused("qualify-before-converting");
         let assign = LeadCommand::Assign { owner_id: "bob".into(), team_id: "east".into(), rule: "territory east".into(), at: at(2) };
-        let events = decide(Some(&lead), &assign).unwrap();
+        let events = given_state(lead.clone()).when(assign.clone()).decided().unwrap();
         assert!(matches!(&events[0], LeadEvent::Assigned(a) if a.latency_ms == 120_000));
         let lead = run(Some(lead), &assign).unwrap();
-        assert_eq!(decide(Some(&lead), &assign).unwrap_err().rule(), "no-change");
+        given_state(lead.clone()).when(assign.clone()).then_refused("no-change");
         let lead = run(Some(lead), &LeadCommand::Qualify { at: at(3) }).unwrap();
         let lead = run(Some(lead), &conversion()).unwrap();
         let converted = lead.conversion.clone().unwrap();
@@ -372,15 +408,15 @@ mod tests {
         assert_eq!(account, Some((Uuid::from_u128(1), AccountCommand::Open { name: "Initech".into() })));
         assert_eq!(contact.0, Uuid::from_u128(2));
         assert!(matches!(opportunity.1, OpportunityCommand::Create(ref o) if o.owner_id == "bob" && o.team_id.as_deref() == Some("east")));
-        assert_eq!(decide(Some(&lead), &LeadCommand::Qualify { at: at(4) }).unwrap_err().rule(), "lead-is-closed");
+        given_state(lead.clone()).when(LeadCommand::Qualify { at: at(4) }).then_refused("lead-is-closed");
     }
 
     #[test]
     fn a_disqualified_lead_says_why_and_is_done() {
         let lead = captured();
         let empty = LeadCommand::Disqualify { reason: " ".into(), at: at(1) };
-        assert!(matches!(decide(Some(&lead), &empty), Err(Rejection::InvalidField { field: "reason", .. })));
+        assert!(matches!(given_state(lead.clone()).when(empty.clone()).decided(), Err(Rejection::InvalidField { field: "reason", .. })));
         let lead = run(Some(lead), &LeadCommand::Disqualify { reason: "a student project".into(), at: at(1) }).unwrap();
-        assert_eq!(decide(Some(&lead), &conversion()).unwrap_err().rule(), "lead-is-closed");
+        given_state(lead.clone()).when(conversion()).then_refused("lead-is-closed");
     }
 }

@@ -50,6 +50,7 @@ macro_rules! text_enum {
 pub(crate) use text_enum;
 
 pub mod account;
+pub mod aggregate;
 pub mod activity;
 pub mod approval;
 pub mod assignment;
@@ -68,6 +69,7 @@ pub mod quote;
 pub mod rejection;
 pub mod teams;
 
+pub use aggregate::Aggregate;
 pub use envelope::{ActorKind, CommandMeta, Envelope};
 pub use money::{Currency, Money};
 pub use personal::{personal_fields, personal_values_mut, ERASED};
@@ -147,7 +149,7 @@ impl DomainEvent {
 /// The state of any aggregate, as every reader of the log folds it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
-pub enum Aggregate {
+pub enum AnyAggregate {
     Account(account::Account),
     Opportunity(opportunity::Opportunity),
     Delegation(delegation::Delegation),
@@ -157,23 +159,16 @@ pub enum Aggregate {
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
-pub fn evolve(state: Option<Aggregate>, event: &DomainEvent) -> Aggregate {
-    // Each arm: the state of the event's aggregate type (none if the state is of another),
-    // folded by that aggregate's own `evolve`.
-    macro_rules! fold {
-        ($($variant:ident => $module:ident),*) => {
-            match event {
-                $(DomainEvent::$variant(e) => Aggregate::$variant($module::evolve(
-                    match state {
-                        Some(Aggregate::$variant(s)) => Some(s),
-                        _ => None,
-                    },
-                    e,
-                )),)*
-            }
-        };
+pub fn evolve(state: Option<AnyAggregate>, event: &DomainEvent) -> AnyAggregate {
+    use aggregate::step;
+    match event {
+        DomainEvent::Account(e) => step::<account::Account>(state, e),
+        DomainEvent::Opportunity(e) => step::<opportunity::Opportunity>(state, e),
+        DomainEvent::Delegation(e) => step::<delegation::Delegation>(state, e),
+        DomainEvent::Activity(e) => step::<activity::Activity>(state, e),
+        DomainEvent::Contact(e) => step::<contact::Contact>(state, e),
+        DomainEvent::Lead(e) => step::<lead::Lead>(state, e),
     }
-    fold!(Account => account, Opportunity => opportunity, Delegation => delegation, Activity => activity, Contact => contact, Lead => lead)
 }
 
 /// An event with its envelope: what one Kafka record carries.

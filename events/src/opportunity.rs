@@ -267,7 +267,7 @@ pub(crate) fn valid_name(field: &'static str, text: &str) -> Result<String, Reje
     Ok(text.to_string())
 }
 
-pub fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<Vec<OpportunityEvent>, Rejection> {
+fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<Vec<OpportunityEvent>, Rejection> {
     let opp = match (state, command) {
         (None, OpportunityCommand::Create(new)) => return create(new),
         (Some(_), OpportunityCommand::Create(_)) => return Err(Rejection::AlreadyExists),
@@ -407,7 +407,7 @@ fn create(new: &NewOpportunity) -> Result<Vec<OpportunityEvent>, Rejection> {
 }
 
 /// Folds one event into the state. Events are facts: evolve never refuses one.
-pub fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
+fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
     let mut opp = match (state, event) {
         (_, OpportunityEvent::Created(e)) => {
             return Opportunity {
@@ -460,9 +460,46 @@ pub fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportuni
     opp
 }
 
+impl crate::Aggregate for Opportunity {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = OpportunityCommand;
+    type Event = OpportunityEvent;
+
+    fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<Vec<OpportunityEvent>, Rejection> {
+        decide(state, command)
+    }
+
+    fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
+        evolve(state, event)
+    }
+
+    fn of(any: &crate::AnyAggregate) -> Option<&Opportunity> {
+        match any {
+            crate::AnyAggregate::Opportunity(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn from_any(any: crate::AnyAggregate) -> Option<Opportunity> {
+        match any {
+            crate::AnyAggregate::Opportunity(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn into_any(self) -> crate::AnyAggregate {
+        crate::AnyAggregate::Opportunity(self)
+    }
+
+    fn event_into_any(event: OpportunityEvent) -> crate::DomainEvent {
+        crate::DomainEvent::Opportunity(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::testing::{given_nothing, given_state};
     use crate::Currency;
     use std::str::FromStr;
 
@@ -483,8 +520,7 @@ mod tests {
     }
 
     fn run(state: Option<Opportunity>, cmd: OpportunityCommand) -> Result<Opportunity, Rejection> {
-        let events = decide(state.as_ref(), &cmd)?;
-        Ok(events.iter().fold(state, |s, e| Some(evolve(s, e))).unwrap())
+        given_state(state).when(cmd).outcome()
     }
 
     fn created() -> Opportunity {
@@ -500,12 +536,12 @@ mod tests {
 
     #[test]
     fn stages_follow_the_pipeline_forward_and_may_go_back() {
-        let skip = decide(Some(&created()), &OpportunityCommand::MoveStage { stage: Stage::Proposal }).unwrap_err();
+        let skip = given_state(created()).when(OpportunityCommand::MoveStage { stage: Stage::Proposal }).decided().unwrap_err();
         assert_eq!(skip.rule(), "stages-in-order");
         assert!(skip.to_string().contains("next stage is Qualification"), "{skip}");
         let back = run(Some(negotiating()), OpportunityCommand::MoveStage { stage: Stage::Qualification }).unwrap();
         assert_eq!((back.stage, back.probability), (Stage::Qualification, 20));
-        let early = decide(Some(&back), &OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap_err();
+        let early = given_state(back.clone()).when(OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).decided().unwrap_err();
         assert_eq!(early.rule(), "stages-in-order", "won from Negotiation only");
         let lost = run(Some(created()), OpportunityCommand::Close { outcome: Outcome::Lost, reason: "no budget".into() }).unwrap();
         assert_eq!(lost.stage, Stage::ClosedLost, "lost from any stage");
@@ -521,29 +557,29 @@ mod tests {
     fn creating_needs_an_existing_account_and_valid_fields() {
         let mut new = new_opportunity();
         new.account_exists = false;
-        assert_eq!(decide(None, &OpportunityCommand::Create(new)).unwrap_err().rule(), "account-must-exist");
+        given_nothing::<Opportunity>().when(OpportunityCommand::Create(new)).then_refused("account-must-exist");
         let mut new = new_opportunity();
         new.name = "   ".into();
         assert_eq!(
-            decide(None, &OpportunityCommand::Create(new)),
+            given_nothing::<Opportunity>().when(OpportunityCommand::Create(new)).decided(),
             Err(Rejection::invalid("name", "must not be empty"))
         );
-        assert_eq!(decide(Some(&created()), &OpportunityCommand::Create(new_opportunity())), Err(Rejection::AlreadyExists));
+        assert_eq!(given_state(created()).when(OpportunityCommand::Create(new_opportunity())).decided(), Err(Rejection::AlreadyExists));
     }
 
     #[test]
     fn commands_on_a_missing_opportunity_are_not_found() {
         let cmd = OpportunityCommand::MoveStage { stage: Stage::Proposal };
-        assert_eq!(decide(None, &cmd), Err(Rejection::NotFound));
+        assert_eq!(given_nothing::<Opportunity>().when(cmd.clone()).decided(), Err(Rejection::NotFound));
     }
 
     #[test]
     fn moving_stage_sets_the_default_probability() {
         let opp = negotiating();
         assert_eq!((opp.stage, opp.probability, opp.version), (Stage::Negotiation, 75, 4));
-        let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::ClosedWon }).unwrap_err();
+        let err = given_state(opp.clone()).when(OpportunityCommand::MoveStage { stage: Stage::ClosedWon }).decided().unwrap_err();
         assert_eq!(err.rule(), "close-through-close-command");
-        let err = decide(Some(&opp), &OpportunityCommand::MoveStage { stage: Stage::Negotiation }).unwrap_err();
+        let err = given_state(opp.clone()).when(OpportunityCommand::MoveStage { stage: Stage::Negotiation }).decided().unwrap_err();
         assert_eq!(err.rule(), "no-change");
     }
 
@@ -551,9 +587,9 @@ mod tests {
     fn amounts_keep_their_currency() {
         let opp = run(Some(created()), OpportunityCommand::ChangeAmount { amount: money("15000.50", "EUR") }).unwrap();
         assert_eq!(opp.amount, money("15000.50", "EUR"));
-        let err = decide(Some(&opp), &OpportunityCommand::ChangeAmount { amount: money("1", "USD") }).unwrap_err();
+        let err = given_state(opp.clone()).when(OpportunityCommand::ChangeAmount { amount: money("1", "USD") }).decided().unwrap_err();
         assert_eq!(err.rule(), "currency-is-fixed");
-        let err = decide(Some(&opp), &OpportunityCommand::ChangeAmount { amount: money("-1", "EUR") }).unwrap_err();
+        let err = given_state(opp.clone()).when(OpportunityCommand::ChangeAmount { amount: money("-1", "EUR") }).decided().unwrap_err();
         assert_eq!(err.rule(), "invalid-field");
     }
 
@@ -569,7 +605,7 @@ mod tests {
             OpportunityCommand::ChangeCloseDate { close_date: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() },
             OpportunityCommand::Close { outcome: Outcome::Lost, reason: "again".into() },
         ] {
-            assert_eq!(decide(Some(&won), &cmd), Err(Rejection::OpportunityClosed));
+            assert_eq!(given_state(won.clone()).when(cmd.clone()).decided(), Err(Rejection::OpportunityClosed));
         }
     }
 
@@ -578,16 +614,16 @@ mod tests {
         let won = run(Some(negotiating()), OpportunityCommand::Close { outcome: Outcome::Won, reason: "signed".into() }).unwrap();
         let shared = run(Some(won), OpportunityCommand::Share { user_id: "bob".into() }).unwrap();
         assert!(shared.shared_with.contains("bob"));
-        assert_eq!(decide(Some(&shared), &OpportunityCommand::Share { user_id: "bob".into() }).unwrap_err().rule(), "no-change");
-        assert_eq!(decide(Some(&shared), &OpportunityCommand::Share { user_id: "alice".into() }).unwrap_err().rule(), "no-change");
+        given_state(shared.clone()).when(OpportunityCommand::Share { user_id: "bob".into() }).then_refused("no-change");
+        given_state(shared.clone()).when(OpportunityCommand::Share { user_id: "alice".into() }).then_refused("no-change");
         let unshared = run(Some(shared), OpportunityCommand::Unshare { user_id: "bob".into() }).unwrap();
         assert!(unshared.shared_with.is_empty());
-        assert_eq!(decide(Some(&unshared), &OpportunityCommand::Unshare { user_id: "bob".into() }).unwrap_err().rule(), "no-change");
+        given_state(unshared.clone()).when(OpportunityCommand::Unshare { user_id: "bob".into() }).then_refused("no-change");
     }
 
     #[test]
     fn closing_needs_a_reason() {
-        let err = decide(Some(&created()), &OpportunityCommand::Close { outcome: Outcome::Won, reason: "".into() });
+        let err = given_state(created()).when(OpportunityCommand::Close { outcome: Outcome::Won, reason: "".into() }).decided();
         assert_eq!(err, Err(Rejection::invalid("reason", "must not be empty")));
     }
 

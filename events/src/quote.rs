@@ -490,7 +490,8 @@ mod tests {
     use super::*;
     use crate::approval::Delegated;
     use crate::policy::Role;
-    use crate::opportunity::{decide as decide_opp, evolve as evolve_opp, NewOpportunity, OpportunityCommand, Outcome, Stage};
+    use crate::aggregate::testing::{given_nothing, given_state};
+    use crate::opportunity::{NewOpportunity, OpportunityCommand, Outcome, Stage};
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
@@ -510,8 +511,7 @@ mod tests {
     }
 
     fn apply(opp: Opportunity, cmd: OpportunityCommand) -> Result<Opportunity, Rejection> {
-        let events = decide_opp(Some(&opp), &cmd)?;
-        Ok(events.iter().fold(opp, |o, e| evolve_opp(Some(o), e)))
+        given_state(opp).when(cmd).outcome()
     }
 
     fn q(cmd: QuoteCommand) -> OpportunityCommand {
@@ -534,11 +534,11 @@ mod tests {
             amount: Money { value: d("1000"), currency: eur() },
             close_date: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
         };
-        let events = decide_opp(None, &OpportunityCommand::Create(new)).unwrap();
+        let created = given_nothing::<Opportunity>().when(OpportunityCommand::Create(new)).then_state();
         // At the last open stage, from where a deal is won.
         [Stage::Qualification, Stage::Proposal, Stage::Negotiation]
             .into_iter()
-            .fold(evolve_opp(None, &events[0]), |opp, stage| apply(opp, OpportunityCommand::MoveStage { stage }).unwrap())
+            .fold(created, |opp, stage| apply(opp, OpportunityCommand::MoveStage { stage }).unwrap())
     }
 
     /// A quote of 10,000.00 list at `discount` percent, drafted and submitted by alice.

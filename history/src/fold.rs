@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use tidemark_events::fold::{PartitionFold, Verdict};
-use tidemark_events::{Aggregate, EventRecord};
+use tidemark_events::{AnyAggregate, EventRecord};
 use tidemark_schemas::Decoded;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::LogRecord;
 pub struct Folded {
     pub tenant_id: String,
     pub version: i64,
-    pub state: Aggregate,
+    pub state: AnyAggregate,
 }
 
 /// Folds `records` (one topic, in partition and offset order) into every aggregate's

@@ -122,7 +122,7 @@ pub fn lineage_in(records: &[LogRecord], (topic, aggregate): (&str, &str), id: U
     }
 
     // Each state's values are computed once: the after of one event is the before of the next.
-    let mut state: Option<tidemark_events::Aggregate> = None;
+    let mut state: Option<tidemark_events::AnyAggregate> = None;
     let mut before = BTreeMap::new();
     let mut last_set: HashMap<String, (i64, Uuid)> = HashMap::new();
     let mut chain = Vec::new();

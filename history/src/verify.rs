@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool, Row};
 use tidemark_events::fold::PartitionFold;
 use tidemark_events::opportunity::Opportunity;
-use tidemark_events::Aggregate;
+use tidemark_events::AnyAggregate;
 use tidemark_projectors::{fold_record, Named, Projection};
 use uuid::Uuid;
 
@@ -100,7 +100,7 @@ async fn against_the_domain(replayer: &Replayer, db: &mut PgConnection, projecti
     let opportunities: BTreeMap<Uuid, (String, Opportunity, i64)> = states
         .into_iter()
         .filter_map(|(id, f)| match f.state {
-            Aggregate::Opportunity(o) => Some((id, (f.tenant_id, o, f.version))),
+            AnyAggregate::Opportunity(o) => Some((id, (f.tenant_id, o, f.version))),
             _ => None,
         })
         .collect();

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Outcome, Stage};
 use tidemark_events::{ActorKind, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money};
-use tidemark_events::Aggregate;
+use tidemark_events::{Aggregate, AnyAggregate};
 use tidemark_history::fold::fold_log;
 use tidemark_history::LogRecord;
 use tidemark_schemas::{Decoded, FenceMarker};
@@ -48,13 +48,13 @@ fn histories(aggregates: usize, commands: &[(usize, u8, u32)]) -> Vec<Vec<EventR
     let mut states: Vec<Option<Opportunity>> = vec![None; aggregates];
     let mut logs: Vec<Vec<EventRecord>> = vec![Vec::new(); aggregates];
     let mut decide = |a: usize, cmd: OpportunityCommand, i: usize, states: &mut Vec<Option<Opportunity>>| {
-        if let Ok(events) = opportunity::decide(states[a].as_ref(), &cmd) {
+        if let Ok(events) = Opportunity::decide(states[a].as_ref(), &cmd) {
             for event in events {
                 let version = states[a].as_ref().map_or(0, |s| s.version) + 1;
                 let at = StreamPosition { aggregate_type: "opportunity", aggregate_id: ids[a], version, writer_epoch: 1 };
                 let mut envelope = Envelope::new(&meta(i), at, event.event_type(), meta(i).received_at);
                 envelope.event_id = Uuid::from_u128(((a as u128) << 64) | version as u128);
-                states[a] = Some(opportunity::evolve(states[a].take(), &event));
+                states[a] = Some(Opportunity::evolve(states[a].take(), &event));
                 logs[a].push(EventRecord { envelope, event: DomainEvent::Opportunity(event) });
             }
         }
@@ -148,11 +148,11 @@ proptest! {
         // And the fold equals what the writer decided, command by command.
         for history in &histories {
             let expected = history.iter().fold(None, |s: Option<Opportunity>, r| match &r.event {
-                DomainEvent::Opportunity(e) => Some(opportunity::evolve(s, e)),
+                DomainEvent::Opportunity(e) => Some(Opportunity::evolve(s, e)),
                 _ => s,
             });
             let id = history[0].envelope.aggregate_id;
-            prop_assert_eq!(&a[&id].state, &Aggregate::Opportunity(expected.unwrap()));
+            prop_assert_eq!(&a[&id].state, &AnyAggregate::Opportunity(expected.unwrap()));
         }
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
-use tidemark_events::account::{self, Account};
-use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_events::account::Account;
+use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -38,7 +38,7 @@ impl Projection for Accounts {
         Ok(Some(AccountRow {
             tenant_id: env.tenant_id.clone(),
             created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
-            state: account::evolve(row.map(|r| r.state.clone()), event),
+            state: Account::evolve(row.map(|r| r.state.clone()), event),
         }))
     }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
-use tidemark_events::activity::{self, About, Activity, Kind};
-use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_events::activity::{About, Activity, Kind};
+use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -36,7 +36,7 @@ impl Projection for Activities {
     fn evolve(row: Option<&ActivityRow>, record: &EventRecord) -> Result<Option<ActivityRow>, String> {
         let DomainEvent::Activity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
-        let mut state = activity::evolve(row.map(|r| r.state.clone()), event);
+        let mut state = Activity::evolve(row.map(|r| r.state.clone()), event);
         state.occurred_at = state.occurred_at.map(crate::as_stored);
         Ok(Some(ActivityRow {
             tenant_id: env.tenant_id.clone(),

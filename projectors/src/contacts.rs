@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
-use tidemark_events::contact::{self, Contact};
-use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_events::contact::Contact;
+use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -40,7 +40,7 @@ impl Projection for Contacts {
             tenant_id: env.tenant_id.clone(),
             created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
             updated_at: crate::as_stored(env.recorded_at),
-            state: contact::evolve(row.map(|r| r.state.clone()), event),
+            state: Contact::evolve(row.map(|r| r.state.clone()), event),
         }))
     }
 

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
-use tidemark_events::delegation::{self, Delegation};
-use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_events::delegation::Delegation;
+use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -33,7 +33,7 @@ impl Projection for Delegations {
 
     fn evolve(row: Option<&DelegationRow>, record: &EventRecord) -> Result<Option<DelegationRow>, String> {
         let DomainEvent::Delegation(event) = &record.event else { return Ok(None) };
-        let state = delegation::evolve(row.map(|r| r.state.clone()), event);
+        let state = Delegation::evolve(row.map(|r| r.state.clone()), event);
         Ok(Some(DelegationRow { tenant_id: record.envelope.tenant_id.clone(), state }))
     }
 

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
-use tidemark_events::lead::{self, Lead};
-use tidemark_events::{DomainEvent, EventRecord, Topics};
+use tidemark_events::lead::Lead;
+use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -37,7 +37,7 @@ impl Projection for Leads {
 
     fn evolve(row: Option<&LeadRow>, record: &EventRecord) -> Result<Option<LeadRow>, String> {
         let DomainEvent::Lead(event) = &record.event else { return Ok(None) };
-        let state = lead::evolve(row.map(|r| r.state.clone()), event);
+        let state = Lead::evolve(row.map(|r| r.state.clone()), event);
         Ok(Some(LeadRow { tenant_id: record.envelope.tenant_id.clone(), document: serde_json::json!(state), state }))
     }
 

@@ -7,9 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, Row};
 use tidemark_events::approval::Step;
-use tidemark_events::opportunity::{self, Opportunity, Stage};
+use tidemark_events::opportunity::{Opportunity, Stage};
 use tidemark_events::quote::Quote;
-use tidemark_events::{Currency, DomainEvent, EventRecord, Money, Topics};
+use tidemark_events::{Aggregate, Currency, DomainEvent, EventRecord, Money, Topics};
 use uuid::Uuid;
 
 use crate::{column, Change, Projection};
@@ -41,7 +41,7 @@ impl Projection for Opportunities {
     fn evolve(row: Option<&OpportunityRow>, record: &EventRecord) -> Result<Option<OpportunityRow>, String> {
         let DomainEvent::Opportunity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
-        let state = opportunity::evolve(row.map(|r| r.state.clone()), event);
+        let state = Opportunity::evolve(row.map(|r| r.state.clone()), event);
         Ok(Some(OpportunityRow {
             tenant_id: env.tenant_id.clone(),
             created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),

@@ -18,7 +18,7 @@ use tidemark_events::account::{self, AccountCommand};
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Outcome, Stage};
 use tidemark_events::partition::partition_for;
-use tidemark_events::{ActorKind, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money, POLICY_VERSION};
+use tidemark_events::{ActorKind, Aggregate, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money, POLICY_VERSION};
 use uuid::Uuid;
 
 use tidemark_history::{partition_count, Replayer};
@@ -100,7 +100,7 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
     for (i, id) in accounts.iter().enumerate() {
         clock += step;
         let m = meta(&mut rng, clock);
-        for e in account::decide(None, &AccountCommand::Open { name: format!("Account {i}") }).map_err(|r| anyhow::anyhow!("{r}"))? {
+        for e in account::Account::decide(None, &AccountCommand::Open { name: format!("Account {i}") }).map_err(|r| anyhow::anyhow!("{r}"))? {
             let at = StreamPosition { aggregate_type: account::AGGREGATE_TYPE, aggregate_id: *id, version: 1, writer_epoch: 1 };
             let record = EventRecord { envelope: Envelope::new(&m, at, e.event_type(), clock), event: DomainEvent::Account(e) };
             let bytes = replayer.codec.encode_event(&topics.account, &record).await?;
@@ -145,12 +145,12 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
         };
         // Commands the domain refuses (a share with the owner, a move to the same stage) are
         // skipped, as the command service would refuse them.
-        let Ok(decided) = opportunity::decide(state.as_ref(), &command) else { continue };
+        let Ok(decided) = Opportunity::decide(state.as_ref(), &command) else { continue };
         clock = at;
         let mut state = state;
         for event in decided {
             let version = state.as_ref().map_or(0, |s: &Opportunity| s.version) + 1;
-            state = Some(opportunity::evolve(state, &event));
+            state = Some(Opportunity::evolve(state, &event));
             let at = StreamPosition { aggregate_type: opportunity::AGGREGATE_TYPE, aggregate_id: id, version, writer_epoch: 1 };
             let record = EventRecord { envelope: Envelope::new(&m, at, event.event_type(), clock), event: DomainEvent::Opportunity(event) };
             let bytes = replayer.codec.encode_event(&topics.opportunity, &record).await?;
