@@ -20,6 +20,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// Most records in one transaction: bounds the memory and the time of one commit.
 const MAX_RECORDS: usize = 2_000;
@@ -56,6 +57,8 @@ pub enum AppendError {
 struct Submission {
     records: Vec<Record>,
     reply: oneshot::Sender<Result<Vec<Delivered>, AppendError>>,
+    /// The command's span (with its correlation id), which the transaction's span follows.
+    span: tracing::Span,
 }
 
 /// Hands records to the committing task.
@@ -102,8 +105,14 @@ impl Appender {
     /// each landed, in order, once the transaction is committed and its records are visible.
     pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Delivered>, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Submission { records, reply }).map_err(|_| AppendError::NotAppended("the committer stopped".into()))?;
-        answer.await.map_err(|_| AppendError::Uncertain("the committer stopped during the commit".into()))?
+        let count = records.len();
+        self.queue.send(Submission { records, reply, span: tracing::Span::current() }).map_err(|_| AppendError::NotAppended("the committer stopped".into()))?;
+        let appended = answer.await.map_err(|_| AppendError::Uncertain("the committer stopped during the commit".into()))?;
+        match &appended {
+            Ok(_) => tracing::debug!(records = count, "appended"),
+            Err(e) => tracing::warn!(records = count, error = %e, "the append failed"),
+        }
+        appended
     }
 }
 
@@ -139,7 +148,13 @@ impl Committer {
                 }
             }
             let records: Vec<&Record> = group.iter().flat_map(|s| &s.records).collect();
-            let mut result = self.commit(&records).await;
+            // One transaction serves several commands: its span follows each command's, so
+            // a trace leads from every command to the commit that carried it.
+            let span = tracing::info_span!("commit", commands = group.len(), records = records.len());
+            for submission in &group {
+                span.follows_from(&submission.span);
+            }
+            let mut result = self.commit(&records).instrument(span).await;
             drop(records);
             for submission in group {
                 let answer = result.as_mut().map(|delivered| delivered.drain(..submission.records.len()).collect()).map_err(|e| e.clone());
