@@ -68,31 +68,18 @@ pub fn totals(lines: &[LineItem]) -> Totals {
     Totals { list, discount, net, max_line_discount_percent: max_line.normalize(), discount_percent }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuoteStatus {
-    Draft,
-    /// Submitted and waiting for an approver; locked against changes.
-    PendingApproval,
-    /// Approved (or needed no approval): ready for the customer.
-    Approved,
-    Rejected,
-    /// The customer accepted it; final.
-    Accepted,
-    /// The customer declined it; it may be revised into a new offer.
-    Declined,
-}
-
-impl QuoteStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            QuoteStatus::Draft => "draft",
-            QuoteStatus::PendingApproval => "pending_approval",
-            QuoteStatus::Approved => "approved",
-            QuoteStatus::Rejected => "rejected",
-            QuoteStatus::Accepted => "accepted",
-            QuoteStatus::Declined => "declined",
-        }
+crate::text_enum! {
+    pub enum QuoteStatus {
+        Draft => "draft",
+        /// Submitted and waiting for an approver; locked against changes.
+        PendingApproval => "pending_approval",
+        /// Approved (or needed no approval): ready for the customer.
+        Approved => "approved",
+        Rejected => "rejected",
+        /// The customer accepted it; final.
+        Accepted => "accepted",
+        /// The customer declined it; it may be revised into a new offer.
+        Declined => "declined",
     }
 }
 

@@ -17,6 +17,7 @@ mod leads;
 mod opportunities;
 mod pipeline;
 pub mod quarantine;
+pub mod quotes;
 pub mod rebuild;
 mod runner;
 

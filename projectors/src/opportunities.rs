@@ -12,6 +12,7 @@ use tidemark_events::quote::Quote;
 use tidemark_events::{Aggregate, Currency, DomainEvent, EventRecord, Money, Topics};
 use uuid::Uuid;
 
+use crate::quotes::{DecisionView, QuoteView};
 use crate::{column, Change, Projection};
 
 pub struct Opportunities;
@@ -27,7 +28,7 @@ pub struct OpportunityRow {
 
 impl Projection for Opportunities {
     const NAME: &'static str = "opportunities";
-    const TABLES: &'static [&'static str] = &["opportunities", "pending_approvals"];
+    const TABLES: &'static [&'static str] = &["opportunities", "pending_approvals", "approval_decisions"];
     type Row = OpportunityRow;
 
     fn topics(topics: &Topics) -> Vec<String> {
@@ -73,7 +74,10 @@ impl Projection for Opportunities {
                     probability: row.get("probability"),
                     close_reason: row.get("close_reason"),
                     shared_with: row.get::<Vec<String>, _>("shared_with").into_iter().collect(),
-                    quotes: serde_json::from_value(row.get("quotes")).map_err(|e| corrupt(format!("quotes: {e}")))?,
+                    quotes: serde_json::from_value::<Vec<QuoteView>>(row.get("quotes"))
+                        .map_err(|e| e.to_string())
+                        .and_then(|quotes| quotes.into_iter().map(Quote::try_from).collect())
+                        .map_err(|e| corrupt(format!("quotes: {e}")))?,
                     synced_quote: row.get("synced_quote_id"),
                     version: row.get("version"),
                 };
@@ -121,11 +125,12 @@ impl Projection for Opportunities {
         .bind(column(changes, |r| r.state.team_id.clone()))
         // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
         .bind(column(changes, |r| serde_json::json!(r.state.shared_with)))
-        .bind(column(changes, |r| serde_json::json!(r.state.quotes)))
+        .bind(column(changes, |r| serde_json::json!(r.state.quotes.iter().map(QuoteView::from).collect::<Vec<_>>())))
         .bind(column(changes, |r| r.state.synced_quote))
         .execute(&mut *db)
         .await?;
-        store_pending_approvals(db, changes).await
+        store_pending_approvals(db, changes).await?;
+        store_approval_decisions(db, changes).await
     }
 }
 
@@ -171,6 +176,45 @@ async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<Opport
     .bind(amount(&|q| q.totals.net))
     .bind(amount(&|q| q.totals.discount_percent))
     .bind(amount(&|q| q.totals.max_line_discount_percent))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the decided approval steps of the changed opportunities.
+async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM approval_decisions WHERE opportunity_id = ANY($1)")
+        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+        .execute(&mut *db)
+        .await?;
+    let decided: Vec<(Uuid, &str, Uuid, DecisionView)> = changes
+        .iter()
+        .flat_map(|c| c.after.state.quotes.iter().flat_map(move |q| q.history.iter().map(move |r| (c.id, c.after.tenant_id.as_str(), q.id, DecisionView::from(r)))))
+        .collect();
+    if decided.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&DecisionView) -> Option<String>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
+    let time = |f: &dyn Fn(&DecisionView) -> DateTime<Utc>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO approval_decisions (opportunity_id, tenant_id, quote_id, revision, step, approver, team, decision, decided_by,
+                                         on_behalf_of, comment, requested_at, decided_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
+                              $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])",
+    )
+    .bind(decided.iter().map(|d| d.0).collect::<Vec<_>>())
+    .bind(decided.iter().map(|d| d.1).collect::<Vec<_>>())
+    .bind(decided.iter().map(|d| d.2).collect::<Vec<_>>())
+    .bind(decided.iter().map(|d| d.3.revision).collect::<Vec<_>>())
+    .bind(decided.iter().map(|d| d.3.step).collect::<Vec<_>>())
+    .bind(col(&|d| Some(d.approver.clone())))
+    .bind(col(&|d| d.team.clone()))
+    .bind(col(&|d| Some(d.decision.clone())))
+    .bind(col(&|d| Some(d.decided_by.clone())))
+    .bind(col(&|d| d.on_behalf_of.clone()))
+    .bind(col(&|d| d.comment.clone()))
+    .bind(time(&|d| d.requested_at))
+    .bind(time(&|d| d.decided_at))
     .execute(db)
     .await?;
     Ok(())

@@ -116,10 +116,8 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
 pub async fn turnaround(db: &mut PgConnection, tenant: &str) -> Result<serde_json::Value, Problem> {
     let rows: Vec<(String, Option<String>, i64, i64, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
         "WITH steps AS (
-             SELECT h->>'approver' AS approver, h->>'team' AS team, h->>'decision' AS decision,
-                    extract(epoch FROM (h->>'decided_at')::timestamptz - (h->>'requested_at')::timestamptz) AS waited
-             FROM opportunities, jsonb_array_elements(quotes) q, jsonb_array_elements(q->'history') h
-             WHERE tenant_id = $1)
+             SELECT approver, team, decision, extract(epoch FROM decided_at - requested_at) AS waited
+             FROM approval_decisions WHERE tenant_id = $1)
          SELECT approver, team, count(*) FILTER (WHERE decision = 'approved'), count(*) FILTER (WHERE decision = 'rejected'),
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY waited), percentile_cont(0.95) WITHIN GROUP (ORDER BY waited), max(waited)::float8
          FROM steps GROUP BY approver, team ORDER BY approver, team",

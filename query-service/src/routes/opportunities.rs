@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::policy::{self, Action, Owned, Scope, Subject};
 use tidemark_http::{Principal, Problem, ProblemPath, ProblemQuery};
+use tidemark_projectors::quotes::QuoteView;
 use tidemark_projectors::{Activities, Opportunities};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -48,8 +49,8 @@ struct OpportunityRow {
     synced_quote_id: Option<Uuid>,
     /// Each quote with its lines, totals, status, approval chain and history (detail only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    quotes: Option<Value>,
+    #[schema(value_type = Option<Vec<QuoteView>>)]
+    quotes: Option<sqlx::types::Json<Vec<QuoteView>>>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
