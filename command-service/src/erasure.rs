@@ -128,7 +128,7 @@ async fn same_person(writer: &Writer, tenant: &str, id: Uuid, named: &AnyAggrega
     match named {
         AnyAggregate::Lead(l) => l.conversion.iter().map(|c| (contact::AGGREGATE_TYPE, c.contact_id)).collect(),
         _ => writer
-            .leads()
+            .all::<lead::Lead>()
             .await
             .into_iter()
             .filter(|(t, _, l)| t == tenant && l.conversion.as_ref().is_some_and(|c| c.contact_id == id))

@@ -133,7 +133,7 @@ pub async fn route_leads(writer: Arc<Writer>, rules: Vec<Rule>, shutdown: Cancel
 }
 
 async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
-    let leads = writer.leads().await;
+    let leads = writer.all::<Lead>().await;
     let mut turns = turns(&leads);
     for (tenant, id, lead) in &leads {
         if lead.owner_id.is_none() && lead.status == LeadStatus::New && lead.erased_at.is_none() {
@@ -190,8 +190,8 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
     });
     let answer = run(&state, call, "capture-lead", decision::<lead::Lead>(cmd)).await?;
     // Assign now; if that fails, the router's next sweep does it.
-    if let Some(lead) = lead_of(&state.writer, &who.tenant_id, id).await {
-        let leads = state.writer.leads().await;
+    if let Some(lead) = state.writer.state::<Lead>(&who.tenant_id, id).await {
+        let leads = state.writer.all::<Lead>().await;
         if let Err(e) = assign(&state.writer, &state.lead_rules, (&who.tenant_id, id, &lead), &turns(&leads)).await {
             tracing::warn!(lead = %id, error = %e, "assigning the lead failed; the router will try again");
         }
@@ -199,17 +199,10 @@ async fn capture_lead(State(state): State<AppState>, ctx: CommandContext, Proble
     Ok(answer)
 }
 
-async fn lead_of(writer: &Writer, tenant: &str, id: Uuid) -> Option<Lead> {
-    match writer.state_of(lead::AGGREGATE_TYPE, tenant, id).await {
-        Some(AnyAggregate::Lead(lead)) => Some(lead),
-        _ => None,
-    }
-}
-
 /// Authorizes work on a lead against its owner and team, as the writer holds them.
 async fn work(state: &AppState, ctx: CommandContext, id: Uuid, action: &'static str, cmd: LeadCommand, content: impl std::hash::Hash) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
-    let lead = lead_of(&state.writer, &who.tenant_id, id).await;
+    let lead = state.writer.state::<Lead>(&who.tenant_id, id).await;
     let owner = lead.as_ref().and_then(|l| Some((l.owner_id.clone()?, l.team_id.clone())));
     let record = owner.as_ref().map(|(owner, team)| Owned { owner, team: team.as_deref(), shared_with: &[] });
     if lead.is_some() {

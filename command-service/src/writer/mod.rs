@@ -6,15 +6,23 @@
 //! the shared fold rule, and then serializes commands per partition: decide against the
 //! in-memory state, append in a transaction shared with the commands that arrive together
 //! (see `appender`), and fold the events into the state only once that is committed.
+//!
+//! Beside the partitions it owns: `idempotency` (the outcomes a retry gets again) and
+//! `lookups` (what commands on one aggregate need to know of others), both fed by the fold.
+
+mod idempotency;
+mod lookups;
+
+pub use idempotency::{fingerprint, new_aggregate_id, Outcome};
+pub use lookups::OpportunityCard;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as SyncMutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable};
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -22,19 +30,17 @@ use serde::Serialize;
 use tidemark_privacy::PgKeyStore;
 use tidemark_events::envelope::StreamPosition;
 use tidemark_events::fold::{PartitionFold, Verdict};
-use tidemark_events::delegation::Delegation;
-use tidemark_events::lead::Lead;
 use tidemark_events::partition::partition_for;
 use tidemark_events::approval::Delegated;
-use tidemark_events::{AnyAggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
+use tidemark_events::{Aggregate, AnyAggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::appender::{AppendError, Appender, Record};
+use idempotency::{IdempotencyKey, Outcomes};
+use lookups::Lookups;
 
-/// How long an idempotency key is remembered after its command, as payment APIs do.
-const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 /// Bounds every wait on the broker, so a client gets a 503 rather than a hang.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds a command's wait for its transaction's commit.
@@ -99,16 +105,6 @@ pub enum StartError {
     CatchUp(#[from] CommandError),
 }
 
-/// What commands on other aggregates need to know of an opportunity (an activity's target).
-#[derive(Debug, Clone)]
-pub struct OpportunityCard {
-    pub tenant_id: String,
-    pub owner_id: String,
-    pub team_id: Option<String>,
-    pub shared_with: Vec<String>,
-    pub closed: bool,
-}
-
 #[derive(Debug, Clone)]
 struct Stream {
     tenant_id: String,
@@ -131,17 +127,6 @@ pub struct AppendedEvent {
     pub offset: i64,
 }
 
-/// The result of an accepted command; a retry with the same Idempotency-Key gets it again.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub created: bool,
-    pub aggregate_id: Uuid,
-    pub version: i64,
-    pub events: Vec<AppendedEvent>,
-    pub replayed: bool,
-    fingerprint: Option<u64>,
-}
-
 /// What a command wants to change.
 pub struct CommandRequest {
     pub meta: CommandMeta,
@@ -152,12 +137,6 @@ pub struct CommandRequest {
     pub idempotent: bool,
     /// Identifies the request's content, to refuse a key reused for another request.
     pub fingerprint: u64,
-}
-
-pub fn fingerprint(parts: impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    parts.hash(&mut hasher);
-    hasher.finish()
 }
 
 #[derive(Default)]
@@ -184,38 +163,6 @@ struct Partition {
     topic: String,
     partition: i32,
     state: Mutex<PartitionState>,
-}
-
-/// What an Idempotency-Key means: the key within its tenant, the principal who sent it and
-/// the aggregate it targets. Another user's equal key is another command, so a replay
-/// answers only the principal of the first request, and nobody can take a key first.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct IdempotencyKey {
-    tenant_id: String,
-    actor_id: String,
-    aggregate_id: Uuid,
-    command_id: String,
-}
-
-impl IdempotencyKey {
-    fn of_request(request: &CommandRequest) -> IdempotencyKey {
-        let meta = &request.meta;
-        IdempotencyKey { tenant_id: meta.tenant_id.clone(), actor_id: meta.actor_id.clone(), aggregate_id: request.aggregate_id, command_id: meta.command_id.clone() }
-    }
-
-    fn of_event(env: &Envelope) -> IdempotencyKey {
-        IdempotencyKey { tenant_id: env.tenant_id.clone(), actor_id: env.actor_id.clone(), aggregate_id: env.aggregate_id, command_id: env.command_id.clone() }
-    }
-}
-
-/// The id of an aggregate that a command creates. With an Idempotency-Key it follows from
-/// the key's scope, so that a retry targets the same aggregate (and finds its outcome).
-pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str, idempotent: bool) -> Uuid {
-    if !idempotent {
-        return Uuid::now_v7();
-    }
-    let scope = [meta.tenant_id.as_str(), meta.actor_id.as_str(), aggregate_type, meta.command_id.as_str()].join("\0");
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, scope.as_bytes())
 }
 
 /// Decides a command against its aggregate's current state (`None`: it does not exist).
@@ -259,17 +206,8 @@ pub struct Writer {
     codec: EventCodec,
     partitions: HashMap<(String, i32), Partition>,
     partition_counts: HashMap<String, i32>,
-    /// Accounts and contacts, with their tenant and type: they are never removed, so other
-    /// aggregates' commands can check them without a partition lock.
-    records: RwLock<HashMap<Uuid, (String, &'static str)>>,
-    /// What other aggregates' commands need to know of each opportunity, across partitions.
-    opportunities: RwLock<HashMap<Uuid, OpportunityCard>>,
-    /// Every delegation, by id, with its tenant: approvals consult them across partitions.
-    delegations: RwLock<HashMap<Uuid, (String, Delegation)>>,
-    /// Outcomes of commands by (tenant, command id), from the log and from this writer.
-    outcomes: SyncMutex<HashMap<IdempotencyKey, Outcome>>,
-    /// Serializes requests that carry the same Idempotency-Key.
-    in_flight: SyncMutex<HashMap<IdempotencyKey, Arc<Mutex<()>>>>,
+    lookups: Lookups,
+    outcomes: Outcomes,
     /// Bumped whenever an append's fate becomes unknown; see `settle_uncertain`.
     uncertain_generation: AtomicU64,
     /// The last generation whose uncertain partitions were all read again.
@@ -325,11 +263,8 @@ impl Writer {
             codec,
             partitions,
             partition_counts,
-            records: RwLock::default(),
-            delegations: RwLock::default(),
-            opportunities: RwLock::default(),
-            outcomes: SyncMutex::default(),
-            in_flight: SyncMutex::default(),
+            lookups: Lookups::default(),
+            outcomes: Outcomes::default(),
             uncertain_generation: AtomicU64::new(0),
             settled_generation: AtomicU64::new(0),
             settling: Mutex::new(()),
@@ -457,52 +392,14 @@ impl Writer {
                 return;
             }
         }
-        let kind = match &record.event {
-            DomainEvent::Account(_) => Some(tidemark_events::account::AGGREGATE_TYPE),
-            DomainEvent::Contact(_) => Some(tidemark_events::contact::AGGREGATE_TYPE),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            self.records.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), kind));
-        }
         let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
         let evolved = tidemark_events::evolve(previous, &record.event);
-        if let AnyAggregate::Opportunity(o) = &evolved {
-            let card = OpportunityCard {
-                tenant_id: env.tenant_id.clone(),
-                owner_id: o.owner_id.clone(),
-                team_id: o.team_id.clone(),
-                shared_with: o.shared_with.iter().cloned().collect(),
-                closed: o.stage.is_closed(),
-            };
-            self.opportunities.write().expect("not poisoned").insert(env.aggregate_id, card);
-        }
-        if let AnyAggregate::Delegation(d) = &evolved {
-            // Approvals on any partition consult delegations: keep them where all can look.
-            self.delegations.write().expect("not poisoned").insert(env.aggregate_id, (env.tenant_id.clone(), d.clone()));
-        }
+        self.lookups.fed(&env.tenant_id, env.aggregate_id, &evolved);
         state.streams.insert(
             env.aggregate_id,
             Stream { tenant_id: env.tenant_id.clone(), version: env.aggregate_version, state: evolved },
         );
-        self.remember_outcome(env, position);
-    }
-
-    fn remember_outcome(&self, env: &Envelope, position: AppendedEvent) {
-        if Utc::now() - env.recorded_at > IDEMPOTENCY_WINDOW {
-            return;
-        }
-        let mut outcomes = self.outcomes.lock().expect("not poisoned");
-        let outcome = outcomes.entry(IdempotencyKey::of_event(env)).or_insert_with(|| Outcome {
-            created: env.aggregate_version == 1,
-            aggregate_id: env.aggregate_id,
-            version: env.aggregate_version,
-            events: Vec::new(),
-            replayed: false,
-            fingerprint: None,
-        });
-        outcome.version = outcome.version.max(env.aggregate_version);
-        outcome.events.push(position);
+        self.outcomes.remember(env, position);
     }
 
     /// The current state of one aggregate of the tenant, as this writer holds it.
@@ -522,38 +419,29 @@ impl Writer {
         found
     }
 
-    /// Every lead this writer holds, with its tenant and id: the lead router works from these.
-    pub async fn leads(&self) -> Vec<(String, Uuid, Lead)> {
-        let all = self.all_of(tidemark_events::lead::AGGREGATE_TYPE).await;
-        all.into_iter()
-            .filter_map(|(tenant, id, state)| match state {
-                AnyAggregate::Lead(lead) => Some((tenant, id, lead)),
-                _ => None,
-            })
-            .collect()
+    /// The current state of one aggregate of `A`'s kind in the tenant.
+    pub async fn state<A: Aggregate>(&self, tenant_id: &str, id: Uuid) -> Option<A> {
+        self.state_of(A::TYPE, tenant_id, id).await.and_then(A::from_any)
+    }
+
+    /// Every aggregate of `A`'s kind this writer holds, with its tenant and id.
+    pub async fn all<A: Aggregate>(&self) -> Vec<(String, Uuid, A)> {
+        self.all_of(A::TYPE).await.into_iter().filter_map(|(tenant, id, state)| Some((tenant, id, A::from_any(state)?))).collect()
     }
 
     /// The approval authority delegated to `user` for `day`, by whom, in the tenant.
     pub fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
-        let delegations = self.delegations.read().expect("not poisoned");
-        let mut found: Vec<Delegated> = delegations
-            .values()
-            .filter(|(tenant, d)| tenant == tenant_id && d.delegate == user && d.active_on(day))
-            .map(|(_, d)| d.authority())
-            .collect();
-        // The same answer whatever the map's order, so decisions are reproducible.
-        found.sort_by(|a, b| a.delegator.cmp(&b.delegator));
-        found
+        self.lookups.delegated_to(tenant_id, user, day)
     }
 
     /// The opportunity's owner, team, readers and whether it is closed, in the tenant.
     pub fn opportunity_card(&self, tenant_id: &str, id: Uuid) -> Option<OpportunityCard> {
-        self.opportunities.read().expect("not poisoned").get(&id).filter(|c| c.tenant_id == tenant_id).cloned()
+        self.lookups.opportunity_card(tenant_id, id)
     }
 
     /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
     pub fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
-        self.records.read().expect("not poisoned").get(&id).is_some_and(|(t, kind)| t == tenant_id && *kind == aggregate_type)
+        self.lookups.exists(tenant_id, aggregate_type, id)
     }
 
     /// Runs one command: decide against the current state, append, wait for the commit.
@@ -579,10 +467,10 @@ impl Writer {
 
     async fn execute_unbounded(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
         let key = IdempotencyKey::of_request(&request);
-        let _same_key = if request.idempotent { Some(self.lock_key(&key).await) } else { None };
+        let _same_key = if request.idempotent { Some(self.outcomes.lock(&key).await) } else { None };
         self.settle_uncertain().await?;
         if request.idempotent {
-            let first = self.outcomes.lock().expect("not poisoned").get(&key).cloned();
+            let first = self.outcomes.get(&key);
             if let Some(first) = first {
                 if first.fingerprint.is_some_and(|f| f != request.fingerprint) {
                     return Err(CommandError::IdempotencyKeyReused);
@@ -605,7 +493,7 @@ impl Writer {
         // The state after is worked out only for commands that have follow-ups.
         if let Some((follow_ups, after)) = follow_ups.and_then(|f| Some((f, unit.steps[0].after(id)?))) {
             for (request, decide) in follow_ups(&after) {
-                let done = self.outcomes.lock().expect("not poisoned").contains_key(&IdempotencyKey::of_request(&request));
+                let done = self.outcomes.contains(&IdempotencyKey::of_request(&request));
                 if done {
                     continue;
                 }
@@ -715,10 +603,8 @@ impl Writer {
                 step.state.next_offset = at.offset + 1;
                 self.fold_event(&mut step.state, record, position);
             }
-            let mut outcomes = self.outcomes.lock().expect("not poisoned");
-            let outcome = outcomes.get_mut(&step.key).expect("the fold remembered the outcome");
-            outcome.fingerprint = Some(step.fingerprint);
-            first.get_or_insert_with(|| outcome.clone());
+            let outcome = self.outcomes.committed(&step.key, step.fingerprint);
+            first.get_or_insert(outcome);
         }
         Ok(first.expect("a unit has a command"))
     }
@@ -773,15 +659,6 @@ impl Writer {
             .fetch_one(&self.pool)
             .await
             .map_err(unavailable)
-    }
-
-    async fn lock_key(&self, key: &IdempotencyKey) -> tokio::sync::OwnedMutexGuard<()> {
-        let slot = {
-            let mut in_flight = self.in_flight.lock().expect("not poisoned");
-            in_flight.retain(|_, slot| Arc::strong_count(slot) > 1);
-            in_flight.entry(key.clone()).or_default().clone()
-        };
-        slot.lock_owned().await
     }
 
     fn partition_of(&self, aggregate_type: &str, id: Uuid) -> &Partition {

@@ -1,0 +1,96 @@
+//! What commands on one aggregate need to know of others (does the account exist, who owns
+//! the opportunity, who delegated to whom), read without the others' partition locks.
+//!
+//! One index, fed by the writer's fold with every aggregate's state after each event. What
+//! of each kind is kept for others to look up is said once, in `Looked::of`; kinds that no
+//! other command consults are not kept.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use chrono::NaiveDate;
+use tidemark_events::approval::Delegated;
+use tidemark_events::delegation::Delegation;
+use tidemark_events::{account, contact, AnyAggregate};
+use uuid::Uuid;
+
+/// What other aggregates' commands need to know of an opportunity (an activity's target).
+#[derive(Debug, Clone)]
+pub struct OpportunityCard {
+    pub tenant_id: String,
+    pub owner_id: String,
+    pub team_id: Option<String>,
+    pub shared_with: Vec<String>,
+    pub closed: bool,
+}
+
+/// An aggregate as others look it up.
+enum Looked {
+    /// An account or a contact: that it exists (they are never removed).
+    Exists(&'static str),
+    Opportunity(OpportunityCard),
+    /// Approvals on any partition consult delegations.
+    Delegation(Delegation),
+}
+
+impl Looked {
+    fn of(tenant_id: &str, state: &AnyAggregate) -> Option<Looked> {
+        match state {
+            AnyAggregate::Account(_) => Some(Looked::Exists(account::AGGREGATE_TYPE)),
+            AnyAggregate::Contact(_) => Some(Looked::Exists(contact::AGGREGATE_TYPE)),
+            AnyAggregate::Opportunity(o) => Some(Looked::Opportunity(OpportunityCard {
+                tenant_id: tenant_id.to_string(),
+                owner_id: o.owner_id.clone(),
+                team_id: o.team_id.clone(),
+                shared_with: o.shared_with.iter().cloned().collect(),
+                closed: o.stage.is_closed(),
+            })),
+            AnyAggregate::Delegation(d) => Some(Looked::Delegation(d.clone())),
+            AnyAggregate::Activity(_) | AnyAggregate::Lead(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Lookups {
+    /// By aggregate id: its tenant and what others see of it.
+    index: RwLock<HashMap<Uuid, (String, Looked)>>,
+}
+
+impl Lookups {
+    /// Keeps what others may look up of aggregate `id`, as it stands after an event.
+    pub fn fed(&self, tenant_id: &str, id: Uuid, state: &AnyAggregate) {
+        if let Some(looked) = Looked::of(tenant_id, state) {
+            self.index.write().expect("not poisoned").insert(id, (tenant_id.to_string(), looked));
+        }
+    }
+
+    /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
+    pub fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
+        let index = self.index.read().expect("not poisoned");
+        matches!(index.get(&id), Some((tenant, Looked::Exists(kind))) if tenant == tenant_id && *kind == aggregate_type)
+    }
+
+    /// The opportunity's owner, team, readers and whether it is closed, in the tenant.
+    pub fn opportunity_card(&self, tenant_id: &str, id: Uuid) -> Option<OpportunityCard> {
+        match self.index.read().expect("not poisoned").get(&id) {
+            Some((tenant, Looked::Opportunity(card))) if tenant == tenant_id => Some(card.clone()),
+            _ => None,
+        }
+    }
+
+    /// The approval authority delegated to `user` for `day`, by whom, in the tenant.
+    pub fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
+        let index = self.index.read().expect("not poisoned");
+        let mut found: Vec<Delegated> = index
+            .values()
+            .filter_map(|(tenant, looked)| match looked {
+                Looked::Delegation(d) if tenant == tenant_id && d.delegate == user && d.active_on(day) => Some(d.authority()),
+                _ => None,
+            })
+            .collect();
+        // The same answer whatever the map's order, so decisions are reproducible.
+        found.sort_by(|a, b| a.delegator.cmp(&b.delegator));
+        found
+    }
+}
