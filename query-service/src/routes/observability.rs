@@ -154,5 +154,31 @@ async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Respon
         counter!("tidemark_query_cache_misses_total").absolute(misses);
         gauge!("tidemark_query_cache_hit_ratio").set(if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 });
     });
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder.handle().render()).into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], in_order(&recorder.handle().render())).into_response())
+}
+
+/// The exposition with its families, and the samples within each, in order: the exporter
+/// writes them in hash order, and the same state should always read the same.
+fn in_order(exposition: &str) -> String {
+    let mut families: Vec<Vec<&str>> = exposition
+        .split("\n\n")
+        .filter(|family| !family.trim().is_empty())
+        .map(|family| {
+            let (mut comments, mut samples): (Vec<&str>, Vec<&str>) = family.lines().partition(|l| l.starts_with('#'));
+            samples.sort();
+            comments.append(&mut samples);
+            comments
+        })
+        .collect();
+    families.sort_by_key(|family| family.iter().find(|l| l.starts_with("# TYPE")).copied());
+    families.iter().map(|family| family.join("\n") + "\n").collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn families_and_their_samples_come_out_in_order() {
+        let exposition = "# TYPE b gauge\nb{p=\"2\"} 1\nb{p=\"1\"} 2\n\n# HELP a An a.\n# TYPE a counter\na 3\n";
+        assert_eq!(super::in_order(exposition), "# HELP a An a.\n# TYPE a counter\na 3\n\n# TYPE b gauge\nb{p=\"1\"} 2\nb{p=\"2\"} 1\n");
+    }
 }
