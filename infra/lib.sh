@@ -3,6 +3,10 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${TIDEMARK_DATA:-$ROOT/.data}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Checked queries (`sqlx::query!`) are checked against .sqlx/, not a live database, so that
+# a build never depends on one (a DATABASE_URL set for the services is not the schema's
+# source). infra/sqlx-prepare writes .sqlx/.
+export SQLX_OFFLINE=true
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[31merror: %s\033[0m\n' "$*" >&2; exit 1; }

@@ -56,24 +56,15 @@ pub struct Standing {
 }
 
 pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<Vec<Standing>> {
-    let rows: Vec<(String, i32, i64, Option<DateTime<Utc>>, DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at), generation
-         FROM projection_offsets WHERE projection = $1",
+    // GREATEST ignores a null caught_up_at; updated_at is never null.
+    sqlx::query_as!(
+        Standing,
+        r#"SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at) AS "last_progress!", generation
+           FROM projection_offsets WHERE projection = $1"#,
+        projection,
     )
-    .bind(projection)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(topic, partition, next_offset, caught_up_at, last_progress, generation)| Standing {
-            topic,
-            partition,
-            next_offset,
-            caught_up_at,
-            last_progress,
-            generation,
-        })
-        .collect())
+    .await
 }
 
 #[derive(Clone)]

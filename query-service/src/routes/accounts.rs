@@ -1,7 +1,7 @@
 //! The account overview: the account, its opportunities (those the caller may see) summed
 //! by status and currency, its contacts and its latest activities.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -60,33 +60,39 @@ async fn overview(
     personal: bool,
     today: NaiveDate,
 ) -> Result<Value, Problem> {
-    let account: Option<(String, DateTime<Utc>, i64)> = sqlx::query_as("SELECT name, created_at, version FROM accounts WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant)
+    let account = sqlx::query!("SELECT name, created_at, version FROM accounts WHERE id = $1 AND tenant_id = $2", id, tenant)
         .fetch_optional(&mut *db)
         .await
-        .map_err(database)?;
-    let (name, created_at, version) = account.ok_or_else(|| Problem::not_found(format!("no account {id} in the read model")))?;
-    let visible = "tenant_id = $1 AND account_id = $2 AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)";
-    let totals: Vec<Totals> = sqlx::query_as(&format!(
-        "SELECT CASE stage WHEN 'Closed Won' THEN 'won' WHEN 'Closed Lost' THEN 'lost' ELSE 'open' END AS status, currency,
-                count(*) AS count, round(sum(amount), 2) AS amount
-         FROM opportunities WHERE {visible} GROUP BY 1, 2 ORDER BY 1, 2"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .bind(scope_owner)
-    .bind(scope_team)
+        .map_err(database)?
+        .ok_or_else(|| Problem::not_found(format!("no account {id} in the read model")))?;
+    let (name, created_at, version) = (account.name, account.created_at, account.version);
+    // Both read the opportunities the caller may see, as every list does (`scope_filter`).
+    let totals = sqlx::query_as!(
+        Totals,
+        r#"SELECT CASE stage WHEN 'Closed Won' THEN 'won' WHEN 'Closed Lost' THEN 'lost' ELSE 'open' END AS "status!", currency,
+                  count(*) AS "count!", round(sum(amount), 2) AS "amount!"
+           FROM opportunities
+           WHERE tenant_id = $1 AND account_id = $2 AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)
+           GROUP BY 1, 2 ORDER BY 1, 2"#,
+        tenant,
+        id,
+        scope_owner,
+        scope_team,
+    )
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;
-    let deals: Vec<Deal> = sqlx::query_as(&format!(
-        "SELECT id, name, owner_id, stage, amount, currency, close_date FROM opportunities WHERE {visible} ORDER BY close_date, id LIMIT {SHOWN}"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .bind(scope_owner)
-    .bind(scope_team)
+    let deals = sqlx::query_as!(
+        Deal,
+        "SELECT id, name, owner_id, stage, amount, currency, close_date FROM opportunities
+         WHERE tenant_id = $1 AND account_id = $2 AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)
+         ORDER BY close_date, id LIMIT $5",
+        tenant,
+        id,
+        scope_owner,
+        scope_team,
+        SHOWN,
+    )
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;

@@ -22,8 +22,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(my_tasks))
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
-pub struct ActivityView {
+/// An activity as the read model holds it.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityRow {
     id: Uuid,
     /// call, email, meeting or task
     kind: String,
@@ -38,24 +39,30 @@ pub struct ActivityView {
     done: bool,
     logged_at: DateTime<Utc>,
     version: i64,
+}
+
+/// An activity as of a day.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityView {
+    #[serde(flatten)]
+    row: ActivityRow,
     /// A task not done whose due date has passed.
-    #[sqlx(skip)]
     overdue: bool,
 }
 
-const COLUMNS: &str = "id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, logged_at, version";
-
-fn dated(rows: Vec<ActivityView>, today: NaiveDate) -> Vec<ActivityView> {
-    rows.into_iter().map(|a| ActivityView { overdue: a.kind == "task" && !a.done && a.due_date.is_some_and(|d| d < today), ..a }).collect()
+fn dated(rows: Vec<ActivityRow>, today: NaiveDate) -> Vec<ActivityView> {
+    rows.into_iter().map(|row| ActivityView { overdue: row.kind == "task" && !row.done && row.due_date.is_some_and(|d| d < today), row }).collect()
 }
 
 /// Open tasks assigned to `user`, the most urgent first.
 async fn open_tasks(db: &mut PgConnection, tenant: &str, user: &str, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
-    let rows = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND assignee = $2 AND kind = 'task' AND NOT done ORDER BY due_date, logged_at, id"
-    ))
-    .bind(tenant)
-    .bind(user)
+    let rows = sqlx::query_as!(
+        ActivityRow,
+        "SELECT id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, logged_at, version
+         FROM activities WHERE tenant_id = $1 AND assignee = $2 AND kind = 'task' AND NOT done ORDER BY due_date, logged_at, id",
+        tenant,
+        user,
+    )
     .fetch_all(db)
     .await
     .map_err(database)?;
@@ -64,11 +71,13 @@ async fn open_tasks(db: &mut PgConnection, tenant: &str, user: &str, today: Naiv
 
 /// Everything logged on one record, newest first.
 pub async fn timeline(db: &mut PgConnection, tenant: &str, about_id: Uuid, today: NaiveDate) -> Result<Vec<ActivityView>, Problem> {
-    let rows = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND about_id = $2 ORDER BY coalesce(occurred_at, logged_at) DESC, id DESC"
-    ))
-    .bind(tenant)
-    .bind(about_id)
+    let rows = sqlx::query_as!(
+        ActivityRow,
+        "SELECT id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, logged_at, version
+         FROM activities WHERE tenant_id = $1 AND about_id = $2 ORDER BY coalesce(occurred_at, logged_at) DESC, id DESC",
+        tenant,
+        about_id,
+    )
     .fetch_all(db)
     .await
     .map_err(database)?;

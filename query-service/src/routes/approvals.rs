@@ -70,33 +70,33 @@ pub struct PendingApproval {
 /// may decide a step is the domain's rule (`approval::decider`, which the command that
 /// decides asks too), applied here to the candidates of the teams involved.
 pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: DateTime<Utc>) -> Result<Vec<PendingApproval>, Problem> {
-    let delegated: Vec<(String, Vec<String>, Option<String>)> = sqlx::query_as(
+    let delegated = sqlx::query!(
         "SELECT delegator, delegator_roles, delegator_team FROM delegations
          WHERE tenant_id = $1 AND delegate = $2 AND NOT revoked AND valid_from <= $3 AND valid_until >= $3 ORDER BY delegator",
+        tenant,
+        subject.user,
+        at.date_naive(),
     )
-    .bind(tenant)
-    .bind(&subject.user)
-    .bind(at.date_naive())
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;
     let delegations = delegated
         .into_iter()
-        .map(|(delegator, roles, team)| Delegated { delegator, roles: roles.iter().filter_map(|r| Role::parse(r)).collect(), team })
+        .map(|d| Delegated { delegator: d.delegator, roles: d.delegator_roles.iter().filter_map(|r| Role::parse(r)).collect(), team: d.delegator_team })
         .collect();
     let acting = Acting::new(subject, delegations);
     let teams: Vec<&str> = acting.team.iter().chain(acting.delegations.iter().filter_map(|d| d.team.as_ref())).map(String::as_str).collect();
-    let rows: Vec<PendingApproval> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT quote_id, opportunity_id, opportunity_name, account_id, owner_id, revision, step, steps, approver, approver_team,
                 requested_by, submitted_at, waiting_since, currency, list_amount, net_amount, discount_percent, max_line_discount_percent
          FROM pending_approvals
          WHERE tenant_id = $1 AND requested_by <> $2 AND owner_id <> $2
            AND (approver = 'finance' OR approver_team IS NULL OR approver_team = ANY($3))
          ORDER BY waiting_since, quote_id",
+        tenant,
+        subject.user,
+        &teams as &[&str],
     )
-    .bind(tenant)
-    .bind(&subject.user)
-    .bind(&teams)
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;
@@ -105,7 +105,28 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         .filter_map(|row| {
             let step = Step { approver: Approver::try_from(row.approver.clone()).ok()?, team: row.approver_team.clone() };
             let on_behalf_of = approval::decider(&step, &acting, Some(&row.requested_by), &row.owner_id).ok()?;
-            Some(PendingApproval { age_seconds: (at - row.waiting_since).num_seconds().max(0), on_behalf_of, ..row })
+            Some(PendingApproval {
+                quote_id: row.quote_id,
+                opportunity_id: row.opportunity_id,
+                opportunity_name: row.opportunity_name,
+                account_id: row.account_id,
+                owner_id: row.owner_id,
+                revision: row.revision,
+                step: row.step,
+                steps: row.steps,
+                approver: row.approver,
+                approver_team: row.approver_team,
+                requested_by: row.requested_by,
+                submitted_at: row.submitted_at,
+                waiting_since: row.waiting_since,
+                currency: row.currency,
+                list_amount: row.list_amount,
+                net_amount: row.net_amount,
+                discount_percent: row.discount_percent,
+                max_line_discount_percent: row.max_line_discount_percent,
+                age_seconds: (at - row.waiting_since).num_seconds().max(0),
+                on_behalf_of,
+            })
         })
         .collect())
 }
@@ -114,24 +135,26 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
 /// and team, how many steps were approved and rejected, and the median, 95th percentile
 /// and longest wait from the step's request to its decision, in seconds.
 pub async fn turnaround(db: &mut PgConnection, tenant: &str) -> Result<serde_json::Value, Problem> {
-    let rows: Vec<(String, Option<String>, i64, i64, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
-        "WITH steps AS (
-             SELECT approver, team, decision, extract(epoch FROM decided_at - requested_at) AS waited
-             FROM approval_decisions WHERE tenant_id = $1)
-         SELECT approver, team, count(*) FILTER (WHERE decision = 'approved'), count(*) FILTER (WHERE decision = 'rejected'),
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY waited), percentile_cont(0.95) WITHIN GROUP (ORDER BY waited), max(waited)::float8
-         FROM steps GROUP BY approver, team ORDER BY approver, team",
+    let rows = sqlx::query!(
+        r#"WITH steps AS (
+               SELECT approver, team, decision, extract(epoch FROM decided_at - requested_at) AS waited
+               FROM approval_decisions WHERE tenant_id = $1)
+           SELECT approver AS "approver!", team, count(*) FILTER (WHERE decision = 'approved') AS "approved!",
+                  count(*) FILTER (WHERE decision = 'rejected') AS "rejected!",
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY waited) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY waited) AS p95,
+                  max(waited)::float8 AS max
+           FROM steps GROUP BY approver, team ORDER BY approver, team"#,
+        tenant,
     )
-    .bind(tenant)
     .fetch_all(db)
     .await
     .map_err(database)?;
     let secs = |v: Option<f64>| v.map(|s| (s * 1000.0).round() / 1000.0);
     Ok(serde_json::json!(rows
         .into_iter()
-        .map(|(approver, team, approved, rejected, p50, p95, max)| serde_json::json!({
-            "approver": approver, "team": team, "approved": approved, "rejected": rejected,
-            "p50_seconds": secs(p50), "p95_seconds": secs(p95), "max_seconds": secs(max),
+        .map(|r| serde_json::json!({
+            "approver": r.approver, "team": r.team, "approved": r.approved, "rejected": r.rejected,
+            "p50_seconds": secs(r.p50), "p95_seconds": secs(r.p95), "max_seconds": secs(r.max),
         }))
         .collect::<Vec<_>>()))
 }

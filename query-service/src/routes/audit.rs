@@ -82,13 +82,13 @@ pub(crate) struct AutomatedEdits {
 
 impl AutomatedEdits {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
-        let rows: Vec<Value> = sqlx::query_scalar(
-            "SELECT to_jsonb(e) - 'tenant_id' FROM automated_edits e WHERE tenant_id = $1 AND ($2::text IS NULL OR actor_id = $2)
-             ORDER BY recorded_at DESC, event_id DESC LIMIT $3",
+        let rows = sqlx::query_scalar!(
+            r#"SELECT to_jsonb(e) - 'tenant_id' AS "edit!" FROM automated_edits e WHERE tenant_id = $1 AND ($2::text IS NULL OR actor_id = $2)
+               ORDER BY recorded_at DESC, event_id DESC LIMIT $3"#,
+            tenant,
+            self.actor.as_deref(),
+            self.limit,
         )
-        .bind(tenant)
-        .bind(&self.actor)
-        .bind(self.limit)
         .fetch_all(db)
         .await
         .map_err(database)?;

@@ -28,8 +28,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_contacts)).routes(routes!(get_contact))
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
-pub struct ContactView {
+/// A contact as the read model holds it.
+#[derive(Serialize, ToSchema)]
+pub struct ContactRow {
     pub(crate) id: Uuid,
     account_id: Option<Uuid>,
     name: Option<String>,
@@ -41,8 +42,14 @@ pub struct ContactView {
     updated_at: DateTime<Utc>,
     /// When the person's data was erased: name, email and phone then read "[erased]".
     erased_at: Option<DateTime<Utc>>,
+}
+
+/// A contact as a caller sees it.
+#[derive(Serialize, ToSchema)]
+pub struct ContactView {
+    #[serde(flatten)]
+    pub(crate) row: ContactRow,
     /// Name, email and phone: "shown", "withheld" (for roles that may not see them) or "erased".
-    #[sqlx(skip)]
     personal_fields: &'static str,
 }
 
@@ -54,25 +61,26 @@ pub async fn contacts(
     (after, limit): (Option<Uuid>, i64),
     personal: bool,
 ) -> Result<Vec<ContactView>, Problem> {
-    let rows: Vec<ContactView> = sqlx::query_as(
-        "SELECT id, account_id, name, email, phone, title, version, created_at, updated_at, erased_at FROM contacts
-         WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2) AND ($3::uuid IS NULL OR account_id = $3) AND ($4::uuid IS NULL OR id > $4)
-         ORDER BY id LIMIT $5",
+    let rows = sqlx::query_as!(
+        ContactRow,
+        r#"SELECT id, account_id, name AS "name?", email, phone, title, version, created_at, updated_at, erased_at FROM contacts
+           WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2) AND ($3::uuid IS NULL OR account_id = $3) AND ($4::uuid IS NULL OR id > $4)
+           ORDER BY id LIMIT $5"#,
+        tenant,
+        id,
+        account_id,
+        after,
+        limit,
     )
-    .bind(tenant)
-    .bind(id)
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
     .fetch_all(db)
     .await
     .map_err(database)?;
     Ok(rows
         .into_iter()
-        .map(|c| match personal {
-            _ if c.erased_at.is_some() => ContactView { personal_fields: "erased", ..c },
-            true => ContactView { personal_fields: "shown", ..c },
-            false => ContactView { name: None, email: None, phone: None, personal_fields: "withheld", ..c },
+        .map(|row| match personal {
+            _ if row.erased_at.is_some() => ContactView { row, personal_fields: "erased" },
+            true => ContactView { row, personal_fields: "shown" },
+            false => ContactView { row: ContactRow { name: None, email: None, phone: None, ..row }, personal_fields: "withheld" },
         })
         .collect())
 }
@@ -105,7 +113,7 @@ pub(crate) struct Page {
 impl Page {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
         let rows = contacts(db, tenant, (None, self.account_id), (self.after, self.limit + 1), self.personal).await?;
-        Ok(page(rows, self.limit, |c| c.id))
+        Ok(page(rows, self.limit, |c| c.row.id))
     }
 }
 

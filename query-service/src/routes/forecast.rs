@@ -100,25 +100,28 @@ pub async fn forecast(
     period: Period,
 ) -> Result<Vec<ForecastRow>, Problem> {
     let (unit, format) = period.sql();
-    let cells: Vec<(String, String, String, String, i64, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT owner_id, to_char(date_trunc($5, close_date), $6) AS period, stage, currency,
-                count(*) AS count, sum(amount) AS amount, sum(amount * probability / 100) AS weighted
-         FROM opportunities
-         WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
-           AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)
-         GROUP BY 1, 2, 3, 4",
+    // A group has at least one row, and every opportunity a close date and an amount.
+    let cells = sqlx::query!(
+        r#"SELECT owner_id, to_char(date_trunc($5, close_date), $6) AS "period!", stage, currency,
+                  count(*) AS "count!", sum(amount) AS "amount!", sum(amount * probability / 100) AS "weighted!"
+           FROM opportunities
+           WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
+             AND ($3::text IS NULL OR owner_id = $3 OR $3 = ANY(shared_with)) AND ($4::text IS NULL OR team_id = $4)
+           GROUP BY 1, 2, 3, 4"#,
+        tenant,
+        owner,
+        scope_owner,
+        scope_team,
+        unit,
+        format,
     )
-    .bind(tenant)
-    .bind(owner)
-    .bind(scope_owner)
-    .bind(scope_team)
-    .bind(unit)
-    .bind(format)
     .fetch_all(db)
     .await
     .map_err(database)?;
     let mut rows: BTreeMap<(String, String, String), ForecastRow> = BTreeMap::new();
-    for (owner_id, period, stage, currency, count, amount, weighted) in cells {
+    for cell in cells {
+        let (owner_id, period, stage, currency, count, amount, weighted) =
+            (cell.owner_id, cell.period, cell.stage, cell.currency, cell.count, cell.amount, cell.weighted);
         let Some(category) = Stage::parse(&stage).and_then(Stage::forecast_category) else {
             continue;
         };
@@ -162,17 +165,18 @@ pub struct Cell<'a> {
 /// them (weighted amounts summed and rounded per stage), so that they can be compared.
 pub async fn cell(db: &mut PgConnection, tenant: &str, cell: &Cell<'_>) -> Result<(Vec<CellDeal>, Figures), Problem> {
     let (unit, format) = cell.period.sql();
-    let deals: Vec<CellDeal> = sqlx::query_as(
+    let deals = sqlx::query_as!(
+        CellDeal,
         "SELECT id, name, stage, amount, probability, close_date FROM opportunities
          WHERE tenant_id = $1 AND owner_id = $2 AND currency = $3 AND to_char(date_trunc($4, close_date), $5) = $6
          ORDER BY id",
+        tenant,
+        cell.owner,
+        cell.currency,
+        unit,
+        format,
+        cell.at,
     )
-    .bind(tenant)
-    .bind(cell.owner)
-    .bind(cell.currency)
-    .bind(unit)
-    .bind(format)
-    .bind(cell.at)
     .fetch_all(db)
     .await
     .map_err(database)?;

@@ -29,8 +29,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_leads)).routes(routes!(lead_latency)).routes(routes!(get_lead))
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
-pub struct LeadView {
+/// A lead as the read model holds it.
+#[derive(Serialize, ToSchema)]
+pub struct LeadRow {
     pub(crate) id: Uuid,
     name: Option<String>,
     company: String,
@@ -53,8 +54,14 @@ pub struct LeadView {
     version: i64,
     /// When the person's data was erased: name, email and phone then read "[erased]".
     erased_at: Option<DateTime<Utc>>,
+}
+
+/// A lead as a caller sees it.
+#[derive(Serialize, ToSchema)]
+pub struct LeadView {
+    #[serde(flatten)]
+    pub(crate) row: LeadRow,
     /// Name, email and phone: "shown", "withheld" (for roles that may not see them) or "erased".
-    #[sqlx(skip)]
     personal_fields: &'static str,
 }
 
@@ -67,30 +74,31 @@ async fn leads(
     (after, limit): (Option<Uuid>, i64),
     personal: bool,
 ) -> Result<Vec<LeadView>, Problem> {
-    let rows: Vec<LeadView> = sqlx::query_as(
-        "SELECT id, name, company, email, phone, territory, segment, source, captured_at, owner_id, team_id, assigned_at,
-                assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id, version, erased_at
-         FROM leads
-         WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR team_id = $3)
-           AND ($4::uuid IS NULL OR id = $4) AND ($5::text IS NULL OR status = $5) AND ($6::uuid IS NULL OR id > $6)
-         ORDER BY id LIMIT $7",
+    let rows = sqlx::query_as!(
+        LeadRow,
+        r#"SELECT id, name AS "name?", company, email, phone, territory, segment, source, captured_at, owner_id, team_id, assigned_at,
+                  assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id, version, erased_at
+           FROM leads
+           WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR team_id = $3)
+             AND ($4::uuid IS NULL OR id = $4) AND ($5::text IS NULL OR status = $5) AND ($6::uuid IS NULL OR id > $6)
+           ORDER BY id LIMIT $7"#,
+        tenant,
+        scope_owner,
+        scope_team,
+        id,
+        status,
+        after,
+        limit,
     )
-    .bind(tenant)
-    .bind(scope_owner)
-    .bind(scope_team)
-    .bind(id)
-    .bind(status)
-    .bind(after)
-    .bind(limit)
     .fetch_all(db)
     .await
     .map_err(database)?;
     Ok(rows
         .into_iter()
-        .map(|l| match personal {
-            _ if l.erased_at.is_some() => LeadView { personal_fields: "erased", ..l },
-            true => LeadView { personal_fields: "shown", ..l },
-            false => LeadView { name: None, email: None, phone: None, personal_fields: "withheld", ..l },
+        .map(|row| match personal {
+            _ if row.erased_at.is_some() => LeadView { row, personal_fields: "erased" },
+            true => LeadView { row, personal_fields: "shown" },
+            false => LeadView { row: LeadRow { name: None, email: None, phone: None, ..row }, personal_fields: "withheld" },
         })
         .collect())
 }
@@ -98,23 +106,23 @@ async fn leads(
 /// How long leads waited for an owner: count, median, 95th percentile and maximum, in ms,
 /// per team; and how many still wait.
 async fn assignment_latency(db: &mut PgConnection, tenant: &str) -> Result<Value, Problem> {
-    let teams: Vec<(String, i64, Option<f64>, Option<f64>, Option<i64>)> = sqlx::query_as(
-        "SELECT team_id, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY assignment_latency_ms),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY assignment_latency_ms), max(assignment_latency_ms)
-         FROM leads WHERE tenant_id = $1 AND assigned_at IS NOT NULL GROUP BY team_id ORDER BY team_id",
+    // An assigned lead has a team; a group has at least one row.
+    let teams = sqlx::query!(
+        r#"SELECT team_id AS "team_id!", count(*) AS "assigned!", percentile_cont(0.5) WITHIN GROUP (ORDER BY assignment_latency_ms) AS p50,
+                  percentile_cont(0.95) WITHIN GROUP (ORDER BY assignment_latency_ms) AS p95, max(assignment_latency_ms) AS max
+           FROM leads WHERE tenant_id = $1 AND assigned_at IS NOT NULL GROUP BY team_id ORDER BY team_id"#,
+        tenant,
     )
-    .bind(tenant)
     .fetch_all(&mut *db)
     .await
     .map_err(database)?;
-    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM leads WHERE tenant_id = $1 AND assigned_at IS NULL AND status = 'new'")
-        .bind(tenant)
+    let waiting = sqlx::query_scalar!(r#"SELECT count(*) AS "waiting!" FROM leads WHERE tenant_id = $1 AND assigned_at IS NULL AND status = 'new'"#, tenant)
         .fetch_one(db)
         .await
         .map_err(database)?;
     let teams: Vec<Value> = teams
         .into_iter()
-        .map(|(team, count, p50, p95, max)| json!({"team_id": team, "assigned": count, "p50_ms": p50.map(f64::round), "p95_ms": p95.map(f64::round), "max_ms": max}))
+        .map(|t| json!({"team_id": t.team_id, "assigned": t.assigned, "p50_ms": t.p50.map(f64::round), "p95_ms": t.p95.map(f64::round), "max_ms": t.max}))
         .collect();
     Ok(json!({"teams": teams, "waiting_for_an_owner": waiting}))
 }
@@ -133,7 +141,7 @@ impl One {
         // Read whatever its owner, so that another's lead is refused (and recorded), not hidden.
         let found = leads(db, tenant, (None, None), (Some(id), None), (None, 1), self.personal).await?;
         let lead = found.into_iter().next().ok_or_else(|| Problem::not_found(format!("no lead {id} in the read model")))?;
-        if let Err(denial) = policy::within(&self.scope, (lead.owner_id.as_deref(), lead.team_id.as_deref()), "lead") {
+        if let Err(denial) = policy::within(&self.scope, (lead.row.owner_id.as_deref(), lead.row.team_id.as_deref()), "lead") {
             return Err(Refusal::Denied { denial, action: "read-lead", target: format!("lead/{id}") });
         }
         Ok(Cached::data(lead))
@@ -153,7 +161,7 @@ pub(crate) struct Page {
 impl Page {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
         let rows = leads(db, tenant, scope_filter(&self.scope), (None, self.status.as_deref()), (self.after, self.limit + 1), self.personal).await?;
-        Ok(page(rows, self.limit, |l| l.id))
+        Ok(page(rows, self.limit, |l| l.row.id))
     }
 }
 

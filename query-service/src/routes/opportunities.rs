@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sqlx::types::Json;
 use sqlx::PgConnection;
 use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::policy::{self, Action, Owned, Scope, Subject};
@@ -29,7 +30,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_opportunity)).routes(routes!(list_opportunities))
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 struct OpportunityRow {
     id: Uuid,
     account_id: Uuid,
@@ -50,7 +51,7 @@ struct OpportunityRow {
     /// Each quote with its lines, totals, status, approval chain and history (detail only).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<QuoteView>>)]
-    quotes: Option<sqlx::types::Json<Vec<QuoteView>>>,
+    quotes: Option<Json<Vec<QuoteView>>>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -86,9 +87,6 @@ struct OpportunityAnswer {
     consistency_token: String,
 }
 
-const COLUMNS: &str =
-    "id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason, synced_quote_id, version, created_at, updated_at";
-
 /// One opportunity, if `subject` may read it, with its activity timeline.
 /// `activities_at`: where the activities projection stood (its timeline is in the answer).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,10 +100,15 @@ pub(crate) struct One {
 impl One {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
         let id = self.id;
-        let row: Option<OpportunityRow> = sqlx::query_as(&format!("SELECT {COLUMNS}, quotes FROM opportunities WHERE id = $1 AND tenant_id = $2"))
-            .bind(id)
-            .bind(tenant)
-            .fetch_optional(&mut *db)
+        let row = sqlx::query_as!(
+            OpportunityRow,
+            r#"SELECT id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason,
+                      synced_quote_id, version, created_at, updated_at, quotes AS "quotes?: Json<Vec<QuoteView>>"
+               FROM opportunities WHERE id = $1 AND tenant_id = $2"#,
+            id,
+            tenant,
+        )
+        .fetch_optional(&mut *db)
             .await
             .map_err(database)?;
         let row = row.ok_or_else(|| Problem::not_found(format!("no opportunity {id} in the read model")))?;
@@ -134,20 +137,23 @@ impl Page {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
         let (scope_owner, scope_team) = scope_filter(&self.scope);
         // Lists leave the quotes out; the detail has them.
-        let rows: Vec<OpportunityRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS}, NULL::jsonb AS quotes FROM opportunities
-             WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR stage = $3)
-               AND ($4::uuid IS NULL OR id > $4)
-               AND ($6::text IS NULL OR owner_id = $6 OR $6 = ANY(shared_with)) AND ($7::text IS NULL OR team_id = $7)
-             ORDER BY id LIMIT $5"
-        ))
-        .bind(tenant)
-        .bind(&self.owner)
-        .bind(self.stage.map(Stage::name))
-        .bind(self.after)
-        .bind(self.limit + 1)
-        .bind(scope_owner)
-        .bind(scope_team)
+        let rows = sqlx::query_as!(
+            OpportunityRow,
+            r#"SELECT id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason,
+                      synced_quote_id, version, created_at, updated_at, NULL::jsonb AS "quotes?: Json<Vec<QuoteView>>"
+               FROM opportunities
+               WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR stage = $3)
+                 AND ($4::uuid IS NULL OR id > $4)
+                 AND ($6::text IS NULL OR owner_id = $6 OR $6 = ANY(shared_with)) AND ($7::text IS NULL OR team_id = $7)
+               ORDER BY id LIMIT $5"#,
+            tenant,
+            self.owner.as_deref(),
+            self.stage.map(Stage::name),
+            self.after,
+            self.limit + 1,
+            scope_owner,
+            scope_team,
+        )
         .fetch_all(db)
         .await
         .map_err(database)?;

@@ -43,16 +43,18 @@ pub(crate) struct Cells {
 impl Cells {
     pub(crate) async fn run(&self, db: &mut PgConnection, tenant: &str) -> Result<Cached, Refusal> {
         let (scope_owner, scope_team) = scope_filter(&self.scope);
-        let mut cells: Vec<PipelineCell> = sqlx::query_as(
-            "SELECT owner_id, stage, currency, sum(count)::bigint AS count, sum(amount) AS amount FROM pipeline
-             WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
-               AND ($3::text IS NULL OR owner_id = $3) AND ($4::text IS NULL OR team_id = $4)
-             GROUP BY owner_id, stage, currency ORDER BY owner_id, currency",
+        // A group has at least one row.
+        let mut cells = sqlx::query_as!(
+            PipelineCell,
+            r#"SELECT owner_id, stage, currency, sum(count)::bigint AS "count!", sum(amount) AS "amount!" FROM pipeline
+               WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2)
+                 AND ($3::text IS NULL OR owner_id = $3) AND ($4::text IS NULL OR team_id = $4)
+               GROUP BY owner_id, stage, currency ORDER BY owner_id, currency"#,
+            tenant,
+            self.owner.as_deref(),
+            scope_owner,
+            scope_team,
         )
-        .bind(tenant)
-        .bind(&self.owner)
-        .bind(scope_owner)
-        .bind(scope_team)
         .fetch_all(db)
         .await
         .map_err(database)?;
