@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use tidemark_events::fold::PartitionFold;
 use tidemark_events::opportunity::Opportunity;
 use tidemark_events::AnyAggregate;
+use tidemark_projectors::quotes::QuoteView;
 use tidemark_projectors::{fold_record, Named, Projection};
 use uuid::Uuid;
 
@@ -49,12 +50,11 @@ pub async fn verify(replayer: &Replayer, pool: &PgPool, projection: &str) -> any
 
 /// The offsets of `topic` that `projection` says it reflects, per partition.
 async fn reflected(db: &mut PgConnection, projection: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
-    Ok(sqlx::query_as::<_, (i32, i64)>("SELECT partition, next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2")
-        .bind(projection)
-        .bind(topic)
+    Ok(sqlx::query!("SELECT partition, next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2", projection, topic)
         .fetch_all(db)
         .await?
         .into_iter()
+        .map(|r| (r.partition, r.next_offset))
         .collect())
 }
 
@@ -119,7 +119,7 @@ fn field(drift: &mut Vec<Drift>, table: &'static str, key: &str, name: &str, exp
 }
 
 async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<Uuid, (String, Opportunity, i64)>) -> anyhow::Result<Vec<Drift>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT id, tenant_id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage,
                 probability, close_reason, quotes, synced_quote_id, version FROM opportunities",
     )
@@ -128,7 +128,7 @@ async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<
     let mut drift = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for row in rows {
-        let id: Uuid = row.get("id");
+        let id = row.id;
         let key = id.to_string();
         seen.insert(id);
         let Some((tenant, o, version)) = expected.get(&id) else {
@@ -137,21 +137,23 @@ async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<
         };
         let f = &mut drift;
         let t = "opportunities";
-        field(f, t, &key, "tenant_id", tenant, row.get::<String, _>("tenant_id"));
-        field(f, t, &key, "account_id", o.account_id, row.get::<Uuid, _>("account_id"));
-        field(f, t, &key, "name", &o.name, row.get::<String, _>("name"));
-        field(f, t, &key, "owner_id", &o.owner_id, row.get::<String, _>("owner_id"));
-        field(f, t, &key, "team_id", format!("{:?}", o.team_id), format!("{:?}", row.get::<Option<String>, _>("team_id")));
-        field(f, t, &key, "shared_with", format!("{:?}", o.shared_with.iter().collect::<Vec<_>>()), format!("{:?}", row.get::<Vec<String>, _>("shared_with")));
-        field(f, t, &key, "amount", o.amount.value, row.get::<Decimal, _>("amount"));
-        field(f, t, &key, "currency", &o.amount.currency, row.get::<String, _>("currency"));
-        field(f, t, &key, "close_date", o.close_date, row.get::<chrono::NaiveDate, _>("close_date"));
-        field(f, t, &key, "stage", o.stage.name(), row.get::<String, _>("stage"));
-        field(f, t, &key, "probability", o.probability, row.get::<i32, _>("probability"));
-        field(f, t, &key, "close_reason", format!("{:?}", o.close_reason), format!("{:?}", row.get::<Option<String>, _>("close_reason")));
-        field(f, t, &key, "quotes", serde_json::json!(o.quotes), row.get::<serde_json::Value, _>("quotes"));
-        field(f, t, &key, "synced_quote_id", format!("{:?}", o.synced_quote), format!("{:?}", row.get::<Option<Uuid>, _>("synced_quote_id")));
-        field(f, t, &key, "version", version, row.get::<i64, _>("version"));
+        field(f, t, &key, "tenant_id", tenant, row.tenant_id);
+        field(f, t, &key, "account_id", o.account_id, row.account_id);
+        field(f, t, &key, "name", &o.name, row.name);
+        field(f, t, &key, "owner_id", &o.owner_id, row.owner_id);
+        field(f, t, &key, "team_id", format!("{:?}", o.team_id), format!("{:?}", row.team_id));
+        field(f, t, &key, "shared_with", format!("{:?}", o.shared_with.iter().collect::<Vec<_>>()), format!("{:?}", row.shared_with));
+        field(f, t, &key, "amount", o.amount.value, row.amount);
+        field(f, t, &key, "currency", &o.amount.currency, row.currency);
+        field(f, t, &key, "close_date", o.close_date, row.close_date);
+        field(f, t, &key, "stage", o.stage.name(), row.stage);
+        field(f, t, &key, "probability", o.probability, row.probability);
+        field(f, t, &key, "close_reason", format!("{:?}", o.close_reason), format!("{:?}", row.close_reason));
+        // As the read model stores quotes (its own type), not as the domain serializes them.
+        let quotes: Vec<QuoteView> = o.quotes.iter().map(QuoteView::from).collect();
+        field(f, t, &key, "quotes", serde_json::json!(quotes), row.quotes);
+        field(f, t, &key, "synced_quote_id", format!("{:?}", o.synced_quote), format!("{:?}", row.synced_quote_id));
+        field(f, t, &key, "version", version, row.version);
     }
     for id in expected.keys().filter(|id| !seen.contains(id)) {
         drift.push(Drift { table: "opportunities", key: id.to_string(), field: "*".into(), expected: "a row".into(), found: "no row".into() });
@@ -167,20 +169,13 @@ async fn compare_pipeline(db: &mut sqlx::PgConnection, expected: &BTreeMap<Uuid,
         cell.0 += 1;
         cell.1 += o.amount.value;
     }
-    let rows = sqlx::query("SELECT tenant_id, team_id, owner_id, stage, currency, count, amount FROM pipeline").fetch_all(db).await?;
+    let rows = sqlx::query!("SELECT tenant_id, team_id, owner_id, stage, currency, count, amount FROM pipeline").fetch_all(db).await?;
     let mut drift = Vec::new();
     for row in rows {
-        let key = format!(
-            "{}/{}/{}/{}/{}",
-            row.get::<String, _>("tenant_id"),
-            row.get::<String, _>("team_id"),
-            row.get::<String, _>("owner_id"),
-            row.get::<String, _>("stage"),
-            row.get::<String, _>("currency")
-        );
+        let key = format!("{}/{}/{}/{}/{}", row.tenant_id, row.team_id, row.owner_id, row.stage, row.currency);
         let (count, amount) = cells.remove(&key).unwrap_or((0, Decimal::ZERO));
-        field(&mut drift, "pipeline", &key, "count", count, row.get::<i64, _>("count"));
-        field(&mut drift, "pipeline", &key, "amount", amount.normalize(), row.get::<Decimal, _>("amount").normalize());
+        field(&mut drift, "pipeline", &key, "count", count, row.count);
+        field(&mut drift, "pipeline", &key, "amount", amount.normalize(), row.amount.normalize());
     }
     for (key, (count, amount)) in cells {
         drift.push(Drift { table: "pipeline", key, field: "*".into(), expected: format!("count {count}, amount {amount}"), found: "no row".into() });

@@ -16,20 +16,20 @@ pub struct Refused<'a> {
 }
 
 pub async fn record_rejection(pool: &PgPool, who: &Principal, refused: Refused<'_>) {
-    let recorded = sqlx::query(
+    let recorded = sqlx::query!(
         "INSERT INTO rejected_commands (tenant_id, actor_id, actor_kind, client_id, action, target, command_id, rule, reason, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        who.tenant_id,
+        who.actor_id,
+        who.actor_kind.name(),
+        who.client_id,
+        refused.action,
+        refused.target,
+        refused.command_id,
+        refused.rule,
+        refused.reason,
+        who.correlation_id,
     )
-    .bind(&who.tenant_id)
-    .bind(&who.actor_id)
-    .bind(who.actor_kind.name())
-    .bind(&who.client_id)
-    .bind(refused.action)
-    .bind(refused.target)
-    .bind(refused.command_id)
-    .bind(refused.rule)
-    .bind(refused.reason)
-    .bind(&who.correlation_id)
     .execute(pool)
     .await;
     if let Err(e) = recorded {
@@ -39,13 +39,15 @@ pub async fn record_rejection(pool: &PgPool, who: &Principal, refused: Refused<'
 
 /// Records that `who` was shown the personal fields of `target` (e.g. `contact/<id>`).
 pub async fn record_personal_read(pool: &PgPool, who: &Principal, target: &str) {
-    let recorded = sqlx::query("INSERT INTO personal_data_reads (tenant_id, actor_id, actor_kind, target, correlation_id) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&who.tenant_id)
-        .bind(&who.actor_id)
-        .bind(who.actor_kind.name())
-        .bind(target)
-        .bind(&who.correlation_id)
-        .execute(pool)
+    let recorded = sqlx::query!(
+        "INSERT INTO personal_data_reads (tenant_id, actor_id, actor_kind, target, correlation_id) VALUES ($1, $2, $3, $4, $5)",
+        who.tenant_id,
+        who.actor_id,
+        who.actor_kind.name(),
+        target,
+        who.correlation_id,
+    )
+    .execute(pool)
         .await;
     if let Err(e) = recorded {
         tracing::error!(error = %e, actor = %who.actor_id, target, "could not record a read of personal data");

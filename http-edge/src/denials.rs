@@ -17,19 +17,19 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 /// Records the denial and returns the problem to answer with. A failed write is logged,
 /// not hidden behind a 500: the client's answer does not depend on the audit store.
 pub async fn deny(pool: &PgPool, who: &Principal, action: &str, target: &str, denial: Denial) -> Problem {
-    let recorded = sqlx::query(
+    let recorded = sqlx::query!(
         "INSERT INTO denials (tenant_id, actor_id, actor_kind, action, target, reason_code, reason, policy_version, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        who.tenant_id,
+        who.actor_id,
+        who.actor_kind.name(),
+        action,
+        target,
+        denial.code,
+        denial.reason,
+        POLICY_VERSION,
+        who.correlation_id,
     )
-    .bind(&who.tenant_id)
-    .bind(&who.actor_id)
-    .bind(who.actor_kind.name())
-    .bind(action)
-    .bind(target)
-    .bind(denial.code)
-    .bind(&denial.reason)
-    .bind(POLICY_VERSION)
-    .bind(&who.correlation_id)
     .execute(pool)
     .await;
     if let Err(e) = recorded {

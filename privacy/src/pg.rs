@@ -29,20 +29,22 @@ fn store(e: sqlx::Error) -> KeyError {
 #[async_trait::async_trait]
 impl KeyStore for PgKeyStore {
     async fn key_for_sealing(&self, tenant_id: &str, subject: &str) -> Result<Key, KeyError> {
-        sqlx::query("INSERT INTO personal_data_keys (tenant_id, subject, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(tenant_id)
-            .bind(subject)
-            .bind(Key::generate().as_bytes())
-            .execute(&self.pool)
+        let key = Key::generate();
+        sqlx::query!(
+            "INSERT INTO personal_data_keys (tenant_id, subject, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            tenant_id,
+            subject,
+            key.as_bytes(),
+        )
+        .execute(&self.pool)
             .await
             .map_err(store)?;
         self.key_for_opening(tenant_id, subject).await?.ok_or_else(|| KeyError::Erased(subject.to_string()))
     }
 
     async fn key_for_opening(&self, tenant_id: &str, subject: &str) -> Result<Option<Key>, KeyError> {
-        let key: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT key FROM personal_data_keys WHERE tenant_id = $1 AND subject = $2")
-            .bind(tenant_id)
-            .bind(subject)
+        // No row: no key yet; a row without a key: erased.
+        let key = sqlx::query_scalar!("SELECT key FROM personal_data_keys WHERE tenant_id = $1 AND subject = $2", tenant_id, subject)
             .fetch_optional(&self.pool)
             .await
             .map_err(store)?;
@@ -51,12 +53,12 @@ impl KeyStore for PgKeyStore {
 
     async fn destroy(&self, tenant_id: &str, subject: &str) -> Result<(), KeyError> {
         // The row stays, keyless, so that no new key is ever made for an erased subject.
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO personal_data_keys (tenant_id, subject, key, erased_at) VALUES ($1, $2, NULL, now())
              ON CONFLICT (tenant_id, subject) DO UPDATE SET key = NULL, erased_at = COALESCE(personal_data_keys.erased_at, now())",
+            tenant_id,
+            subject,
         )
-        .bind(tenant_id)
-        .bind(subject)
         .execute(&self.pool)
         .await
         .map_err(store)?;

@@ -44,6 +44,17 @@ pub(crate) async fn lead_reader(state: &AppState, who: &Principal, target: &str)
     Ok((policy::opportunity_scope(&subject), policy::may_see_personal_fields(&subject)))
 }
 
+/// A row's personal fields as a caller sees them, and the word that says so: "erased" once
+/// the person was erased (for everyone), "shown" to whom the policy lets see them
+/// (`personal`), otherwise "withheld", blanked by `withhold`.
+pub(crate) fn personal_fields<R>(row: R, erased: bool, personal: bool, withhold: impl FnOnce(R) -> R) -> (R, &'static str) {
+    match personal {
+        _ if erased => (row, "erased"),
+        true => (row, "shown"),
+        false => (withhold(row), "withheld"),
+    }
+}
+
 /// Refuses (and records) whoever is not an auditor.
 pub(crate) async fn auditor(state: &AppState, who: &Principal, target: &str) -> Result<(), Problem> {
     match policy::authorize(&who.subject(), &Action::ReadAudit) {

@@ -220,7 +220,7 @@ impl Writer {
     /// id, writes a fence marker of a new epoch on each partition, then reads them all to
     /// their end. Serves only after that.
     pub async fn start(config: WriterConfig, pool: &sqlx::PgPool) -> Result<Writer, StartError> {
-        let epoch: i64 = sqlx::query_scalar("SELECT nextval('writer_epochs')").fetch_one(pool).await?;
+        let epoch = sqlx::query_scalar!(r#"SELECT nextval('writer_epochs') AS "epoch!""#).fetch_one(pool).await?;
         let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
         codec.register_all(&config.topics).await?;
         let broker = |e: &dyn std::fmt::Display| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() };
@@ -318,11 +318,9 @@ impl Writer {
             .await
             .map_err(|e| unavailable(e))?
             .map_err(unavailable)?;
-        let skipped: Vec<(String, i32, i64)> =
-            sqlx::query_as("SELECT topic, partition, \"offset\" FROM skipped_records").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let skipped = sqlx::query!(r#"SELECT topic, partition, "offset" FROM skipped_records"#).fetch_all(&self.pool).await.map_err(unavailable)?;
         for (partition, state) in parts.iter_mut() {
-            state.skipped =
-                skipped.iter().filter(|(t, p, _)| *t == partition.topic && *p == partition.partition).map(|(_, _, offset)| *offset).collect();
+            state.skipped = skipped.iter().filter(|s| s.topic == partition.topic && s.partition == partition.partition).map(|s| s.offset).collect();
         }
         let from = parts.iter().map(|(p, s)| ((p.topic.clone(), p.partition), s.next_offset)).collect();
         let config = tidemark_log::reader(&self.config.brokers, &self.config.client_id());
@@ -652,11 +650,13 @@ impl Writer {
     }
 
     async fn is_skipped(&self, partition: &Partition, offset: i64) -> Result<bool, CommandError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM skipped_records WHERE topic = $1 AND partition = $2 AND \"offset\" = $3)")
-            .bind(&partition.topic)
-            .bind(partition.partition)
-            .bind(offset)
-            .fetch_one(&self.pool)
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM skipped_records WHERE topic = $1 AND partition = $2 AND "offset" = $3) AS "skipped!""#,
+            partition.topic,
+            partition.partition,
+            offset,
+        )
+        .fetch_one(&self.pool)
             .await
             .map_err(unavailable)
     }

@@ -17,7 +17,7 @@ use tidemark_projectors::Contacts;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::access::contact_reader;
+use crate::access::{contact_reader, personal_fields};
 use crate::cache::Cached;
 use crate::freshness::database;
 use crate::paging::{cursor, cursors, page, page_size, page_sizes};
@@ -77,10 +77,10 @@ pub async fn contacts(
     .map_err(database)?;
     Ok(rows
         .into_iter()
-        .map(|row| match personal {
-            _ if row.erased_at.is_some() => ContactView { row, personal_fields: "erased" },
-            true => ContactView { row, personal_fields: "shown" },
-            false => ContactView { row: ContactRow { name: None, email: None, phone: None, ..row }, personal_fields: "withheld" },
+        .map(|row| {
+            let erased = row.erased_at.is_some();
+            let (row, personal_fields) = personal_fields(row, erased, personal, |row| ContactRow { name: None, email: None, phone: None, ..row });
+            ContactView { row, personal_fields }
         })
         .collect())
 }

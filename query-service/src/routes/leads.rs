@@ -18,7 +18,7 @@ use tidemark_projectors::Leads;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::access::{lead_reader, scope_filter};
+use crate::access::{lead_reader, personal_fields, scope_filter};
 use crate::cache::Cached;
 use crate::freshness::database;
 use crate::paging::{cursor, cursors, page, page_size, page_sizes};
@@ -95,10 +95,10 @@ async fn leads(
     .map_err(database)?;
     Ok(rows
         .into_iter()
-        .map(|row| match personal {
-            _ if row.erased_at.is_some() => LeadView { row, personal_fields: "erased" },
-            true => LeadView { row, personal_fields: "shown" },
-            false => LeadView { row: LeadRow { name: None, email: None, phone: None, ..row }, personal_fields: "withheld" },
+        .map(|row| {
+            let erased = row.erased_at.is_some();
+            let (row, personal_fields) = personal_fields(row, erased, personal, |row| LeadRow { name: None, email: None, phone: None, ..row });
+            LeadView { row, personal_fields }
         })
         .collect())
 }

@@ -1,7 +1,7 @@
 //! The registry's PostgreSQL tables.
 
 use apache_avro::Schema;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::RegistryError;
 use crate::compatibility::{self, Level};
@@ -29,22 +29,20 @@ impl Store {
     }
 
     pub async fn schema_by_id(&self, id: i32) -> Result<Option<String>, RegistryError> {
-        Ok(sqlx::query_scalar("SELECT schema FROM registry_schemas WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_scalar!("SELECT schema FROM registry_schemas WHERE id = $1", id).fetch_optional(&self.pool).await?)
     }
 
     pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT subject FROM registry_subject_versions ORDER BY subject")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar!("SELECT DISTINCT subject FROM registry_subject_versions ORDER BY subject").fetch_all(&self.pool).await?)
     }
 
     /// All versions of a subject, oldest first; an error when the subject does not exist.
     pub async fn versions(&self, subject: &str) -> Result<Vec<SubjectVersion>, RegistryError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT v.version, v.schema_id, s.schema FROM registry_subject_versions v
              JOIN registry_schemas s ON s.id = v.schema_id WHERE v.subject = $1 ORDER BY v.version",
+            subject,
         )
-        .bind(subject)
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
@@ -52,13 +50,12 @@ impl Store {
         }
         Ok(rows
             .into_iter()
-            .map(|r| SubjectVersion { subject: subject.to_string(), version: r.get(0), id: r.get(1), schema: r.get(2) })
+            .map(|r| SubjectVersion { subject: subject.to_string(), version: r.version, id: r.schema_id, schema: r.schema })
             .collect())
     }
 
     pub async fn level(&self, subject: Option<&str>) -> Result<Option<Level>, RegistryError> {
-        let name: Option<String> = sqlx::query_scalar("SELECT compatibility FROM registry_config WHERE subject = $1")
-            .bind(subject.unwrap_or(GLOBAL))
+        let name = sqlx::query_scalar!("SELECT compatibility FROM registry_config WHERE subject = $1", subject.unwrap_or(GLOBAL))
             .fetch_optional(&self.pool)
             .await?;
         Ok(name.and_then(|n| Level::parse(&n)))
@@ -73,12 +70,12 @@ impl Store {
     }
 
     pub async fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), RegistryError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO registry_config (subject, compatibility) VALUES ($1, $2)
              ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility",
+            subject.unwrap_or(GLOBAL),
+            level.name(),
         )
-        .bind(subject.unwrap_or(GLOBAL))
-        .bind(level.name())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -90,23 +87,20 @@ impl Store {
         let canonical = schema.canonical_form();
         let mut tx = self.pool.begin().await?;
         // One registration per subject at a time, so versions stay 1..N and checks see all.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tidemark-registry:' || $1))")
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?;
-        let existing = sqlx::query(
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('tidemark-registry:' || $1))", subject).execute(&mut *tx).await?;
+        let existing = sqlx::query!(
             "SELECT v.version, s.id, s.schema, s.canonical FROM registry_subject_versions v
              JOIN registry_schemas s ON s.id = v.schema_id WHERE v.subject = $1 ORDER BY v.version",
+            subject,
         )
-        .bind(subject)
         .fetch_all(&mut *tx)
         .await?;
-        if let Some(row) = existing.iter().find(|r| r.get::<String, _>(3) == canonical) {
-            return Ok(row.get(1));
+        if let Some(row) = existing.iter().find(|r| r.canonical == canonical) {
+            return Ok(row.id);
         }
         let history = existing
             .iter()
-            .map(|r| Schema::parse_str(&r.get::<String, _>(2)))
+            .map(|r| Schema::parse_str(&r.schema))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RegistryError::Internal(format!("a stored schema no longer parses: {e}")))?;
         let level = self.effective_level(subject).await?;
@@ -114,20 +108,22 @@ impl Store {
         if !problems.is_empty() {
             return Err(RegistryError::Incompatible { subject: subject.to_string(), level, problems });
         }
-        let id: i32 = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "INSERT INTO registry_schemas (schema, canonical) VALUES ($1, $2)
              ON CONFLICT (canonical) DO UPDATE SET canonical = EXCLUDED.canonical RETURNING id",
+            text,
+            canonical,
         )
-        .bind(text)
-        .bind(&canonical)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO registry_subject_versions (subject, version, schema_id) VALUES ($1, $2, $3)")
-            .bind(subject)
-            .bind(existing.len() as i32 + 1)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO registry_subject_versions (subject, version, schema_id) VALUES ($1, $2, $3)",
+            subject,
+            existing.len() as i32 + 1,
+            id,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
