@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::account::Account;
 use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -43,13 +43,10 @@ impl Projection for Accounts {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, AccountRow>> {
-        let rows = sqlx::query("SELECT id, tenant_id, name, version, created_at FROM accounts WHERE id = ANY($1)").bind(ids).fetch_all(db).await?;
+        let rows = sqlx::query!("SELECT id, tenant_id, name, version, created_at FROM accounts WHERE id = ANY($1)", ids).fetch_all(db).await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let state = Account { name: r.get("name"), version: r.get("version") };
-                (r.get("id"), AccountRow { tenant_id: r.get("tenant_id"), created_at: r.get("created_at"), state })
-            })
+            .map(|r| (r.id, AccountRow { tenant_id: r.tenant_id, created_at: r.created_at, state: Account { name: r.name, version: r.version } }))
             .collect())
     }
 
@@ -57,16 +54,16 @@ impl Projection for Accounts {
         if changes.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO accounts (id, tenant_id, name, version, created_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            &column(changes, |r| r.state.name.clone()),
+            &column(changes, |r| r.state.version),
+            &column(changes, |r| r.created_at),
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.name.clone()))
-        .bind(column(changes, |r| r.state.version))
-        .bind(column(changes, |r| r.created_at))
         .execute(db)
         .await?;
         Ok(())

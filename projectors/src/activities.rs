@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::activity::{About, Activity, Kind};
 use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -47,29 +47,29 @@ impl Projection for Activities {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, ActivityRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, tenant_id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, version, logged_at, updated_at
              FROM activities WHERE id = ANY($1)",
+            &ids,
         )
-        .bind(ids)
         .fetch_all(db)
         .await?;
         let corrupt = |what: String| sqlx::Error::Decode(what.into());
         rows.into_iter()
             .map(|r| {
                 let state = Activity {
-                    kind: Kind::try_from(r.get::<String, _>("kind")).map_err(corrupt)?,
-                    about: About::try_from(r.get::<String, _>("about")).map_err(corrupt)?,
-                    about_id: r.get("about_id"),
-                    subject: r.get("subject"),
-                    logged_by: r.get("logged_by"),
-                    occurred_at: r.get("occurred_at"),
-                    due_date: r.get("due_date"),
-                    assignee: r.get("assignee"),
-                    done: r.get("done"),
-                    version: r.get("version"),
+                    kind: Kind::try_from(r.kind).map_err(corrupt)?,
+                    about: About::try_from(r.about).map_err(corrupt)?,
+                    about_id: r.about_id,
+                    subject: r.subject,
+                    logged_by: r.logged_by,
+                    occurred_at: r.occurred_at,
+                    due_date: r.due_date,
+                    assignee: r.assignee,
+                    done: r.done,
+                    version: r.version,
                 };
-                Ok((r.get("id"), ActivityRow { tenant_id: r.get("tenant_id"), logged_at: r.get("logged_at"), updated_at: r.get("updated_at"), state }))
+                Ok((r.id, ActivityRow { tenant_id: r.tenant_id, logged_at: r.logged_at, updated_at: r.updated_at, state }))
             })
             .collect()
     }
@@ -78,27 +78,28 @@ impl Projection for Activities {
         if changes.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO activities (id, tenant_id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, version,
                                      logged_at, updated_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::timestamptz[],
                                   $9::date[], $10::text[], $11::bool[], $12::bigint[], $13::timestamptz[], $14::timestamptz[])
              ON CONFLICT (id) DO UPDATE SET done = EXCLUDED.done, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            &column(changes, |r| r.state.kind.name().to_string()),
+            &column(changes, |r| r.state.about.name().to_string()),
+            &column(changes, |r| r.state.about_id),
+            &column(changes, |r| r.state.subject.clone()),
+            &column(changes, |r| r.state.logged_by.clone()),
+            // `as _`: the macro takes an array's elements to be not null, and these may be null.
+            &column(changes, |r| r.state.occurred_at) as _,
+            &column(changes, |r| r.state.due_date) as _,
+            &column(changes, |r| r.state.assignee.clone()) as _,
+            &column(changes, |r| r.state.done),
+            &column(changes, |r| r.state.version),
+            &column(changes, |r| r.logged_at),
+            &column(changes, |r| r.updated_at),
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.kind.name().to_string()))
-        .bind(column(changes, |r| r.state.about.name().to_string()))
-        .bind(column(changes, |r| r.state.about_id))
-        .bind(column(changes, |r| r.state.subject.clone()))
-        .bind(column(changes, |r| r.state.logged_by.clone()))
-        .bind(column(changes, |r| r.state.occurred_at))
-        .bind(column(changes, |r| r.state.due_date))
-        .bind(column(changes, |r| r.state.assignee.clone()))
-        .bind(column(changes, |r| r.state.done))
-        .bind(column(changes, |r| r.state.version))
-        .bind(column(changes, |r| r.logged_at))
-        .bind(column(changes, |r| r.updated_at))
         .execute(db)
         .await?;
         Ok(())

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::contact::Contact;
 use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -45,23 +45,25 @@ impl Projection for Contacts {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, ContactRow>> {
-        let rows = sqlx::query("SELECT id, tenant_id, account_id, name, email, phone, title, erased_at, version, created_at, updated_at FROM contacts WHERE id = ANY($1)")
-            .bind(ids)
+        let rows = sqlx::query!(
+            "SELECT id, tenant_id, account_id, name, email, phone, title, erased_at, version, created_at, updated_at FROM contacts WHERE id = ANY($1)",
+            &ids,
+        )
             .fetch_all(db)
             .await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let state = Contact {
-                    account_id: r.get("account_id"),
-                    name: r.get("name"),
-                    email: r.get("email"),
-                    phone: r.get("phone"),
-                    title: r.get("title"),
-                    erased_at: r.get("erased_at"),
-                    version: r.get("version"),
+                    account_id: r.account_id,
+                    name: r.name,
+                    email: r.email,
+                    phone: r.phone,
+                    title: r.title,
+                    erased_at: r.erased_at,
+                    version: r.version,
                 };
-                (r.get("id"), ContactRow { tenant_id: r.get("tenant_id"), created_at: r.get("created_at"), updated_at: r.get("updated_at"), state })
+                (r.id, ContactRow { tenant_id: r.tenant_id, created_at: r.created_at, updated_at: r.updated_at, state })
             })
             .collect())
     }
@@ -70,25 +72,26 @@ impl Projection for Contacts {
         if changes.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO contacts (id, tenant_id, account_id, name, email, phone, title, version, created_at, updated_at, erased_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
                                   $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
              ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, name = EXCLUDED.name, email = EXCLUDED.email,
                  phone = EXCLUDED.phone, title = EXCLUDED.title, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
                  erased_at = EXCLUDED.erased_at",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            // `as _`: the macro takes an array's elements to be not null, and these may be null.
+            &column(changes, |r| r.state.account_id) as _,
+            &column(changes, |r| r.state.name.clone()),
+            &column(changes, |r| r.state.email.clone()) as _,
+            &column(changes, |r| r.state.phone.clone()) as _,
+            &column(changes, |r| r.state.title.clone()) as _,
+            &column(changes, |r| r.state.version),
+            &column(changes, |r| r.created_at),
+            &column(changes, |r| r.updated_at),
+            &column(changes, |r| r.state.erased_at) as _,
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.account_id))
-        .bind(column(changes, |r| r.state.name.clone()))
-        .bind(column(changes, |r| r.state.email.clone()))
-        .bind(column(changes, |r| r.state.phone.clone()))
-        .bind(column(changes, |r| r.state.title.clone()))
-        .bind(column(changes, |r| r.state.version))
-        .bind(column(changes, |r| r.created_at))
-        .bind(column(changes, |r| r.updated_at))
-        .bind(column(changes, |r| r.state.erased_at))
         .execute(db)
         .await?;
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::lead::Lead;
 use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -42,12 +42,15 @@ impl Projection for Leads {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, LeadRow>> {
-        let rows = sqlx::query("SELECT id, tenant_id, document FROM leads WHERE id = ANY($1)").bind(ids).fetch_all(db).await?;
+        let rows = sqlx::query!(
+            "SELECT id, tenant_id, document FROM leads WHERE id = ANY($1)",
+            &ids,
+        ).fetch_all(db).await?;
         rows.into_iter()
             .map(|r| {
-                let document: serde_json::Value = r.get("document");
+                let document: serde_json::Value = r.document;
                 let state = serde_json::from_value(document.clone()).map_err(|e| sqlx::Error::Decode(format!("lead: {e}").into()))?;
-                Ok((r.get("id"), LeadRow { tenant_id: r.get("tenant_id"), state, document }))
+                Ok((r.id, LeadRow { tenant_id: r.tenant_id, state, document }))
             })
             .collect()
     }
@@ -57,7 +60,7 @@ impl Projection for Leads {
             return Ok(());
         }
         let status = |l: &Lead| serde_json::json!(l.status).as_str().unwrap_or_default().to_string();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO leads (id, tenant_id, name, company, email, phone, territory, segment, source, captured_at, owner_id, team_id,
                                 assigned_at, assignment_latency_ms, status, disqualify_reason, account_id, contact_id, opportunity_id,
                                 version, document, erased_at)
@@ -69,29 +72,30 @@ impl Projection for Leads {
                  assignment_latency_ms = EXCLUDED.assignment_latency_ms, status = EXCLUDED.status,
                  disqualify_reason = EXCLUDED.disqualify_reason, account_id = EXCLUDED.account_id, contact_id = EXCLUDED.contact_id,
                  opportunity_id = EXCLUDED.opportunity_id, version = EXCLUDED.version, document = EXCLUDED.document",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            &column(changes, |r| r.state.name.clone()),
+            &column(changes, |r| r.state.company.clone()),
+            // `as _`: the macro takes an array's elements to be not null, and these may be null.
+            &column(changes, |r| r.state.email.clone()) as _,
+            &column(changes, |r| r.state.phone.clone()) as _,
+            &column(changes, |r| r.state.territory.clone()),
+            &column(changes, |r| r.state.segment.clone()),
+            &column(changes, |r| r.state.source.clone()),
+            &column(changes, |r| r.state.captured_at),
+            &column(changes, |r| r.state.owner_id.clone()) as _,
+            &column(changes, |r| r.state.team_id.clone()) as _,
+            &column(changes, |r| r.state.assigned_at) as _,
+            &column(changes, |r| r.state.assigned_at.map(|a| (a - r.state.captured_at).num_milliseconds())) as _,
+            &column(changes, |r| status(&r.state)),
+            &column(changes, |r| r.state.disqualify_reason.clone()) as _,
+            &column(changes, |r| r.state.conversion.as_ref().map(|c| c.account_id)) as _,
+            &column(changes, |r| r.state.conversion.as_ref().map(|c| c.contact_id)) as _,
+            &column(changes, |r| r.state.conversion.as_ref().map(|c| c.opportunity_id)) as _,
+            &column(changes, |r| r.state.version),
+            &column(changes, |r| r.document.clone()),
+            &column(changes, |r| r.state.erased_at) as _,
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.name.clone()))
-        .bind(column(changes, |r| r.state.company.clone()))
-        .bind(column(changes, |r| r.state.email.clone()))
-        .bind(column(changes, |r| r.state.phone.clone()))
-        .bind(column(changes, |r| r.state.territory.clone()))
-        .bind(column(changes, |r| r.state.segment.clone()))
-        .bind(column(changes, |r| r.state.source.clone()))
-        .bind(column(changes, |r| r.state.captured_at))
-        .bind(column(changes, |r| r.state.owner_id.clone()))
-        .bind(column(changes, |r| r.state.team_id.clone()))
-        .bind(column(changes, |r| r.state.assigned_at))
-        .bind(column(changes, |r| r.state.assigned_at.map(|a| (a - r.state.captured_at).num_milliseconds())))
-        .bind(column(changes, |r| status(&r.state)))
-        .bind(column(changes, |r| r.state.disqualify_reason.clone()))
-        .bind(column(changes, |r| r.state.conversion.as_ref().map(|c| c.account_id)))
-        .bind(column(changes, |r| r.state.conversion.as_ref().map(|c| c.contact_id)))
-        .bind(column(changes, |r| r.state.conversion.as_ref().map(|c| c.opportunity_id)))
-        .bind(column(changes, |r| r.state.version))
-        .bind(column(changes, |r| r.document.clone()))
-        .bind(column(changes, |r| r.state.erased_at))
         .execute(db)
         .await?;
         Ok(())
