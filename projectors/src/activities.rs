@@ -50,7 +50,7 @@ impl Projection for Activities {
         let rows = sqlx::query!(
             "SELECT id, tenant_id, kind, about, about_id, subject, logged_by, occurred_at, due_date, assignee, done, version, logged_at, updated_at
              FROM activities WHERE id = ANY($1)",
-            &ids,
+            ids,
         )
         .fetch_all(db)
         .await?;

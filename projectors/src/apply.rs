@@ -65,14 +65,14 @@ pub async fn apply_batch<P: Projection>(db: &mut PgConnection, batch: &[Received
                 };
                 quarantine::hold(&mut *db, P::NAME, record, &format!("cannot apply {what}: {e}")).await?;
                 let m = &record.message;
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE projection_offsets SET next_offset = GREATEST(next_offset, $4), updated_at = now()
                      WHERE projection = $1 AND topic = $2 AND partition = $3",
+                    P::NAME,
+                    m.topic(),
+                    m.partition(),
+                    m.offset() + 1,
                 )
-                .bind(P::NAME)
-                .bind(m.topic())
-                .bind(m.partition())
-                .bind(m.offset() + 1)
                 .execute(&mut *db)
                 .await?;
                 offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
@@ -183,15 +183,15 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
         quarantine::hold(&mut *db, P::NAME, r, &reason).await?;
     }
     for ((topic, partition), standing) in &standings {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE projection_offsets SET next_offset = $4, fence_epoch = $5, updated_at = now()
              WHERE projection = $1 AND topic = $2 AND partition = $3",
+            P::NAME,
+            topic,
+            partition,
+            standing.next_offset,
+            standing.fold.fence_epoch,
         )
-        .bind(P::NAME)
-        .bind(topic)
-        .bind(partition)
-        .bind(standing.next_offset)
-        .bind(standing.fold.fence_epoch)
         .execute(&mut *db)
         .await?;
     }
@@ -203,14 +203,14 @@ async fn fold_and_store<P: Projection>(db: &mut PgConnection, batch: &[Received]
 /// when every record the consumer delivered below them has been applied.
 pub async fn advance(db: &mut PgConnection, projection: &str, positions: &BTreeMap<(String, i32), i64>) -> sqlx::Result<()> {
     for ((topic, partition), position) in positions {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE projection_offsets SET next_offset = $4, updated_at = now()
              WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset < $4",
+            projection,
+            topic,
+            partition,
+            position,
         )
-        .bind(projection)
-        .bind(topic)
-        .bind(partition)
-        .bind(position)
         .execute(&mut *db)
         .await?;
     }
@@ -218,10 +218,12 @@ pub async fn advance(db: &mut PgConnection, projection: &str, positions: &BTreeM
 }
 
 pub async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(projection)
-        .bind(topic)
-        .bind(partition)
+    sqlx::query!(
+        "INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        projection,
+        topic,
+        partition,
+    )
         .execute(db)
         .await
         .map(|_| ())
@@ -229,13 +231,13 @@ pub async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &st
 
 async fn lock_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<Standing> {
     ensure_standing(&mut *db, projection, topic, partition).await?;
-    let (next_offset, fence_epoch): (i64, i64) = sqlx::query_as(
+    let standing = sqlx::query!(
         "SELECT next_offset, fence_epoch FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+        projection,
+        topic,
+        partition,
     )
-    .bind(projection)
-    .bind(topic)
-    .bind(partition)
     .fetch_one(db)
     .await?;
-    Ok(Standing { next_offset, fold: PartitionFold { fence_epoch } })
+    Ok(Standing { next_offset: standing.next_offset, fold: PartitionFold { fence_epoch: standing.fence_epoch } })
 }

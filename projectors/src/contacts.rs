@@ -47,7 +47,7 @@ impl Projection for Contacts {
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, ContactRow>> {
         let rows = sqlx::query!(
             "SELECT id, tenant_id, account_id, name, email, phone, title, erased_at, version, created_at, updated_at FROM contacts WHERE id = ANY($1)",
-            &ids,
+            ids,
         )
             .fetch_all(db)
             .await?;

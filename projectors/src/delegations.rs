@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::delegation::Delegation;
 use tidemark_events::{Aggregate, DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -38,27 +38,27 @@ impl Projection for Delegations {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, DelegationRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, tenant_id, delegator, delegator_roles, delegator_team, delegate, valid_from, valid_until, revoked, version
              FROM delegations WHERE id = ANY($1)",
+            ids,
         )
-        .bind(ids)
         .fetch_all(db)
         .await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let state = Delegation {
-                    delegator: r.get("delegator"),
-                    delegator_roles: r.get("delegator_roles"),
-                    delegator_team: r.get("delegator_team"),
-                    delegate: r.get("delegate"),
-                    valid_from: r.get("valid_from"),
-                    valid_until: r.get("valid_until"),
-                    revoked: r.get("revoked"),
-                    version: r.get("version"),
+                    delegator: r.delegator,
+                    delegator_roles: r.delegator_roles,
+                    delegator_team: r.delegator_team,
+                    delegate: r.delegate,
+                    valid_from: r.valid_from,
+                    valid_until: r.valid_until,
+                    revoked: r.revoked,
+                    version: r.version,
                 };
-                (r.get("id"), DelegationRow { tenant_id: r.get("tenant_id"), state })
+                (r.id, DelegationRow { tenant_id: r.tenant_id, state })
             })
             .collect())
     }
@@ -67,25 +67,26 @@ impl Projection for Delegations {
         if changes.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO delegations (id, tenant_id, delegator, delegator_roles, delegator_team, delegate, valid_from, valid_until, revoked, version)
              SELECT id, tenant_id, delegator, ARRAY(SELECT jsonb_array_elements_text(roles)), delegator_team, delegate, valid_from,
                     valid_until, revoked, version
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::date[], $8::date[], $9::bool[], $10::bigint[])
                   AS u(id, tenant_id, delegator, roles, delegator_team, delegate, valid_from, valid_until, revoked, version)
              ON CONFLICT (id) DO UPDATE SET revoked = EXCLUDED.revoked, version = EXCLUDED.version",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            &column(changes, |r| r.state.delegator.clone()),
+            // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
+            &column(changes, |r| serde_json::json!(r.state.delegator_roles)),
+            // `as _`: the macro takes an array's elements to be not null, and these may be null.
+            &column(changes, |r| r.state.delegator_team.clone()) as _,
+            &column(changes, |r| r.state.delegate.clone()),
+            &column(changes, |r| r.state.valid_from),
+            &column(changes, |r| r.state.valid_until),
+            &column(changes, |r| r.state.revoked),
+            &column(changes, |r| r.state.version),
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.delegator.clone()))
-        // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
-        .bind(column(changes, |r| serde_json::json!(r.state.delegator_roles)))
-        .bind(column(changes, |r| r.state.delegator_team.clone()))
-        .bind(column(changes, |r| r.state.delegate.clone()))
-        .bind(column(changes, |r| r.state.valid_from))
-        .bind(column(changes, |r| r.state.valid_until))
-        .bind(column(changes, |r| r.state.revoked))
-        .bind(column(changes, |r| r.state.version))
         .execute(db)
         .await?;
         Ok(())

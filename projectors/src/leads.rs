@@ -44,7 +44,7 @@ impl Projection for Leads {
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, LeadRow>> {
         let rows = sqlx::query!(
             "SELECT id, tenant_id, document FROM leads WHERE id = ANY($1)",
-            &ids,
+            ids,
         ).fetch_all(db).await?;
         rows.into_iter()
             .map(|r| {

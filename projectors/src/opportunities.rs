@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::approval::Step;
 use tidemark_events::opportunity::{Opportunity, Stage};
 use tidemark_events::quote::Quote;
@@ -52,37 +52,37 @@ impl Projection for Opportunities {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, OpportunityRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
                     version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at
              FROM opportunities WHERE id = ANY($1)",
+            ids,
         )
-        .bind(ids)
         .fetch_all(db)
         .await?;
         let corrupt = |what: String| sqlx::Error::Decode(what.into());
         rows.into_iter()
             .map(|row| {
                 let state = Opportunity {
-                    account_id: row.get("account_id"),
-                    name: row.get("name"),
-                    owner_id: row.get("owner_id"),
-                    team_id: row.get("team_id"),
-                    amount: Money { value: row.get::<Decimal, _>("amount"), currency: Currency::try_from(row.get::<String, _>("currency")).map_err(corrupt)? },
-                    close_date: row.get::<NaiveDate, _>("close_date"),
-                    stage: Stage::try_from(row.get::<String, _>("stage")).map_err(corrupt)?,
-                    probability: row.get("probability"),
-                    close_reason: row.get("close_reason"),
-                    shared_with: row.get::<Vec<String>, _>("shared_with").into_iter().collect(),
-                    quotes: serde_json::from_value::<Vec<QuoteView>>(row.get("quotes"))
+                    account_id: row.account_id,
+                    name: row.name,
+                    owner_id: row.owner_id,
+                    team_id: row.team_id,
+                    amount: Money { value: row.amount, currency: Currency::try_from(row.currency).map_err(corrupt)? },
+                    close_date: row.close_date,
+                    stage: Stage::try_from(row.stage).map_err(corrupt)?,
+                    probability: row.probability,
+                    close_reason: row.close_reason,
+                    shared_with: row.shared_with.into_iter().collect(),
+                    quotes: serde_json::from_value::<Vec<QuoteView>>(row.quotes)
                         .map_err(|e| e.to_string())
                         .and_then(|quotes| quotes.into_iter().map(Quote::try_from).collect())
                         .map_err(|e| corrupt(format!("quotes: {e}")))?,
-                    synced_quote: row.get("synced_quote_id"),
-                    version: row.get("version"),
+                    synced_quote: row.synced_quote_id,
+                    version: row.version,
                 };
-                let r = OpportunityRow { tenant_id: row.get("tenant_id"), created_at: row.get("created_at"), updated_at: row.get("updated_at"), state };
-                Ok((row.get("id"), r))
+                let r = OpportunityRow { tenant_id: row.tenant_id, created_at: row.created_at, updated_at: row.updated_at, state };
+                Ok((row.id, r))
             })
             .collect()
     }
@@ -91,7 +91,7 @@ impl Projection for Opportunities {
         if changes.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO opportunities (id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage,
                                         probability, close_reason, version, created_at, updated_at, team_id, shared_with,
                                         quotes, synced_quote_id)
@@ -107,26 +107,27 @@ impl Projection for Opportunities {
                  probability = EXCLUDED.probability, close_reason = EXCLUDED.close_reason, version = EXCLUDED.version,
                  updated_at = EXCLUDED.updated_at, shared_with = EXCLUDED.shared_with, quotes = EXCLUDED.quotes,
                  synced_quote_id = EXCLUDED.synced_quote_id",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |r| r.tenant_id.clone()),
+            &column(changes, |r| r.state.account_id),
+            &column(changes, |r| r.state.name.clone()),
+            &column(changes, |r| r.state.owner_id.clone()),
+            &column(changes, |r| r.state.amount.value),
+            &column(changes, |r| r.state.amount.currency.to_string()),
+            &column(changes, |r| r.state.close_date),
+            &column(changes, |r| r.state.stage.name().to_string()),
+            &column(changes, |r| r.state.probability),
+            // `as _`: the macro takes an array's elements to be not null, and these may be null.
+            &column(changes, |r| r.state.close_reason.clone()) as _,
+            &column(changes, |r| r.state.version),
+            &column(changes, |r| r.created_at),
+            &column(changes, |r| r.updated_at),
+            &column(changes, |r| r.state.team_id.clone()) as _,
+            // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
+            &column(changes, |r| serde_json::json!(r.state.shared_with)),
+            &column(changes, |r| serde_json::json!(r.state.quotes.iter().map(QuoteView::from).collect::<Vec<_>>())),
+            &column(changes, |r| r.state.synced_quote) as _,
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |r| r.tenant_id.clone()))
-        .bind(column(changes, |r| r.state.account_id))
-        .bind(column(changes, |r| r.state.name.clone()))
-        .bind(column(changes, |r| r.state.owner_id.clone()))
-        .bind(column(changes, |r| r.state.amount.value))
-        .bind(column(changes, |r| r.state.amount.currency.to_string()))
-        .bind(column(changes, |r| r.state.close_date))
-        .bind(column(changes, |r| r.state.stage.name().to_string()))
-        .bind(column(changes, |r| r.state.probability))
-        .bind(column(changes, |r| r.state.close_reason.clone()))
-        .bind(column(changes, |r| r.state.version))
-        .bind(column(changes, |r| r.created_at))
-        .bind(column(changes, |r| r.updated_at))
-        .bind(column(changes, |r| r.state.team_id.clone()))
-        // A list per row: arrays of arrays must be rectangular in PostgreSQL, JSON need not be.
-        .bind(column(changes, |r| serde_json::json!(r.state.shared_with)))
-        .bind(column(changes, |r| serde_json::json!(r.state.quotes.iter().map(QuoteView::from).collect::<Vec<_>>())))
-        .bind(column(changes, |r| r.state.synced_quote))
         .execute(&mut *db)
         .await?;
         store_pending_approvals(db, changes).await?;
@@ -136,8 +137,10 @@ impl Projection for Opportunities {
 
 /// Replaces the pending approval steps of the changed opportunities.
 async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM pending_approvals WHERE opportunity_id = ANY($1)")
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+    sqlx::query!(
+        "DELETE FROM pending_approvals WHERE opportunity_id = ANY($1)",
+        &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+    )
         .execute(&mut *db)
         .await?;
     let pending: Vec<(Uuid, &OpportunityRow, &Quote, &Step)> = changes
@@ -149,33 +152,33 @@ async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<Opport
     }
     let col = |f: &dyn Fn(&(Uuid, &OpportunityRow, &Quote, &Step)) -> String| pending.iter().map(f).collect::<Vec<_>>();
     let amount = |f: &dyn Fn(&Quote) -> Decimal| pending.iter().map(|p| f(p.2)).collect::<Vec<_>>();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO pending_approvals (quote_id, opportunity_id, tenant_id, opportunity_name, account_id, owner_id, revision, step,
                                         steps, approver, approver_team, requested_by, submitted_at, waiting_since, currency,
                                         list_amount, net_amount, discount_percent, max_line_discount_percent)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::int[], $8::int[], $9::int[],
                               $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[],
                               $16::numeric[], $17::numeric[], $18::numeric[], $19::numeric[])",
+        &pending.iter().map(|p| p.2.id).collect::<Vec<_>>(),
+        &pending.iter().map(|p| p.0).collect::<Vec<_>>(),
+        &col(&|p| p.1.tenant_id.clone()),
+        &col(&|p| p.1.state.name.clone()),
+        &pending.iter().map(|p| p.1.state.account_id).collect::<Vec<_>>(),
+        &col(&|p| p.1.state.owner_id.clone()),
+        &pending.iter().map(|p| p.2.revision).collect::<Vec<_>>(),
+        &pending.iter().map(|p| p.2.approved_steps as i32 + 1).collect::<Vec<_>>(),
+        &pending.iter().map(|p| p.2.chain.len() as i32).collect::<Vec<_>>(),
+        &col(&|p| p.3.approver.name().to_string()),
+        &pending.iter().map(|p| p.3.team.clone()).collect::<Vec<_>>() as _,
+        &col(&|p| p.2.submitted_by.clone().unwrap_or_default()),
+        &pending.iter().map(|p| p.2.submitted_at).collect::<Vec<_>>() as _,
+        &pending.iter().map(|p| p.2.waiting_since).collect::<Vec<_>>() as _,
+        &col(&|p| p.2.currency.to_string()),
+        &amount(&|q| q.totals.list),
+        &amount(&|q| q.totals.net),
+        &amount(&|q| q.totals.discount_percent),
+        &amount(&|q| q.totals.max_line_discount_percent),
     )
-    .bind(pending.iter().map(|p| p.2.id).collect::<Vec<_>>())
-    .bind(pending.iter().map(|p| p.0).collect::<Vec<_>>())
-    .bind(col(&|p| p.1.tenant_id.clone()))
-    .bind(col(&|p| p.1.state.name.clone()))
-    .bind(pending.iter().map(|p| p.1.state.account_id).collect::<Vec<_>>())
-    .bind(col(&|p| p.1.state.owner_id.clone()))
-    .bind(pending.iter().map(|p| p.2.revision).collect::<Vec<_>>())
-    .bind(pending.iter().map(|p| p.2.approved_steps as i32 + 1).collect::<Vec<_>>())
-    .bind(pending.iter().map(|p| p.2.chain.len() as i32).collect::<Vec<_>>())
-    .bind(col(&|p| p.3.approver.name().to_string()))
-    .bind(pending.iter().map(|p| p.3.team.clone()).collect::<Vec<_>>())
-    .bind(col(&|p| p.2.submitted_by.clone().unwrap_or_default()))
-    .bind(pending.iter().map(|p| p.2.submitted_at).collect::<Vec<_>>())
-    .bind(pending.iter().map(|p| p.2.waiting_since).collect::<Vec<_>>())
-    .bind(col(&|p| p.2.currency.to_string()))
-    .bind(amount(&|q| q.totals.list))
-    .bind(amount(&|q| q.totals.net))
-    .bind(amount(&|q| q.totals.discount_percent))
-    .bind(amount(&|q| q.totals.max_line_discount_percent))
     .execute(db)
     .await?;
     Ok(())
@@ -183,8 +186,10 @@ async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<Opport
 
 /// Replaces the decided approval steps of the changed opportunities.
 async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM approval_decisions WHERE opportunity_id = ANY($1)")
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
+    sqlx::query!(
+        "DELETE FROM approval_decisions WHERE opportunity_id = ANY($1)",
+        &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+    )
         .execute(&mut *db)
         .await?;
     let decided: Vec<(Uuid, &str, Uuid, DecisionView)> = changes
@@ -196,25 +201,25 @@ async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<Oppor
     }
     let col = |f: &dyn Fn(&DecisionView) -> Option<String>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
     let time = |f: &dyn Fn(&DecisionView) -> DateTime<Utc>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO approval_decisions (opportunity_id, tenant_id, quote_id, revision, step, approver, team, decision, decided_by,
                                          on_behalf_of, comment, requested_at, decided_at)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
                               $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])",
+        &decided.iter().map(|d| d.0).collect::<Vec<_>>(),
+        &decided.iter().map(|d| d.1).collect::<Vec<_>>() as _,
+        &decided.iter().map(|d| d.2).collect::<Vec<_>>(),
+        &decided.iter().map(|d| d.3.revision).collect::<Vec<_>>(),
+        &decided.iter().map(|d| d.3.step).collect::<Vec<_>>(),
+        &col(&|d| Some(d.approver.clone())) as _,
+        &col(&|d| d.team.clone()) as _,
+        &col(&|d| Some(d.decision.clone())) as _,
+        &col(&|d| Some(d.decided_by.clone())) as _,
+        &col(&|d| d.on_behalf_of.clone()) as _,
+        &col(&|d| d.comment.clone()) as _,
+        &time(&|d| d.requested_at),
+        &time(&|d| d.decided_at),
     )
-    .bind(decided.iter().map(|d| d.0).collect::<Vec<_>>())
-    .bind(decided.iter().map(|d| d.1).collect::<Vec<_>>())
-    .bind(decided.iter().map(|d| d.2).collect::<Vec<_>>())
-    .bind(decided.iter().map(|d| d.3.revision).collect::<Vec<_>>())
-    .bind(decided.iter().map(|d| d.3.step).collect::<Vec<_>>())
-    .bind(col(&|d| Some(d.approver.clone())))
-    .bind(col(&|d| d.team.clone()))
-    .bind(col(&|d| Some(d.decision.clone())))
-    .bind(col(&|d| Some(d.decided_by.clone())))
-    .bind(col(&|d| d.on_behalf_of.clone()))
-    .bind(col(&|d| d.comment.clone()))
-    .bind(time(&|d| d.requested_at))
-    .bind(time(&|d| d.decided_at))
     .execute(db)
     .await?;
     Ok(())

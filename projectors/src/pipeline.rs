@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
 use uuid::Uuid;
@@ -76,23 +76,25 @@ impl Projection for Pipeline {
     }
 
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Member>> {
-        let rows = sqlx::query("SELECT id, tenant_id, team_id, owner_id, stage, currency, amount, version FROM pipeline_members WHERE id = ANY($1)")
-            .bind(ids)
+        let rows = sqlx::query!(
+            "SELECT id, tenant_id, team_id, owner_id, stage, currency, amount, version FROM pipeline_members WHERE id = ANY($1)",
+            ids,
+        )
             .fetch_all(db)
             .await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let member = Member {
-                    tenant_id: r.get("tenant_id"),
-                    team_id: r.get("team_id"),
-                    owner_id: r.get("owner_id"),
-                    stage: r.get("stage"),
-                    currency: r.get("currency"),
-                    amount: r.get("amount"),
-                    version: r.get("version"),
+                    tenant_id: r.tenant_id,
+                    team_id: r.team_id,
+                    owner_id: r.owner_id,
+                    stage: r.stage,
+                    currency: r.currency,
+                    amount: r.amount,
+                    version: r.version,
                 };
-                (r.get("id"), member)
+                (r.id, member)
             })
             .collect())
     }
@@ -118,7 +120,7 @@ impl Projection for Pipeline {
         // A sum's scale depends on the order of the additions (1.50 - 1.50 + 2 is 2.00), and so
         // on how the log was cut into batches; amounts are stored in one canonical form, with
         // at least two decimals, so that any batching gives the same rows.
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO pipeline (tenant_id, team_id, owner_id, stage, currency, count, amount)
              SELECT tenant_id, team_id, owner_id, stage, currency, count, round(amount, greatest(2, scale(trim_scale(amount))))
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::numeric[])
@@ -126,42 +128,42 @@ impl Projection for Pipeline {
              ON CONFLICT (tenant_id, team_id, owner_id, stage, currency)
              DO UPDATE SET count = pipeline.count + EXCLUDED.count,
                  amount = round(pipeline.amount + EXCLUDED.amount, greatest(2, scale(trim_scale(pipeline.amount + EXCLUDED.amount))))",
+            &part(|k| &k.0),
+            &part(|k| &k.1),
+            &part(|k| &k.2),
+            &part(|k| &k.3),
+            &part(|k| &k.4),
+            &cells.iter().map(|(_, d)| d.0).collect::<Vec<_>>(),
+            &cells.iter().map(|(_, d)| d.1).collect::<Vec<_>>(),
         )
-        .bind(part(|k| &k.0))
-        .bind(part(|k| &k.1))
-        .bind(part(|k| &k.2))
-        .bind(part(|k| &k.3))
-        .bind(part(|k| &k.4))
-        .bind(cells.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
-        .bind(cells.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
         .execute(&mut *db)
         .await?;
         // A cell nobody counts in any more goes away.
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM pipeline p USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(tenant_id, team_id, owner_id, stage, currency)
              WHERE p.count = 0 AND (p.tenant_id, p.team_id, p.owner_id, p.stage, p.currency) = (u.tenant_id, u.team_id, u.owner_id, u.stage, u.currency)",
+            &part(|k| &k.0),
+            &part(|k| &k.1),
+            &part(|k| &k.2),
+            &part(|k| &k.3),
+            &part(|k| &k.4),
         )
-        .bind(part(|k| &k.0))
-        .bind(part(|k| &k.1))
-        .bind(part(|k| &k.2))
-        .bind(part(|k| &k.3))
-        .bind(part(|k| &k.4))
         .execute(&mut *db)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO pipeline_members (id, tenant_id, team_id, owner_id, stage, currency, amount, version)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::numeric[], $8::bigint[])
              ON CONFLICT (id) DO UPDATE SET owner_id = EXCLUDED.owner_id, stage = EXCLUDED.stage,
                  currency = EXCLUDED.currency, amount = EXCLUDED.amount, version = EXCLUDED.version",
+            &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            &column(changes, |m| m.tenant_id.clone()),
+            &column(changes, |m| m.team_id.clone()),
+            &column(changes, |m| m.owner_id.clone()),
+            &column(changes, |m| m.stage.clone()),
+            &column(changes, |m| m.currency.clone()),
+            &column(changes, |m| m.amount),
+            &column(changes, |m| m.version),
         )
-        .bind(changes.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(column(changes, |m| m.tenant_id.clone()))
-        .bind(column(changes, |m| m.team_id.clone()))
-        .bind(column(changes, |m| m.owner_id.clone()))
-        .bind(column(changes, |m| m.stage.clone()))
-        .bind(column(changes, |m| m.currency.clone()))
-        .bind(column(changes, |m| m.amount))
-        .bind(column(changes, |m| m.version))
         .execute(db)
         .await?;
         Ok(())

@@ -85,20 +85,22 @@ pub async fn skip(db: &PgPool, id: i64, by: &str, reason: &str) -> Result<Vec<Qu
         return Err(SkipError::NoReason);
     }
     let mut tx = db.begin().await?;
-    let position: Option<(String, i32, i64, Option<i64>)> =
-        sqlx::query_as("SELECT topic, partition, \"offset\", aggregate_version FROM quarantine WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-    let (topic, partition, offset, version) = position.ok_or(SkipError::NotQuarantined(id))?;
+    let position = sqlx::query!(r#"SELECT topic, partition, "offset", aggregate_version FROM quarantine WHERE id = $1"#, id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(SkipError::NotQuarantined(id))?;
+    let (topic, partition, offset, version) = (position.topic, position.partition, position.offset, position.aggregate_version);
     if let Some(version) = version {
         return Err(SkipError::IsAnEvent(version));
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO public.skipped_records (topic, partition, \"offset\", aggregate_id, skipped_by, reason)
          SELECT topic, partition, \"offset\", key, $2, $3 FROM quarantine WHERE id = $1
          ON CONFLICT DO NOTHING",
+        id,
+        by,
+        reason.trim(),
     )
-    .bind(id)
-    .bind(by)
-    .bind(reason.trim())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -124,30 +126,32 @@ pub(crate) async fn hold(db: &mut PgConnection, projection: &str, record: &crate
         return Ok(());
     }
     tracing::error!(projection, topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "quarantined a record");
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, aggregate_version, reason, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        projection,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        aggregate_version,
+        reason,
+        message.payload(),
     )
-    .bind(projection)
-    .bind(message.topic())
-    .bind(message.partition())
-    .bind(message.offset())
-    .bind(message.key().map(|k| String::from_utf8_lossy(k).into_owned()))
-    .bind(aggregate_version)
-    .bind(reason)
-    .bind(message.payload())
     .execute(db)
     .await
     .map(|_| ())
 }
 
 async fn is_skipped(db: &mut PgConnection, message: &OwnedMessage) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM public.skipped_records WHERE topic = $1 AND partition = $2 AND \"offset\" = $3)")
-        .bind(message.topic())
-        .bind(message.partition())
-        .bind(message.offset())
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM public.skipped_records WHERE topic = $1 AND partition = $2 AND "offset" = $3) AS "skipped!""#,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// The row as selected, before the skip's columns become an `Option`.

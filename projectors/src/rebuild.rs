@@ -65,7 +65,7 @@ impl Rebuild {
         if restart {
             tx.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
         }
-        let resumed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)").bind(&schema).fetch_one(&mut *tx).await?;
+        let resumed = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1) AS "resumed!""#, schema).fetch_one(&mut *tx).await?;
         if !resumed {
             tx.execute(format!("CREATE SCHEMA \"{schema}\"").as_str()).await?;
             for table in P::TABLES.iter().chain(&["projection_offsets", "quarantine"]) {
@@ -155,7 +155,7 @@ impl Rebuild {
         for table in P::TABLES {
             tx.execute(format!("DROP TABLE public.\"{table}\"; ALTER TABLE \"{schema}\".\"{table}\" SET SCHEMA public").as_str()).await?;
         }
-        sqlx::query("UPDATE projection_offsets SET generation = generation + 1 WHERE projection = $1").bind(P::NAME).execute(&mut *tx).await?;
+        sqlx::query!("UPDATE projection_offsets SET generation = generation + 1 WHERE projection = $1", P::NAME).execute(&mut *tx).await?;
         sqlx::query(&format!(
             "INSERT INTO projection_offsets (projection, topic, partition, next_offset, fence_epoch, generation)
              SELECT projection, topic, partition, next_offset, fence_epoch, 1 FROM \"{schema}\".projection_offsets WHERE projection = $1
@@ -165,7 +165,7 @@ impl Rebuild {
         .bind(P::NAME)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM quarantine WHERE projection = $1").bind(P::NAME).execute(&mut *tx).await?;
+        sqlx::query!("DELETE FROM quarantine WHERE projection = $1", P::NAME).execute(&mut *tx).await?;
         sqlx::query(&format!(
             "INSERT INTO quarantine (projection, topic, partition, \"offset\", key, aggregate_version, reason, payload, quarantined_at)
              SELECT projection, topic, partition, \"offset\", key, aggregate_version, reason, payload, quarantined_at FROM \"{schema}\".quarantine"
@@ -184,16 +184,26 @@ impl Rebuild {
 /// original without a trace.
 async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<(), ProjectionError> {
     db.execute(format!("CREATE TABLE \"{schema}\".\"{table}\" (LIKE public.\"{table}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").as_str()).await?;
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u')",
+    let keys: Vec<(String, String)> = sqlx::query!(
+        r#"SELECT conname, pg_get_constraintdef(oid) AS "definition!" FROM pg_constraint
+           WHERE conrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = $1)
+             AND contype IN ('p', 'u')"#,
+        table,
     )
-    .bind(table)
     .fetch_all(&mut *db)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|k| (k.conname, k.definition))
+    .collect();
     for (name, definition) in &keys {
         db.execute(format!("ALTER TABLE \"{schema}\".\"{table}\" ADD CONSTRAINT \"{name}\" {definition}").as_str()).await?;
     }
-    let indexes: Vec<(String, String)> = sqlx::query_as("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1").bind(table).fetch_all(&mut *db).await?;
+    let indexes: Vec<(String, String)> = sqlx::query!(r#"SELECT indexname AS "indexname!", indexdef AS "indexdef!" FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1"#, table)
+        .fetch_all(&mut *db)
+        .await?
+        .into_iter()
+        .map(|i| (i.indexname, i.indexdef))
+        .collect();
     for (name, definition) in indexes.iter().filter(|(name, _)| !keys.iter().any(|(key, _)| key == name)) {
         let on_copy = definition.replacen(&format!(" ON public.{table} "), &format!(" ON \"{schema}\".\"{table}\" "), 1);
         if &on_copy == definition {

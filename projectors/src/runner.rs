@@ -182,10 +182,12 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
         let mut db = pool.acquire().await?;
         for (topic, partition) in &assigned {
             ensure_standing(&mut db, P::NAME, topic, *partition).await?;
-            let next_offset: i64 = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
-                .bind(P::NAME)
-                .bind(topic)
-                .bind(*partition)
+            let next_offset: i64 = sqlx::query_scalar!(
+                "SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3",
+                P::NAME,
+                topic,
+                partition,
+            )
                 .fetch_one(&mut *db)
                 .await?;
             applied.insert((topic.clone(), *partition), next_offset);
@@ -205,15 +207,15 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
                 tracing::error!(projection = P::NAME, topic, partition, applied, log_end = high,
                     "the log is shorter than what this projection applied: was the broker's data reset without the database?");
             }
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE projection_offsets SET caught_up_at = $4
                  WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset >= $5",
+                P::NAME,
+                topic,
+                partition,
+                checked_at,
+                high,
             )
-            .bind(P::NAME)
-            .bind(&topic)
-            .bind(partition)
-            .bind(checked_at)
-            .bind(high)
             .execute(&mut *db)
             .await?;
         }
