@@ -224,9 +224,9 @@ pub async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &st
         topic,
         partition,
     )
-        .execute(db)
-        .await
-        .map(|_| ())
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 async fn lock_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<Standing> {

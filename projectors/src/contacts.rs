@@ -49,8 +49,8 @@ impl Projection for Contacts {
             "SELECT id, tenant_id, account_id, name, email, phone, title, erased_at, version, created_at, updated_at FROM contacts WHERE id = ANY($1)",
             ids,
         )
-            .fetch_all(db)
-            .await?;
+        .fetch_all(db)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -141,8 +141,8 @@ async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<Opport
         "DELETE FROM pending_approvals WHERE opportunity_id = ANY($1)",
         &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
     )
-        .execute(&mut *db)
-        .await?;
+    .execute(&mut *db)
+    .await?;
     let pending: Vec<(Uuid, &OpportunityRow, &Quote, &Step)> = changes
         .iter()
         .flat_map(|c| c.after.state.quotes.iter().filter_map(move |q| Some((c.id, &c.after, q, q.current_step()?))))
@@ -186,10 +186,7 @@ async fn store_pending_approvals(db: &mut PgConnection, changes: &[Change<Opport
 
 /// Replaces the decided approval steps of the changed opportunities.
 async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "DELETE FROM approval_decisions WHERE opportunity_id = ANY($1)",
-        &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
-    )
+    sqlx::query!("DELETE FROM approval_decisions WHERE opportunity_id = ANY($1)", &changes.iter().map(|c| c.id).collect::<Vec<_>>())
         .execute(&mut *db)
         .await?;
     let decided: Vec<(Uuid, &str, Uuid, DecisionView)> = changes
@@ -199,7 +196,8 @@ async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<Oppor
     if decided.is_empty() {
         return Ok(());
     }
-    let col = |f: &dyn Fn(&DecisionView) -> Option<String>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
+    let text = |f: &dyn Fn(&DecisionView) -> String| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
+    let maybe = |f: &dyn Fn(&DecisionView) -> Option<String>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
     let time = |f: &dyn Fn(&DecisionView) -> DateTime<Utc>| decided.iter().map(|d| f(&d.3)).collect::<Vec<_>>();
     sqlx::query!(
         "INSERT INTO approval_decisions (opportunity_id, tenant_id, quote_id, revision, step, approver, team, decision, decided_by,
@@ -207,16 +205,17 @@ async fn store_approval_decisions(db: &mut PgConnection, changes: &[Change<Oppor
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
                               $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])",
         &decided.iter().map(|d| d.0).collect::<Vec<_>>(),
-        &decided.iter().map(|d| d.1).collect::<Vec<_>>() as _,
+        &decided.iter().map(|d| d.1.to_string()).collect::<Vec<_>>(),
         &decided.iter().map(|d| d.2).collect::<Vec<_>>(),
         &decided.iter().map(|d| d.3.revision).collect::<Vec<_>>(),
         &decided.iter().map(|d| d.3.step).collect::<Vec<_>>(),
-        &col(&|d| Some(d.approver.clone())) as _,
-        &col(&|d| d.team.clone()) as _,
-        &col(&|d| Some(d.decision.clone())) as _,
-        &col(&|d| Some(d.decided_by.clone())) as _,
-        &col(&|d| d.on_behalf_of.clone()) as _,
-        &col(&|d| d.comment.clone()) as _,
+        &text(&|d| d.approver.clone()),
+        // `as _`: the macro takes an array's elements to be not null, and these may be null.
+        &maybe(&|d| d.team.clone()) as _,
+        &text(&|d| d.decision.clone()),
+        &text(&|d| d.decided_by.clone()),
+        &maybe(&|d| d.on_behalf_of.clone()) as _,
+        &maybe(&|d| d.comment.clone()) as _,
         &time(&|d| d.requested_at),
         &time(&|d| d.decided_at),
     )

@@ -80,8 +80,8 @@ impl Projection for Pipeline {
             "SELECT id, tenant_id, team_id, owner_id, stage, currency, amount, version FROM pipeline_members WHERE id = ANY($1)",
             ids,
         )
-            .fetch_all(db)
-            .await?;
+        .fetch_all(db)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -188,8 +188,8 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
                 topic,
                 partition,
             )
-                .fetch_one(&mut *db)
-                .await?;
+            .fetch_one(&mut *db)
+            .await?;
             applied.insert((topic.clone(), *partition), next_offset);
         }
         drop(db);

@@ -26,8 +26,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 use tidemark_http::Problem;
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
-pub struct PendingApproval {
+/// A pending step as the read model holds it.
+#[derive(Serialize, ToSchema)]
+pub struct PendingRow {
     quote_id: Uuid,
     opportunity_id: Uuid,
     opportunity_name: String,
@@ -58,11 +59,16 @@ pub struct PendingApproval {
     #[serde(with = "rust_decimal::serde::str")]
     #[schema(value_type = String)]
     max_line_discount_percent: Decimal,
+}
+
+/// A pending step as its approver sees it.
+#[derive(Serialize, ToSchema)]
+pub struct PendingApproval {
+    #[serde(flatten)]
+    row: PendingRow,
     /// Seconds waited, at the moment of the answer.
-    #[sqlx(skip)]
     age_seconds: i64,
     /// Whose step this is, when you see it as their delegate.
-    #[sqlx(skip)]
     on_behalf_of: Option<String>,
 }
 
@@ -86,7 +92,8 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         .collect();
     let acting = Acting::new(subject, delegations);
     let teams: Vec<&str> = acting.team.iter().chain(acting.delegations.iter().filter_map(|d| d.team.as_ref())).map(String::as_str).collect();
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        PendingRow,
         "SELECT quote_id, opportunity_id, opportunity_name, account_id, owner_id, revision, step, steps, approver, approver_team,
                 requested_by, submitted_at, waiting_since, currency, list_amount, net_amount, discount_percent, max_line_discount_percent
          FROM pending_approvals
@@ -105,28 +112,7 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         .filter_map(|row| {
             let step = Step { approver: Approver::try_from(row.approver.clone()).ok()?, team: row.approver_team.clone() };
             let on_behalf_of = approval::decider(&step, &acting, Some(&row.requested_by), &row.owner_id).ok()?;
-            Some(PendingApproval {
-                quote_id: row.quote_id,
-                opportunity_id: row.opportunity_id,
-                opportunity_name: row.opportunity_name,
-                account_id: row.account_id,
-                owner_id: row.owner_id,
-                revision: row.revision,
-                step: row.step,
-                steps: row.steps,
-                approver: row.approver,
-                approver_team: row.approver_team,
-                requested_by: row.requested_by,
-                submitted_at: row.submitted_at,
-                waiting_since: row.waiting_since,
-                currency: row.currency,
-                list_amount: row.list_amount,
-                net_amount: row.net_amount,
-                discount_percent: row.discount_percent,
-                max_line_discount_percent: row.max_line_discount_percent,
-                age_seconds: (at - row.waiting_since).num_seconds().max(0),
-                on_behalf_of,
-            })
+            Some(PendingApproval { age_seconds: (at - row.waiting_since).num_seconds().max(0), on_behalf_of, row })
         })
         .collect())
 }
