@@ -1,14 +1,17 @@
--- The monolith's tables: the current state only, changed in place.
-CREATE TABLE IF NOT EXISTS accounts (
+-- The monolith's tables: the current state only, changed in place. They live in a schema of
+-- their own, so that infra/sqlx-prepare can describe the baseline's checked queries in the
+-- same scratch database as Tidemark's, whose tables have the same names.
+CREATE SCHEMA IF NOT EXISTS baseline;
+CREATE TABLE IF NOT EXISTS baseline.accounts (
     id         UUID PRIMARY KEY,
     tenant_id  TEXT NOT NULL,
     name       TEXT NOT NULL,
     version    BIGINT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS opportunities (
+CREATE TABLE IF NOT EXISTS baseline.opportunities (
     id         UUID PRIMARY KEY,
     tenant_id  TEXT NOT NULL,
-    account_id UUID NOT NULL REFERENCES accounts (id),
+    account_id UUID NOT NULL REFERENCES baseline.accounts (id),
     name       TEXT NOT NULL,
     owner_id   TEXT NOT NULL,
     team_id    TEXT,
@@ -19,11 +22,11 @@ CREATE TABLE IF NOT EXISTS opportunities (
     version    BIGINT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX IF NOT EXISTS opportunities_by_owner ON opportunities (tenant_id, owner_id, id);
-CREATE INDEX IF NOT EXISTS opportunities_by_team ON opportunities (tenant_id, team_id);
-CREATE TABLE IF NOT EXISTS quotes (
+CREATE INDEX IF NOT EXISTS opportunities_by_owner ON baseline.opportunities (tenant_id, owner_id, id);
+CREATE INDEX IF NOT EXISTS opportunities_by_team ON baseline.opportunities (tenant_id, team_id);
+CREATE TABLE IF NOT EXISTS baseline.quotes (
     id         UUID PRIMARY KEY,
-    opportunity_id UUID NOT NULL REFERENCES opportunities (id),
+    opportunity_id UUID NOT NULL REFERENCES baseline.opportunities (id),
     status     TEXT NOT NULL,
     net        NUMERIC NOT NULL,
     list       NUMERIC NOT NULL,
@@ -32,10 +35,10 @@ CREATE TABLE IF NOT EXISTS quotes (
     submitted_by TEXT,
     submitted_at TIMESTAMPTZ
 );
-CREATE INDEX IF NOT EXISTS quotes_by_opportunity ON quotes (opportunity_id);
+CREATE INDEX IF NOT EXISTS quotes_by_opportunity ON baseline.quotes (opportunity_id);
 -- One row per approval step; the lowest undecided step of a pending quote waits.
-CREATE TABLE IF NOT EXISTS approval_steps (
-    quote_id   UUID NOT NULL REFERENCES quotes (id),
+CREATE TABLE IF NOT EXISTS baseline.approval_steps (
+    quote_id   UUID NOT NULL REFERENCES baseline.quotes (id),
     step       INT NOT NULL,
     approver   TEXT NOT NULL,
     team_id    TEXT,
@@ -43,4 +46,4 @@ CREATE TABLE IF NOT EXISTS approval_steps (
     decided_at TIMESTAMPTZ,
     PRIMARY KEY (quote_id, step)
 );
-CREATE INDEX IF NOT EXISTS approval_steps_waiting ON approval_steps (approver, team_id) WHERE decided_at IS NULL;
+CREATE INDEX IF NOT EXISTS approval_steps_waiting ON baseline.approval_steps (approver, team_id) WHERE decided_at IS NULL;

@@ -15,9 +15,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tidemark_http::{Gate, Principal, Problem, ProblemJson, ProblemPath};
 use uuid::Uuid;
 
@@ -58,18 +58,20 @@ fn is_manager(who: &Principal) -> bool {
 
 /// The owner, and the managers of the owner's team, may change an opportunity.
 async fn writable(tx: &mut sqlx::PgConnection, who: &Principal, id: Uuid) -> Result<i64, Problem> {
-    let row = sqlx::query("SELECT owner_id, team_id, version FROM opportunities WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
-        .bind(id)
-        .bind(&who.tenant_id)
+    let row = sqlx::query!("SELECT owner_id, team_id, version FROM baseline.opportunities WHERE id = $1 AND tenant_id = $2 FOR UPDATE", id, who.tenant_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(database)?
         .ok_or_else(|| Problem::not_found(format!("no opportunity {id}")))?;
-    let (owner, team): (String, Option<String>) = (row.get("owner_id"), row.get("team_id"));
-    if owner != who.actor_id && !(is_manager(who) && team == who.team) {
+    if row.owner_id != who.actor_id && !(is_manager(who) && row.team_id == who.team) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "not-your-record", "Forbidden", "this opportunity is not yours"));
     }
-    Ok(row.get("version"))
+    Ok(row.version)
+}
+
+async fn set_version(tx: &mut sqlx::PgConnection, id: Uuid, version: i64) -> Result<(), Problem> {
+    sqlx::query!("UPDATE baseline.opportunities SET version = $2 WHERE id = $1", id, version).execute(tx).await.map_err(database)?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -79,10 +81,7 @@ struct OpenAccount {
 
 async fn open_account(State(pool): State<PgPool>, who: Principal, ProblemJson(body): ProblemJson<OpenAccount>) -> Result<Response, Problem> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO accounts (id, tenant_id, name, version) VALUES ($1, $2, $3, 1)")
-        .bind(id)
-        .bind(&who.tenant_id)
-        .bind(body.name)
+    sqlx::query!("INSERT INTO baseline.accounts (id, tenant_id, name, version) VALUES ($1, $2, $3, 1)", id, who.tenant_id, body.name)
         .execute(&pool)
         .await
         .map_err(database)?;
@@ -109,19 +108,19 @@ async fn create_opportunity(State(pool): State<PgPool>, who: Principal, ProblemJ
         return Err(Problem::new(StatusCode::FORBIDDEN, "reps-create-their-own", "Forbidden", "a rep creates opportunities owned by themselves"));
     }
     let id = Uuid::now_v7();
-    let inserted = sqlx::query(
-        "INSERT INTO opportunities (id, tenant_id, account_id, name, owner_id, team_id, amount, currency, close_date, stage, version, updated_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'Prospecting', 1, now() FROM accounts WHERE id = $3 AND tenant_id = $2",
+    let inserted = sqlx::query!(
+        "INSERT INTO baseline.opportunities (id, tenant_id, account_id, name, owner_id, team_id, amount, currency, close_date, stage, version, updated_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'Prospecting', 1, now() FROM baseline.accounts WHERE id = $3 AND tenant_id = $2",
+        id,
+        who.tenant_id,
+        body.account_id,
+        body.name,
+        body.owner_id,
+        who.team,
+        body.amount.value,
+        body.amount.currency,
+        body.close_date,
     )
-    .bind(id)
-    .bind(&who.tenant_id)
-    .bind(body.account_id)
-    .bind(body.name)
-    .bind(body.owner_id)
-    .bind(&who.team)
-    .bind(body.amount.value)
-    .bind(body.amount.currency)
-    .bind(body.close_date)
     .execute(&pool)
     .await
     .map_err(database)?;
@@ -139,12 +138,14 @@ struct ChangeAmount {
 async fn change_amount(State(pool): State<PgPool>, who: Principal, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<ChangeAmount>) -> Result<Response, Problem> {
     let mut tx = pool.begin().await.map_err(database)?;
     let version = writable(&mut tx, &who, id).await? + 1;
-    sqlx::query("UPDATE opportunities SET amount = $2, currency = $3, version = $4, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(body.amount.value)
-        .bind(body.amount.currency)
-        .bind(version)
-        .execute(&mut *tx)
+    sqlx::query!(
+        "UPDATE baseline.opportunities SET amount = $2, currency = $3, version = $4, updated_at = now() WHERE id = $1",
+        id,
+        body.amount.value,
+        body.amount.currency,
+        version,
+    )
+    .execute(&mut *tx)
         .await
         .map_err(database)?;
     tx.commit().await.map_err(database)?;
@@ -162,10 +163,7 @@ async fn move_stage(State(pool): State<PgPool>, who: Principal, ProblemPath(id):
     }
     let mut tx = pool.begin().await.map_err(database)?;
     let version = writable(&mut tx, &who, id).await? + 1;
-    sqlx::query("UPDATE opportunities SET stage = $2, version = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(&body.stage)
-        .bind(version)
+    sqlx::query!("UPDATE baseline.opportunities SET stage = $2, version = $3, updated_at = now() WHERE id = $1", id, body.stage, version)
         .execute(&mut *tx)
         .await
         .map_err(database)?;
@@ -194,17 +192,19 @@ async fn draft_quote(State(pool): State<PgPool>, who: Principal, ProblemPath(id)
     let mut tx = pool.begin().await.map_err(database)?;
     let version = writable(&mut tx, &who, id).await? + 1;
     let quote_id = Uuid::now_v7();
-    sqlx::query("INSERT INTO quotes (id, opportunity_id, status, net, list, discount_percent, lines) VALUES ($1, $2, 'draft', $3, $4, $5, $6)")
-        .bind(quote_id)
-        .bind(id)
-        .bind(net)
-        .bind(list)
-        .bind(discount)
-        .bind(&body["lines"])
-        .execute(&mut *tx)
-        .await
-        .map_err(database)?;
-    sqlx::query("UPDATE opportunities SET version = $2 WHERE id = $1").bind(id).bind(version).execute(&mut *tx).await.map_err(database)?;
+    sqlx::query!(
+        "INSERT INTO baseline.quotes (id, opportunity_id, status, net, list, discount_percent, lines) VALUES ($1, $2, 'draft', $3, $4, $5, $6)",
+        quote_id,
+        id,
+        net,
+        list,
+        discount,
+        body["lines"],
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?;
+    set_version(&mut tx, id, version).await?;
     tx.commit().await.map_err(database)?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "version": version, "quote_id": quote_id }))).into_response())
 }
@@ -213,14 +213,16 @@ async fn draft_quote(State(pool): State<PgPool>, who: Principal, ProblemPath(id)
 async fn submit_quote(State(pool): State<PgPool>, who: Principal, ProblemPath((id, quote)): ProblemPath<(Uuid, Uuid)>) -> Result<Response, Problem> {
     let mut tx = pool.begin().await.map_err(database)?;
     let version = writable(&mut tx, &who, id).await? + 1;
-    let row = sqlx::query("SELECT q.discount_percent, o.team_id FROM quotes q JOIN opportunities o ON o.id = q.opportunity_id WHERE q.id = $1 AND q.opportunity_id = $2 AND q.status = 'draft'")
-        .bind(quote)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(database)?
-        .ok_or_else(|| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "quote-not-draft", "A rule refused the command", "no draft quote to submit"))?;
-    let (discount, team): (Decimal, Option<String>) = (row.get(0), row.get(1));
+    let row = sqlx::query!(
+        "SELECT q.discount_percent, o.team_id FROM baseline.quotes q JOIN baseline.opportunities o ON o.id = q.opportunity_id WHERE q.id = $1 AND q.opportunity_id = $2 AND q.status = 'draft'",
+        quote,
+        id,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(database)?
+    .ok_or_else(|| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "quote-not-draft", "A rule refused the command", "no draft quote to submit"))?;
+    let (discount, team) = (row.discount_percent, row.team_id);
     let mut steps = Vec::new();
     if discount > Decimal::TEN {
         steps.push(("manager", team));
@@ -229,91 +231,112 @@ async fn submit_quote(State(pool): State<PgPool>, who: Principal, ProblemPath((i
         steps.push(("finance", None));
     }
     for (step, (approver, team)) in steps.iter().enumerate() {
-        sqlx::query("INSERT INTO approval_steps (quote_id, step, approver, team_id) VALUES ($1, $2, $3, $4)")
-            .bind(quote)
-            .bind(step as i32 + 1)
-            .bind(approver)
-            .bind(team)
+        sqlx::query!("INSERT INTO baseline.approval_steps (quote_id, step, approver, team_id) VALUES ($1, $2, $3, $4)", quote, step as i32 + 1, approver, team.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(database)?;
     }
     let status = if steps.is_empty() { "approved" } else { "pending_approval" };
-    sqlx::query("UPDATE quotes SET status = $2, submitted_by = $3, submitted_at = now() WHERE id = $1").bind(quote).bind(status).bind(&who.actor_id).execute(&mut *tx).await.map_err(database)?;
-    sqlx::query("UPDATE opportunities SET version = $2 WHERE id = $1").bind(id).bind(version).execute(&mut *tx).await.map_err(database)?;
+    sqlx::query!("UPDATE baseline.quotes SET status = $2, submitted_by = $3, submitted_at = now() WHERE id = $1", quote, status, who.actor_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    set_version(&mut tx, id, version).await?;
     tx.commit().await.map_err(database)?;
     Ok(changed(id, version, StatusCode::OK))
 }
 
 async fn approve_quote(State(pool): State<PgPool>, who: Principal, ProblemPath((id, quote)): ProblemPath<(Uuid, Uuid)>) -> Result<Response, Problem> {
     let mut tx = pool.begin().await.map_err(database)?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM opportunities WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
-        .bind(id)
-        .bind(&who.tenant_id)
+    let version = sqlx::query_scalar!("SELECT version FROM baseline.opportunities WHERE id = $1 AND tenant_id = $2 FOR UPDATE", id, who.tenant_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(database)?
         .ok_or_else(|| Problem::not_found(format!("no opportunity {id}")))?;
-    let waiting = sqlx::query("SELECT step, approver, team_id FROM approval_steps WHERE quote_id = $1 AND decided_at IS NULL ORDER BY step LIMIT 1")
-        .bind(quote)
+    let waiting = sqlx::query!("SELECT step, approver, team_id FROM baseline.approval_steps WHERE quote_id = $1 AND decided_at IS NULL ORDER BY step LIMIT 1", quote)
         .fetch_optional(&mut *tx)
         .await
         .map_err(database)?
         .ok_or_else(|| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "nothing-to-approve", "A rule refused the command", "no step of this quote waits"))?;
-    let (step, approver, team): (i32, String, Option<String>) = (waiting.get(0), waiting.get(1), waiting.get(2));
+    let (step, approver, team) = (waiting.step, waiting.approver, waiting.team_id);
     let mine = who.roles.iter().any(|r| r.name() == approver) && (approver != "manager" || team == who.team);
     if !mine {
         return Err(Problem::new(StatusCode::FORBIDDEN, "not-the-approver", "Forbidden", format!("this step waits for {approver}")));
     }
-    sqlx::query("UPDATE approval_steps SET decided_by = $3, decided_at = now() WHERE quote_id = $1 AND step = $2").bind(quote).bind(step).bind(&who.actor_id).execute(&mut *tx).await.map_err(database)?;
-    sqlx::query("UPDATE quotes SET status = CASE WHEN EXISTS (SELECT 1 FROM approval_steps WHERE quote_id = $1 AND decided_at IS NULL) THEN status ELSE 'approved' END WHERE id = $1")
-        .bind(quote)
+    sqlx::query!("UPDATE baseline.approval_steps SET decided_by = $3, decided_at = now() WHERE quote_id = $1 AND step = $2", quote, step, who.actor_id)
         .execute(&mut *tx)
         .await
         .map_err(database)?;
-    sqlx::query("UPDATE opportunities SET version = $2 WHERE id = $1").bind(id).bind(version + 1).execute(&mut *tx).await.map_err(database)?;
+    sqlx::query!(
+        "UPDATE baseline.quotes SET status = CASE WHEN EXISTS (SELECT 1 FROM baseline.approval_steps WHERE quote_id = $1 AND decided_at IS NULL) THEN status ELSE 'approved' END WHERE id = $1",
+        quote,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?;
+    set_version(&mut tx, id, version + 1).await?;
     tx.commit().await.map_err(database)?;
     Ok(changed(id, version + 1, StatusCode::OK))
 }
 
-const COLUMNS: &str = "id, account_id, name, owner_id, team_id, amount::text AS amount, currency, close_date, stage, version";
+/// An opportunity as both reads answer it.
+#[derive(Serialize)]
+struct OpportunityRow {
+    id: Uuid,
+    account_id: Uuid,
+    name: String,
+    owner_id: String,
+    team_id: Option<String>,
+    #[serde(skip)]
+    amount: String,
+    #[serde(skip)]
+    currency: String,
+    close_date: NaiveDate,
+    stage: String,
+    version: i64,
+}
 
-fn opportunity(row: &sqlx::postgres::PgRow) -> Value {
-    json!({
-        "id": row.get::<Uuid, _>("id"), "account_id": row.get::<Uuid, _>("account_id"), "name": row.get::<String, _>("name"),
-        "owner_id": row.get::<String, _>("owner_id"), "team_id": row.get::<Option<String>, _>("team_id"),
-        "amount": {"value": row.get::<String, _>("amount"), "currency": row.get::<String, _>("currency")},
-        "close_date": row.get::<NaiveDate, _>("close_date"), "stage": row.get::<String, _>("stage"), "version": row.get::<i64, _>("version"),
-    })
+fn opportunity(row: &OpportunityRow) -> Value {
+    let mut view = json!(row);
+    view["amount"] = json!({ "value": row.amount, "currency": row.currency });
+    view
 }
 
 async fn get_opportunity(State(pool): State<PgPool>, who: Principal, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM opportunities WHERE id = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(&who.tenant_id)
-        .fetch_optional(&pool)
-        .await
-        .map_err(database)?
-        .ok_or_else(|| Problem::not_found(format!("no opportunity {id}")))?;
+    let row = sqlx::query_as!(
+        OpportunityRow,
+        r#"SELECT id, account_id, name, owner_id, team_id, amount::text AS "amount!", currency, close_date, stage, version
+           FROM baseline.opportunities WHERE id = $1 AND tenant_id = $2"#,
+        id,
+        who.tenant_id,
+    )
+    .fetch_optional(&pool)
+    .await
+    .map_err(database)?
+    .ok_or_else(|| Problem::not_found(format!("no opportunity {id}")))?;
     let mut view = opportunity(&row);
-    let quotes: Vec<Value> = sqlx::query_scalar("SELECT jsonb_build_object('id', id, 'status', status, 'net', net::text) FROM quotes WHERE opportunity_id = $1")
-        .bind(id)
-        .fetch_all(&pool)
-        .await
-        .map_err(database)?;
+    let quotes = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object('id', id, 'status', status, 'net', net::text) AS "quote!" FROM baseline.quotes WHERE opportunity_id = $1"#,
+        id,
+    )
+    .fetch_all(&pool)
+    .await
+    .map_err(database)?;
     view["quotes"] = json!(quotes);
     Ok(Json(json!({ "data": view })).into_response())
 }
 
 /// The caller's own opportunities (a manager's: their team's), a page of 50.
 async fn list_opportunities(State(pool): State<PgPool>, who: Principal) -> Result<Response, Problem> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM opportunities WHERE tenant_id = $1 AND (owner_id = $2 OR ($3 AND team_id = $4)) ORDER BY id LIMIT 50"
-    ))
-    .bind(&who.tenant_id)
-    .bind(&who.actor_id)
-    .bind(is_manager(&who))
-    .bind(&who.team)
+    let rows = sqlx::query_as!(
+        OpportunityRow,
+        r#"SELECT id, account_id, name, owner_id, team_id, amount::text AS "amount!", currency, close_date, stage, version
+           FROM baseline.opportunities WHERE tenant_id = $1 AND (owner_id = $2 OR ($3 AND team_id = $4)) ORDER BY id LIMIT 50"#,
+        who.tenant_id,
+        who.actor_id,
+        is_manager(&who),
+        who.team,
+    )
     .fetch_all(&pool)
     .await
     .map_err(database)?;
@@ -321,15 +344,15 @@ async fn list_opportunities(State(pool): State<PgPool>, who: Principal) -> Resul
 }
 
 async fn pipeline(State(pool): State<PgPool>, who: Principal) -> Result<Response, Problem> {
-    let cells: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object('owner_id', owner_id, 'stage', stage, 'currency', currency, 'count', count(*), 'amount', sum(amount)::text)
-         FROM opportunities WHERE tenant_id = $1 AND (owner_id = $2 OR ($3 AND team_id = $4))
-         GROUP BY owner_id, stage, currency ORDER BY owner_id, currency",
+    let cells = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object('owner_id', owner_id, 'stage', stage, 'currency', currency, 'count', count(*), 'amount', sum(amount)::text) AS "cell!"
+           FROM baseline.opportunities WHERE tenant_id = $1 AND (owner_id = $2 OR ($3 AND team_id = $4))
+           GROUP BY owner_id, stage, currency ORDER BY owner_id, currency"#,
+        who.tenant_id,
+        who.actor_id,
+        is_manager(&who),
+        who.team,
     )
-    .bind(&who.tenant_id)
-    .bind(&who.actor_id)
-    .bind(is_manager(&who))
-    .bind(&who.team)
     .fetch_all(&pool)
     .await
     .map_err(database)?;
@@ -338,21 +361,21 @@ async fn pipeline(State(pool): State<PgPool>, who: Principal) -> Result<Response
 
 /// The steps that wait for the caller: the first undecided step of each pending quote.
 async fn my_approvals(State(pool): State<PgPool>, who: Principal) -> Result<Response, Problem> {
-    let roles: Vec<&str> = who.roles.iter().map(|r| r.name()).collect();
-    let items: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object('opportunity_id', o.id, 'quote_id', q.id, 'step', s.step, 'approver', s.approver,
+    let roles: Vec<String> = who.roles.iter().map(|r| r.name().to_string()).collect();
+    let items = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object('opportunity_id', o.id, 'quote_id', q.id, 'step', s.step, 'approver', s.approver,
                                    'requested_by', q.submitted_by, 'net_amount', q.net::text, 'discount_percent', q.discount_percent::text,
-                                   'age_seconds', extract(epoch FROM now() - q.submitted_at)::bigint)
-         FROM approval_steps s JOIN quotes q ON q.id = s.quote_id JOIN opportunities o ON o.id = q.opportunity_id
+                                   'age_seconds', extract(epoch FROM now() - q.submitted_at)::bigint) AS "item!"
+         FROM baseline.approval_steps s JOIN baseline.quotes q ON q.id = s.quote_id JOIN baseline.opportunities o ON o.id = q.opportunity_id
          WHERE o.tenant_id = $1 AND s.decided_at IS NULL AND s.approver = ANY($2) AND (s.approver <> 'manager' OR s.team_id = $3)
            AND q.submitted_by <> $4
-           AND s.step = (SELECT min(step) FROM approval_steps w WHERE w.quote_id = s.quote_id AND w.decided_at IS NULL)
-         ORDER BY q.submitted_at LIMIT 100",
+           AND s.step = (SELECT min(step) FROM baseline.approval_steps w WHERE w.quote_id = s.quote_id AND w.decided_at IS NULL)
+         ORDER BY q.submitted_at LIMIT 100"#,
+        who.tenant_id,
+        &roles,
+        who.team,
+        who.actor_id,
     )
-    .bind(&who.tenant_id)
-    .bind(&roles)
-    .bind(&who.team)
-    .bind(&who.actor_id)
     .fetch_all(&pool)
     .await
     .map_err(database)?;
