@@ -78,6 +78,32 @@ ensure_schemathesis() {
   touch "$SCHEMATHESIS_VENV/.complete"
 }
 
+# The console's page, built from console/web with the machine's Node.js and npm: its
+# packages from the lockfile (again when the lockfile changes), and the build again when a
+# source is newer than it. No built page is committed.
+WEB="$ROOT/console/web"
+ensure_console() {
+  command -v npm >/dev/null || fail "npm is missing: the console is built with Node.js 20 and npm (apt-get install nodejs npm)"
+  if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+    say "installing the console's packages (npm ci in console/web)"
+    (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed in console/web; see its output above"
+  fi
+  if [ ! -f "$WEB/dist/index.html" ] \
+    || [ -n "$(find "$WEB/src" "$WEB/index.html" "$WEB/vite.config.ts" "$WEB/package-lock.json" -newer "$WEB/dist/index.html" -print -quit)" ]; then
+    say "building the console's page (tsc and vite build in console/web)"
+    (cd "$WEB" && npm run --silent build) || fail "the console's page does not build; see above"
+  fi
+}
+
+# Debian's Chromium, which the browser tests drive headless through playwright-core.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  [ "$(id -u)" = 0 ] || fail "Chromium is missing and installing it needs root: sudo apt-get install chromium"
+  say "installing Chromium from Debian's packages (for the browser tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || fail "apt-get could not install chromium"
+}
+
 # Runs in a subshell (a command substitution or a background job), which exec replaces, so
 # that the pid infra/down stops is the broker itself.
 kafka_java() {

@@ -47,6 +47,16 @@ pub struct Config {
     pub registry_addr: SocketAddr,
     #[arg(long, env = "TIDEMARK_QUERY_ADDR", default_value = "127.0.0.1:8082")]
     pub query_addr: SocketAddr,
+    /// The sales console: its page and sign-in.
+    #[arg(long, env = "TIDEMARK_CONSOLE_ADDR", default_value = "127.0.0.1:8083")]
+    pub console_addr: SocketAddr,
+    /// Origins whose pages may call the command and query APIs from a browser, comma-separated
+    /// [default: the console's, as `http://127.0.0.1:PORT` and `http://localhost:PORT`]
+    #[arg(long, env = "TIDEMARK_CONSOLE_ORIGINS", value_delimiter = ',')]
+    pub console_origins: Vec<String>,
+    /// The built console page [default: console/web/dist of this build's sources]
+    #[arg(long, env = "TIDEMARK_CONSOLE_ASSETS")]
+    pub console_assets: Option<std::path::PathBuf>,
     /// Prefix of the projections' consumer groups [default: <topic prefix>tidemark.projection.]
     #[arg(long, env = "TIDEMARK_CONSUMER_GROUP_PREFIX")]
     pub consumer_group_prefix: Option<String>,
@@ -127,6 +137,16 @@ impl Config {
         }
     }
 
+    /// Origins allowed to call the APIs from a browser: those configured, or the console's.
+    pub fn console_origins(&self, console: SocketAddr) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+        let origins = match self.console_origins.is_empty() {
+            false => self.console_origins.clone(),
+            true if console.ip().is_loopback() => vec![format!("http://{console}"), format!("http://localhost:{}", console.port())],
+            true => vec![format!("http://{console}")],
+        };
+        origins.iter().map(|o| axum::http::HeaderValue::from_str(o.trim()).with_context(|| format!("{o} is not an origin"))).collect()
+    }
+
     /// Tokens name topics by index, so the topic list (prefix included) is part of the tag.
     pub fn tokens(&self) -> tidemark_http::TokenCodec {
         tidemark_http::TokenCodec::new(&self.deployment, &self.topics().all(), &self.token_secret)
@@ -145,11 +165,12 @@ pub struct Services {
     pub commands: bool,
     pub projectors: bool,
     pub queries: bool,
+    pub console: bool,
 }
 
 impl Services {
-    pub const ALL: Services = Services { registry: true, commands: true, projectors: true, queries: true };
-    pub const NONE: Services = Services { registry: false, commands: false, projectors: false, queries: false };
+    pub const ALL: Services = Services { registry: true, commands: true, projectors: true, queries: true, console: true };
+    pub const NONE: Services = Services { registry: false, commands: false, projectors: false, queries: false, console: false };
 }
 
 /// Creates the database when missing and brings its tables up to date.
@@ -205,6 +226,7 @@ pub struct System {
     pub command_addr: Option<SocketAddr>,
     pub registry_addr: Option<SocketAddr>,
     pub query_addr: Option<SocketAddr>,
+    pub console_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -223,7 +245,15 @@ impl System {
         let gate = Arc::new(Gate::new(auth, rate(config.rate_per_principal), rate(config.rate_per_tenant)));
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let mut system = System { command_addr: None, registry_addr: None, query_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
+        let mut system =
+            System { command_addr: None, registry_addr: None, query_addr: None, console_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
+        // Bound first: the APIs let the console's origin call them, and in tests its port is 0.
+        let console_listener = match services.console {
+            true => Some(bind(config.console_addr, "console").await?),
+            false => None,
+        };
+        system.console_addr = console_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let cors = tidemark_http::cors(config.console_origins(system.console_addr.unwrap_or(config.console_addr))?);
 
         if services.registry {
             let listener = bind(config.registry_addr, "registry").await?;
@@ -253,7 +283,8 @@ impl System {
             tidemark_command_service::finish_erasures(&writer, keys).await.context("finishing recorded erasures")?;
             let rules = config.lead_rules()?;
             let versions = (registry_url.clone(), CODE_VERSION.to_string());
-            let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), (rules.clone(), config.teams()?));
+            let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), (rules.clone(), config.teams()?))
+                .layer(cors.clone());
             tasks.spawn(serve(listener, router, shutdown.clone()));
             let s = shutdown.clone();
             tasks.spawn(async move { Ok(tidemark_command_service::route_leads(writer, rules, s).await) });
@@ -284,8 +315,18 @@ impl System {
                     Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone())),
                 )?,
             };
-            let router = tidemark_query_service::router(pool.clone(), freshness, query_config, gate.clone());
+            let router = tidemark_query_service::router(pool.clone(), freshness, query_config, gate.clone()).layer(cors);
             tasks.spawn(serve(listener, router, shutdown.clone()));
+        }
+        if let Some(listener) = console_listener {
+            let api = |running: Option<SocketAddr>, configured: SocketAddr| format!("http://{}", running.unwrap_or(configured));
+            let console = tidemark_console::ConsoleConfig {
+                command_api: api(system.command_addr, config.command_addr),
+                query_api: api(system.query_addr, config.query_addr),
+                sign_in: users::console_sign_in(config)?,
+                assets: config.console_assets.clone().unwrap_or_else(|| tidemark_console::BUILT_ASSETS.into()),
+            };
+            tasks.spawn(serve(listener, tidemark_console::router(console), shutdown.clone()));
         }
         system.tasks = tasks;
         Ok(system)

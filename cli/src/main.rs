@@ -18,7 +18,7 @@ struct Cli {
 enum Command {
     /// Create the database and its tables, and the event topics, where missing.
     Setup,
-    /// Run everything in one process: registry, command API, projectors, query API.
+    /// Run everything in one process: registry, command API, projectors, query API, console.
     Serve,
     /// Run the command API (the single writer of the event topics).
     CommandService,
@@ -26,6 +26,8 @@ enum Command {
     Projector,
     /// Run the query API.
     QueryService,
+    /// Run the sales console (its page and sign-in; the page calls the command and query APIs).
+    Console,
     /// Run the schema registry.
     Registry,
     /// Tools that read the log itself.
@@ -109,9 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projector => Services { projectors: true, ..Services::NONE },
         Command::QueryService => Services { queries: true, ..Services::NONE },
         Command::Registry => Services { registry: true, ..Services::NONE },
+        Command::Console => Services { console: true, ..Services::NONE },
     };
     let system = System::start(&config, services).await?;
-    for (name, addr) in [("registry", system.registry_addr), ("commands", system.command_addr), ("queries", system.query_addr)] {
+    for (name, addr) in [("registry", system.registry_addr), ("commands", system.command_addr), ("queries", system.query_addr), ("console", system.console_addr)] {
         if let Some(addr) = addr {
             tracing::info!("{name} listening on http://{addr}");
         }

@@ -67,6 +67,23 @@ pub fn mint(config: &crate::Config, claims: &tidemark_http::auth::Claims) -> any
     tidemark_http::auth::Authenticator::shared_secret(&config.jwt_secret).mint(claims).ok_or_else(|| anyhow::anyhow!("cannot sign the token"))
 }
 
+/// The console's sign-in: a picker of the demo users, whose tokens the console mints with
+/// the shared secret (a deployment with an identity provider has no demo users).
+pub fn console_sign_in(config: &crate::Config) -> anyhow::Result<tidemark_console::SignIn> {
+    anyhow::ensure!(config.jwks.is_none(), "the console signs in demo users with the shared secret; with TIDEMARK_JWKS run the services without it");
+    let users = USERS
+        .iter()
+        .filter(|u| u.kind == "user")
+        .map(|u| tidemark_console::DemoUser { name: u.name.into(), roles: u.roles.iter().map(|r| r.to_string()).collect(), team: u.team.map(String::from) })
+        .collect();
+    let secret = config.jwt_secret.clone();
+    let mint = move |user: &str| {
+        let claims = claims(user, None, None, None, None, 8).ok()?;
+        tidemark_http::auth::Authenticator::shared_secret(&secret).mint(&claims)
+    };
+    Ok(tidemark_console::SignIn::Demo { users, mint: std::sync::Arc::new(mint) })
+}
+
 /// The demo company's teams, with their reps and managers.
 pub fn teams() -> tidemark_events::teams::Teams {
     let mut names: Vec<&str> = USERS.iter().filter_map(|u| u.team).collect();

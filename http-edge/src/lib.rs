@@ -60,6 +60,20 @@ pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Ar
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
 }
 
+/// Lets pages served from `origins` (the sales console) call this API from the browser,
+/// with the headers that commands and reads take and give.
+pub fn cors(origins: Vec<axum::http::HeaderValue>) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    let take = [header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, HeaderName::from_static("idempotency-key"), CONSISTENCY_TOKEN, CORRELATION_ID];
+    let give = [header::ETAG, header::RETRY_AFTER, CONSISTENCY_TOKEN, CORRELATION_ID];
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(take)
+        .expose_headers(give)
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// Commands are small; anything larger is a mistake or an attack.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// No request holds a connection longer; every dependency is bounded well below this.

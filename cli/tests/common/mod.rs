@@ -24,6 +24,9 @@ pub fn test_config() -> Config {
         command_addr: any_port,
         registry_addr: any_port,
         query_addr: any_port,
+        console_addr: any_port,
+        console_origins: vec![],
+        console_assets: None,
         consumer_group_prefix: None,
         projector_batch: 500,
         deployment: "tidemark-tests".into(),
@@ -86,6 +89,10 @@ impl TestSystem {
 
     pub fn queries(&self) -> String {
         format!("http://{}", self.system().query_addr.expect("the query API runs"))
+    }
+
+    pub fn console(&self) -> String {
+        format!("http://{}", self.system().console_addr.expect("the console runs"))
     }
 
     pub fn registry(&self) -> String {

@@ -1,7 +1,8 @@
-//! The pipeline: count and amount of opportunities per owner, stage and currency.
+//! The pipeline: count and amount of opportunities per owner, stage and currency, and the
+//! stages themselves (for clients such as the console, which draws a column per stage).
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -19,7 +20,7 @@ use crate::read::{AskedBound, BoundParams, Refusal};
 use crate::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_pipeline))
+    OpenApiRouter::new().routes(routes!(get_pipeline)).routes(routes!(get_stages))
 }
 
 #[derive(Serialize, ToSchema, sqlx::FromRow)]
@@ -82,4 +83,37 @@ async fn get_pipeline(
 ) -> Result<Response, Problem> {
     let scope = list_scope(&state, &who).await?;
     state.read::<Pipeline>(&who, asked.with_default(false), Cells { scope, owner: params.owner }).await
+}
+
+/// A stage of the pipeline, as the domain defines it.
+#[derive(Serialize, ToSchema)]
+struct StageView {
+    /// The name commands and answers use.
+    name: &'static str,
+    /// Its default probability, percent.
+    probability: i32,
+    /// pipeline, best_case, commit or closed; none for a lost deal.
+    forecast_category: Option<&'static str>,
+    /// Closed stages are reached through /close, not /stage.
+    closed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StagesAnswer {
+    data: Vec<StageView>,
+}
+
+/// The stages in pipeline order. The domain's own table, not a read model: no staleness.
+#[utoipa::path(get, path = "/v1/pipeline/stages", tag = "pipeline", responses((status = 200, body = StagesAnswer), (status = 401)))]
+async fn get_stages(_who: Principal) -> Response {
+    let data = STAGES
+        .iter()
+        .map(|(stage, probability)| StageView {
+            name: stage.name(),
+            probability: *probability,
+            forecast_category: stage.forecast_category().map(|c| c.name()),
+            closed: stage.is_closed(),
+        })
+        .collect();
+    axum::Json(StagesAnswer { data }).into_response()
 }

@@ -1,0 +1,21 @@
+// How a refusal or an error reads on the page: what the server said, in its own words.
+import { Problem } from "./api";
+
+export function describe(e: unknown): string {
+  if (e instanceof Problem) {
+    const reason = e.reason ? ` (${e.reason})` : "";
+    return `${e.title}: ${e.detail}${reason}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function Alert({ error, onDismiss }: { error: unknown; onDismiss: () => void }) {
+  return (
+    <div class="alert" role="alert">
+      <span>{describe(error)}</span>
+      <button type="button" onClick={onDismiss}>
+        Dismiss
+      </button>
+    </div>
+  );
+}

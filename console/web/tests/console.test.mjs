@@ -1,0 +1,156 @@
+// The console in a real browser (Debian's Chromium, headless, driven by playwright-core)
+// against a real Tidemark: Kafka, PostgreSQL, and the services as separate processes.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+import AxeBuilder from "@axe-core/playwright";
+import { startTidemark } from "./tidemark.mjs";
+
+const ARTEFACTS = new URL("../test-results/", import.meta.url).pathname;
+// Without the background-networking flags Chromium keeps calling out to a closed network.
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let tidemark;
+let browser;
+
+before(async () => {
+  mkdirSync(ARTEFACTS, { recursive: true });
+  tidemark = await startTidemark(`${ARTEFACTS}logs`);
+  browser = await chromium.launch({ executablePath: process.env.TIDEMARK_CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await tidemark?.stop();
+});
+
+async function signIn(user) {
+  const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(tidemark.console);
+  await page.getByRole("button", { name: new RegExp(`^${user}\\b`) }).click();
+  await page.getByTestId("user").filter({ hasText: user }).waitFor();
+  return page;
+}
+
+/** No accessibility violations on the page as it stands. */
+async function accessible(page, name) {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  const found = violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  assert.deepEqual(found, [], `axe found violations on ${name}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${ARTEFACTS}${name}.png`, fullPage: true });
+}
+
+const column = (page, stage) => page.locator(`section.column[data-stage="${stage}"]`);
+const card = (page, stage, name) => column(page, stage).getByTestId("card").filter({ hasText: name });
+
+async function newDeal(page, deal) {
+  await page.getByRole("button", { name: "New deal" }).click();
+  const form = page.getByRole("form", { name: "New deal" });
+  await form.getByLabel("Account").fill(deal.account);
+  await form.getByLabel("Deal").fill(deal.name);
+  await form.getByLabel("Amount").fill(deal.amount);
+  await form.getByRole("button", { name: "Create the deal" }).click();
+  await card(page, "Prospecting", deal.name).waitFor();
+}
+
+describe("the console", () => {
+  test("the sign-in page lists the demo users and passes axe", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(tidemark.console);
+    await page.getByRole("heading", { name: "Sign in to Tidemark" }).waitFor();
+    for (const user of ["alice", "mia", "fiona", "audrey"]) {
+      assert.ok(await page.getByRole("button", { name: new RegExp(`^${user}\\b`) }).isVisible(), `${user} is offered`);
+    }
+    await accessible(page, "the sign-in page");
+    await shot(page, "sign-in");
+    await context.close();
+  });
+
+  test("alice creates a deal and moves it on the board; the columns total and weight it", async () => {
+    const page = await signIn("alice");
+    await newDeal(page, { account: "Acme GmbH", name: "Fleet renewal", amount: "12000.00" });
+    const prospecting = column(page, "Prospecting");
+    assert.equal(await prospecting.getByTestId("total").textContent(), "12,000.00 EUR");
+    assert.equal(await prospecting.getByTestId("weighted").textContent(), "1,200.00 EUR");
+
+    // With the keyboard's list ...
+    await card(page, "Prospecting", "Fleet renewal").getByLabel("Move Fleet renewal to").selectOption("Qualification");
+    await card(page, "Qualification", "Fleet renewal").waitFor();
+    assert.equal(await column(page, "Qualification").getByTestId("weighted").textContent(), "2,400.00 EUR");
+    assert.equal(await prospecting.getByTestId("total").textContent(), "—");
+    // ... and by drag and drop.
+    await card(page, "Qualification", "Fleet renewal").dragTo(column(page, "Proposal"));
+    await card(page, "Proposal", "Fleet renewal").waitFor();
+    assert.equal(await column(page, "Proposal").getByTestId("weighted").textContent(), "6,000.00 EUR");
+    await page.getByTestId("staleness").filter({ hasText: "within bound" }).waitFor();
+    await accessible(page, "the board");
+    await shot(page, "board");
+    await page.context().close();
+  });
+
+  test("a refusal shows its reason", async () => {
+    const page = await signIn("alice");
+    await newDeal(page, { account: "Refusals AG", name: "Too small", amount: "100.00" });
+    // Closing needs the close command; a lost deal says why, an empty reason is refused by the page itself.
+    await card(page, "Prospecting", "Too small").getByLabel("Move Too small to").selectOption("Closed Lost");
+    const dialog = page.getByRole("dialog", { name: /Close Too small/ });
+    await dialog.getByLabel("Reason").fill("budget cut");
+    await dialog.getByRole("button", { name: "Close the deal" }).click();
+    await card(page, "Closed Lost", "Too small").waitFor();
+    // A closed deal cannot move again: the server refuses, and the page says so.
+    await card(page, "Closed Lost", "Too small").getByLabel("Move Too small to").selectOption("Negotiation");
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /closed/i);
+    await page.context().close();
+  });
+
+  test("two sessions move the same deal: the second gets a 409 that says what changed", async () => {
+    const first = await signIn("alice");
+    await newDeal(first, { account: "Conflict Ltd", name: "Contested", amount: "5000.00" });
+    const second = await signIn("alice");
+    await card(second, "Prospecting", "Contested").waitFor();
+
+    await card(first, "Prospecting", "Contested").getByLabel("Move Contested to").selectOption("Qualification");
+    await card(first, "Qualification", "Contested").waitFor();
+    // The second session still shows version 1 in Prospecting.
+    await card(second, "Prospecting", "Contested").getByLabel("Move Contested to").selectOption("Proposal");
+    const conflict = second.getByRole("alertdialog", { name: /Contested changed since you loaded it/ });
+    await conflict.waitFor();
+    assert.match(await conflict.textContent(), /You saw version 1 in Prospecting; it is now version 2 in Qualification/);
+    await shot(second, "conflict");
+    await conflict.getByRole("button", { name: "Reload the board" }).click();
+    await card(second, "Qualification", "Contested").waitFor();
+    await first.context().close();
+    await second.context().close();
+  });
+
+  test("the staleness badge says so while the projector is paused, and recovers", async () => {
+    const page = await signIn("bob");
+    await newDeal(page, { account: "Paused Inc", name: "Waiting", amount: "700.00" });
+    tidemark.pauseProjector();
+    try {
+      await card(page, "Prospecting", "Waiting").getByLabel("Move Waiting to").selectOption("Qualification");
+      // The read waits for bob's own write, then is served marked stale.
+      await page.getByTestId("staleness").filter({ hasText: "updating…" }).waitFor();
+      const badge = page.getByTestId("staleness").filter({ hasText: "stale" });
+      await badge.waitFor({ timeout: 15_000 });
+      assert.match(await badge.textContent(), /events behind/);
+      await shot(page, "stale");
+      await accessible(page, "the board while stale");
+    } finally {
+      tidemark.resumeProjector();
+    }
+    await page.getByRole("link", { name: "Pipeline" }).click();
+    await page.reload();
+    await card(page, "Qualification", "Waiting").waitFor({ timeout: 30_000 });
+    await page.getByTestId("staleness").filter({ hasText: "within bound" }).waitFor();
+    await page.context().close();
+  });
+});
