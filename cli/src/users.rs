@@ -78,7 +78,9 @@ pub fn console_sign_in(config: &crate::Config) -> anyhow::Result<tidemark_consol
         .collect();
     let secret = config.jwt_secret.clone();
     let mint = move |user: &str| {
-        let claims = claims(user, None, None, None, None, 8).ok()?;
+        let mut claims = claims(user, None, None, None, None, 8).ok()?;
+        // Events say which client they came through: the one the token was issued to.
+        claims.client_id = Some("tidemark-console".into());
         tidemark_http::auth::Authenticator::shared_secret(&secret).mint(&claims)
     };
     Ok(tidemark_console::SignIn::Demo { users, mint: std::sync::Arc::new(mint) })

@@ -8,17 +8,18 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tidemark_events::opportunity::{self, OpportunityCommand};
 use tidemark_events::approval::Acting;
 use tidemark_events::quote::{Decision, LineItem, QuoteCommand};
 use tidemark_events::{CommandMeta, Currency};
-use tidemark_http::{Problem, ProblemJson, ProblemPath};
+use tidemark_http::{Principal, Problem, ProblemJson, ProblemPath};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::api::{opportunity_decision, run, AppState, CommandAnswer, CommandContext};
+use crate::writer::CommandError;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,6 +31,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recall_quote))
         .routes(routes!(accept_quote))
         .routes(routes!(decline_quote))
+        .routes(routes!(preview_quote))
 }
 
 /// Runs one quote command; `make` builds it from the request's metadata (its time, its id).
@@ -224,4 +226,58 @@ async fn decline_quote(
         at: meta.received_at,
     })
     .await
+}
+
+#[derive(Deserialize, ToSchema)]
+struct PreviewQuote {
+    #[schema(schema_with = line_items)]
+    lines: Vec<LineItem>,
+    /// The opportunity's team, whose manager a manager step waits for.
+    team: Option<String>,
+}
+
+/// A quote's figures: exact decimal strings, two places for money.
+#[derive(Serialize, ToSchema)]
+struct PreviewTotals {
+    list: String,
+    discount: String,
+    net: String,
+    max_line_discount_percent: String,
+    discount_percent: String,
+}
+
+/// One approval that a submission would need.
+#[derive(Serialize, ToSchema)]
+struct PreviewStep {
+    /// manager or finance
+    approver: &'static str,
+    team: Option<String>,
+    /// Who decides it, in words ("a manager of team east").
+    description: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QuotePreview {
+    totals: PreviewTotals,
+    /// In order; empty when the quote needs no approval.
+    approvals: Vec<PreviewStep>,
+}
+
+/// What a quote with these lines would total, and which approvals submitting it would
+/// need: the discount policy itself, before anything is drafted or submitted. Appends
+/// nothing.
+#[utoipa::path(post, path = "/v1/quotes/preview", request_body = PreviewQuote, tag = "quotes",
+    responses((status = 200, body = QuotePreview), (status = 400), (status = 401), (status = 422)))]
+async fn preview_quote(_who: Principal, ProblemJson(body): ProblemJson<PreviewQuote>) -> Result<axum::Json<QuotePreview>, Problem> {
+    let (totals, chain) = tidemark_events::quote::preview(&body.lines, body.team.as_deref()).map_err(|r| Problem::from(CommandError::Rejected(r)))?;
+    Ok(axum::Json(QuotePreview {
+        totals: PreviewTotals {
+            list: totals.list.to_string(),
+            discount: totals.discount.to_string(),
+            net: totals.net.to_string(),
+            max_line_discount_percent: totals.max_line_discount_percent.to_string(),
+            discount_percent: totals.discount_percent.to_string(),
+        },
+        approvals: chain.iter().map(|step| PreviewStep { approver: step.approver.name(), team: step.team.clone(), description: step.to_string() }).collect(),
+    }))
 }

@@ -236,6 +236,14 @@ fn valid_lines(lines: &[LineItem]) -> Result<Vec<LineItem>, Rejection> {
         .collect()
 }
 
+/// What submitting these lines would need, for a client to show before it submits: the
+/// totals and the approval chain, from the same functions the submission calls.
+pub fn preview(lines: &[LineItem], team: Option<&str>) -> Result<(Totals, Vec<Step>), Rejection> {
+    let totals = totals(&valid_lines(lines)?);
+    let chain = approval::chain(&totals, team);
+    Ok((totals, chain))
+}
+
 fn valid_until(date: NaiveDate, today: NaiveDate) -> Result<NaiveDate, Rejection> {
     if date < today {
         return Err(Rejection::field_rule("valid_until", "date-in-the-past", format!("{date} is in the past")));

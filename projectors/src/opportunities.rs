@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use tidemark_events::approval::Step;
-use tidemark_events::opportunity::{Opportunity, Stage};
+use tidemark_events::opportunity::{Opportunity, OpportunityEvent, Stage};
 use tidemark_events::quote::Quote;
 use tidemark_events::{Aggregate, Currency, DomainEvent, EventRecord, Money, Topics};
 use uuid::Uuid;
@@ -23,6 +23,8 @@ pub struct OpportunityRow {
     tenant_id: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// When its first quote was submitted: time to quote starts at `created_at`.
+    first_quoted_at: Option<DateTime<Utc>>,
     state: Opportunity,
 }
 
@@ -43,10 +45,15 @@ impl Projection for Opportunities {
         let DomainEvent::Opportunity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
         let state = Opportunity::evolve(row.map(|r| r.state.clone()), event);
+        let submitted = match event {
+            OpportunityEvent::QuoteSubmitted(e) => Some(crate::as_stored(e.submitted_at)),
+            _ => None,
+        };
         Ok(Some(OpportunityRow {
             tenant_id: env.tenant_id.clone(),
             created_at: row.map_or(crate::as_stored(env.recorded_at), |r| r.created_at),
             updated_at: crate::as_stored(env.recorded_at),
+            first_quoted_at: row.and_then(|r| r.first_quoted_at).or(submitted),
             state,
         }))
     }
@@ -54,7 +61,7 @@ impl Projection for Opportunities {
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, OpportunityRow>> {
         let rows = sqlx::query!(
             "SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                    version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at
+                    version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at, first_quoted_at
              FROM opportunities WHERE id = ANY($1)",
             ids,
         )
@@ -81,7 +88,13 @@ impl Projection for Opportunities {
                     synced_quote: row.synced_quote_id,
                     version: row.version,
                 };
-                let r = OpportunityRow { tenant_id: row.tenant_id, created_at: row.created_at, updated_at: row.updated_at, state };
+                let r = OpportunityRow {
+                    tenant_id: row.tenant_id,
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                    first_quoted_at: row.first_quoted_at,
+                    state,
+                };
                 Ok((row.id, r))
             })
             .collect()
@@ -94,19 +107,20 @@ impl Projection for Opportunities {
         sqlx::query!(
             "INSERT INTO opportunities (id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage,
                                         probability, close_reason, version, created_at, updated_at, team_id, shared_with,
-                                        quotes, synced_quote_id)
+                                        quotes, synced_quote_id, first_quoted_at)
              SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                    version, created_at, updated_at, team_id, ARRAY(SELECT jsonb_array_elements_text(shared_with)), quotes, synced_quote_id
+                    version, created_at, updated_at, team_id, ARRAY(SELECT jsonb_array_elements_text(shared_with)), quotes, synced_quote_id,
+                    first_quoted_at
              FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::text[], $8::date[],
                          $9::text[], $10::int[], $11::text[], $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[],
-                         $17::jsonb[], $18::uuid[])
+                         $17::jsonb[], $18::uuid[], $19::timestamptz[])
                   AS u(id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                       version, created_at, updated_at, team_id, shared_with, quotes, synced_quote_id)
+                       version, created_at, updated_at, team_id, shared_with, quotes, synced_quote_id, first_quoted_at)
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, owner_id = EXCLUDED.owner_id, amount = EXCLUDED.amount,
                  currency = EXCLUDED.currency, close_date = EXCLUDED.close_date, stage = EXCLUDED.stage,
                  probability = EXCLUDED.probability, close_reason = EXCLUDED.close_reason, version = EXCLUDED.version,
                  updated_at = EXCLUDED.updated_at, shared_with = EXCLUDED.shared_with, quotes = EXCLUDED.quotes,
-                 synced_quote_id = EXCLUDED.synced_quote_id",
+                 synced_quote_id = EXCLUDED.synced_quote_id, first_quoted_at = EXCLUDED.first_quoted_at",
             &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
             &column(changes, |r| r.tenant_id.clone()),
             &column(changes, |r| r.state.account_id),
@@ -127,6 +141,7 @@ impl Projection for Opportunities {
             &column(changes, |r| serde_json::json!(r.state.shared_with)),
             &column(changes, |r| serde_json::json!(r.state.quotes.iter().map(QuoteView::from).collect::<Vec<_>>())),
             &column(changes, |r| r.state.synced_quote) as _,
+            &column(changes, |r| r.first_quoted_at) as _,
         )
         .execute(&mut *db)
         .await?;

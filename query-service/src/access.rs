@@ -63,6 +63,16 @@ pub(crate) async fn auditor(state: &AppState, who: &Principal, target: &str) -> 
     }
 }
 
+/// Refuses, and records the refusal, unless `who` sees more than their own deals (managers,
+/// finance, admins): for figures across the tenant, such as approval turnaround.
+pub(crate) async fn tenant_wide(state: &AppState, who: &Principal, action: &str, target: &str, what: &str) -> Result<(), Problem> {
+    if let Scope::Own(_) | Scope::Nothing = policy::opportunity_scope(&who.subject()) {
+        let denial = Denial { code: "role-may-not", reason: format!("{what} across the tenant is for managers, finance and admins") };
+        return Err(denials::deny(&state.pool, who, action, target, denial).await);
+    }
+    Ok(())
+}
+
 /// Refuses, and records the refusal, unless `who` operates the deployment: what `resource`
 /// shows spans every tenant.
 pub(crate) async fn operator(state: &AppState, who: &Principal, action: &str, resource: &str) -> Result<(), Problem> {

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use crate::cache::Cached;
 use crate::read::Refusal;
-use crate::routes::{accounts, activities, approvals, audit, contacts, forecast, leads, opportunities, pipeline};
+use crate::routes::{accounts, activities, approvals, audit, contacts, forecast, leads, opportunities, pipeline, quotes};
 
 macro_rules! queries {
     ($($variant:ident($query:ty),)*) => {
@@ -42,6 +42,7 @@ queries! {
     Forecast(forecast::Rows),
     MyApprovals(approvals::Mine),
     ApprovalTurnaround(approvals::Turnaround),
+    TimeToQuote(quotes::TimeToQuote),
     MyTasks(activities::MyTasks),
     Contact(contacts::One),
     Contacts(contacts::Page),

@@ -123,6 +123,17 @@ export class Api {
     return { ...answer, data: items };
   }
 
+  /** What a quote with these lines would total, and the approvals it would need. */
+  async preview(lines: unknown[], team: string | null): Promise<unknown> {
+    const response = await fetch(this.config.command_api + "/v1/quotes/preview", {
+      method: "POST",
+      headers: this.headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ lines, team }),
+    });
+    if (!response.ok) throw await problemOf(response);
+    return response.json();
+  }
+
   /** A command. `version` is the version the user saw (If-Match); a newer one gets a 409. */
   async command(path: string, body: unknown, version?: number): Promise<Accepted> {
     const headers = this.headers({ "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() });

@@ -1,19 +1,50 @@
-// The console's frame: sign-in, then a view chosen by the URL's hash.
+// The console's frame: sign-in, then the view that the URL's hash names.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { Api, loadSession, saveSession, type Config, type Session } from "./api";
+import { Approvals } from "./views/approvals";
+import { Audit } from "./views/audit";
 import { Board } from "./views/board";
+import { Forecast } from "./views/forecast";
+import { LineageView } from "./views/lineage";
+import { OpportunityPage } from "./views/opportunity";
 import { SignIn } from "./views/sign-in";
+import { Tasks } from "./views/tasks";
 
-const VIEWS = [{ path: "#/board", title: "Pipeline" }];
+/** The views a user's roles lead to; the server decides what each answer holds. */
+function viewsFor(roles: string[]): { path: string; title: string }[] {
+  if (roles.includes("auditor")) return [{ path: "#/audit", title: "Audit" }];
+  return [
+    { path: "#/board", title: "Pipeline" },
+    ...(roles.includes("approver") ? [{ path: "#/approvals", title: "Approvals" }] : []),
+    { path: "#/tasks", title: "Tasks" },
+    { path: "#/forecast", title: "Forecast" },
+  ];
+}
 
 function useHash(): string {
-  const [hash, setHash] = useState(location.hash || "#/board");
+  const [hash, setHash] = useState(location.hash);
   useEffect(() => {
-    const changed = () => setHash(location.hash || "#/board");
+    const changed = () => setHash(location.hash);
     addEventListener("hashchange", changed);
     return () => removeEventListener("hashchange", changed);
   }, []);
   return hash;
+}
+
+function View({ api, hash, updating, home }: { api: Api; hash: string; updating: boolean; home: string }) {
+  const [route, ...parts] = hash.replace(/^#\//, "").split("/");
+  switch (route) {
+    case "board": return <Board api={api} updating={updating} />;
+    case "approvals": return <Approvals api={api} updating={updating} />;
+    case "tasks": return <Tasks api={api} updating={updating} />;
+    case "forecast": return <Forecast api={api} updating={updating} />;
+    case "audit": return <Audit api={api} />;
+    case "opportunities": return <OpportunityPage api={api} id={parts[0]} updating={updating} />;
+    case "lineage": return <LineageView api={api} aggregate={parts[0]} id={parts[1]} field={parts[2]} />;
+    default:
+      location.replace(home);
+      return null;
+  }
 }
 
 export function App({ config }: { config: Config }) {
@@ -28,12 +59,13 @@ export function App({ config }: { config: Config }) {
   }
 
   if (!api || !session) return <SignIn config={config} onSignedIn={signedIn} />;
+  const views = viewsFor(session.roles);
   return (
     <>
       <header class="top">
-        <a class="brand" href="#/board">Tidemark</a>
+        <a class="brand" href={views[0].path}>Tidemark</a>
         <nav aria-label="Views">
-          {VIEWS.map((v) => (
+          {views.map((v) => (
             <a key={v.path} href={v.path} aria-current={hash.startsWith(v.path) ? "page" : undefined}>
               {v.title}
             </a>
@@ -47,7 +79,7 @@ export function App({ config }: { config: Config }) {
         </button>
       </header>
       <main>
-        <Board api={api} updating={updating} />
+        <View api={api} hash={hash} updating={updating} home={views[0].path} />
       </main>
     </>
   );

@@ -153,4 +153,125 @@ describe("the console", () => {
     await page.getByTestId("staleness").filter({ hasText: "within bound" }).waitFor();
     await page.context().close();
   });
+
+  test("a deal from the board to the forecast: a quote needing two approvals, approved by mia then fiona, accepted, won", async () => {
+    const alice = await signIn("alice");
+    await newDeal(alice, { account: "Fleet Corp", name: "Fleet trucks", amount: "12000.00" });
+    for (const stage of ["Qualification", "Proposal"]) {
+      const current = alice.locator("section.column").filter({ has: alice.getByTestId("card").filter({ hasText: "Fleet trucks" }) });
+      await current.getByLabel("Move Fleet trucks to").selectOption(stage);
+      await card(alice, stage, "Fleet trucks").waitFor();
+    }
+    await card(alice, "Proposal", "Fleet trucks").getByRole("link", { name: "Fleet trucks" }).click();
+    await alice.getByRole("heading", { name: "Fleet trucks", level: 1 }).waitFor();
+    const opportunity = alice.url();
+
+    // The editor shows the policy's verdict before anything is submitted.
+    await alice.getByRole("button", { name: "New quote" }).click();
+    const editor = alice.getByRole("form", { name: "New quote" });
+    await editor.getByLabel("Line 1 product").fill("Truck");
+    await editor.getByLabel("Line 1 quantity").fill("4");
+    await editor.getByLabel("Line 1 unit price").fill("2500.00");
+    await editor.getByLabel("Line 1 discount percent").fill("25");
+    await alice.getByTestId("approvals-needed").filter({ hasText: "2 approvals, in order: a manager of team east, then finance" }).waitFor();
+    await accessible(alice, "the quote editor");
+    await shot(alice, "quote-editor");
+    await editor.getByRole("button", { name: "Save the draft" }).click();
+    await alice.getByTestId("quote-status").filter({ hasText: "draft" }).waitFor();
+    assert.equal(await alice.getByTestId("quote-net").textContent(), "7,500.00 EUR");
+    await alice.getByRole("button", { name: "Submit for approval" }).click();
+    await alice.getByTestId("quote-status").filter({ hasText: "pending approval" }).waitFor();
+
+    for (const approver of ["mia", "fiona"]) {
+      const page = await signIn(approver);
+      await page.getByRole("link", { name: "Approvals" }).click();
+      const item = page.getByTestId("approval").filter({ hasText: "Fleet trucks" });
+      await item.waitFor();
+      await accessible(page, `${approver}'s approvals`);
+      await shot(page, `approvals-${approver}`);
+      await item.getByRole("button", { name: "Approve Fleet trucks" }).click();
+      await page.getByRole("status").filter({ hasText: "Approved: Fleet trucks" }).waitFor();
+      await item.waitFor({ state: "detached" });
+      await page.context().close();
+    }
+
+    await alice.reload();
+    await alice.getByTestId("quote-status").filter({ hasText: "approved" }).waitFor();
+    const decisions = alice.locator("table.history tbody tr");
+    assert.equal(await decisions.count(), 2);
+    assert.match(await decisions.nth(0).textContent(), /mia.*approved/);
+    assert.match(await decisions.nth(1).textContent(), /fiona.*approved/);
+    await alice.getByRole("button", { name: "Customer accepted" }).click();
+    await alice.getByTestId("quote-status").filter({ hasText: "accepted" }).waitFor();
+    await alice.getByTestId("deal-amount").filter({ hasText: "7,500.00 EUR" }).waitFor();
+    await accessible(alice, "the opportunity page");
+    await shot(alice, "opportunity");
+
+    await alice.getByRole("link", { name: "Pipeline" }).click();
+    await card(alice, "Proposal", "Fleet trucks").getByLabel("Move Fleet trucks to").selectOption("Negotiation");
+    await card(alice, "Negotiation", "Fleet trucks").getByLabel("Move Fleet trucks to").selectOption("Closed Won");
+    const close = alice.getByRole("dialog", { name: /Close Fleet trucks/ });
+    await close.getByLabel("Reason").fill("signed");
+    await close.getByRole("button", { name: "Close the deal" }).click();
+    await card(alice, "Closed Won", "Fleet trucks").waitFor();
+
+    await alice.getByRole("link", { name: "Forecast" }).click();
+    await alice.getByTestId("chart-Closed").filter({ hasText: "7,500.00 EUR · weighted 7,500.00 EUR" }).waitFor();
+    await accessible(alice, "the forecast");
+    await shot(alice, "forecast");
+    await alice.context().close();
+
+    // The auditor traces the amount to the events that set it.
+    const id = new URL(opportunity).hash.split("/").pop();
+    const audrey = await signIn("audrey");
+    await audrey.getByRole("heading", { name: "Audit" }).waitFor();
+    const rejected = audrey.getByRole("tab", { name: "Rejected commands" });
+    await rejected.click();
+    await audrey.getByTestId("audit-list").filter({ hasText: "alice" }).waitFor();
+    await accessible(audrey, "the audit view");
+    const trace = audrey.getByRole("form", { name: "Why is this value?" });
+    await trace.getByLabel("Id").fill(id);
+    await trace.getByRole("button", { name: "Why is this value?" }).click();
+    await audrey.getByTestId("lineage-value").filter({ hasText: "7500.00" }).waitFor();
+    const events = audrey.getByTestId("lineage-event");
+    assert.equal(await events.count(), 2, "created with 12,000, then the accepted quote's net");
+    assert.match(await events.nth(0).textContent(), /OpportunityCreated.*alice \(user\)/s);
+    assert.match(await events.nth(1).textContent(), /alice/);
+    await accessible(audrey, "the lineage");
+    await shot(audrey, "lineage");
+    await audrey.context().close();
+  });
+
+  test("my tasks list the overdue first, and a task completes", async () => {
+    const page = await signIn("carol");
+    // Tasks come from the command API, as another client would set them.
+    const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem("tidemark.session")).token);
+    const config = await (await fetch(`${tidemark.console}/config.json`)).json();
+    const day = (offset) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    const account = await command(config, token, "/v1/accounts", { name: "Tasks GmbH" });
+    for (const [subject, due] of [["Later task", day(3)], ["Late task", day(-2)]]) {
+      await command(config, token, "/v1/activities", { kind: "task", about: "account", about_id: account.id, subject, due_date: due });
+    }
+    await page.getByRole("link", { name: "Tasks" }).click();
+    const tasks = page.getByTestId("task");
+    await tasks.filter({ hasText: "Later task" }).waitFor();
+    assert.match(await tasks.nth(0).textContent(), /Late task.*overdue/);
+    await accessible(page, "my tasks");
+    await shot(page, "tasks");
+    await page.getByRole("button", { name: "Complete Late task" }).click();
+    await tasks.filter({ hasText: "Late task" }).filter({ hasNotText: "Later" }).waitFor({ state: "detached" });
+    assert.equal(await tasks.count(), 1);
+    await page.context().close();
+  });
 });
+
+async function command(config, token, path, body) {
+  const response = await fetch(config.command_api + path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+

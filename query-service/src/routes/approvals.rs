@@ -11,11 +11,11 @@ use uuid::Uuid;
 
 use axum::extract::State;
 use axum::response::Response;
-use tidemark_events::policy::{self, Denial, Scope};
-use tidemark_http::{denials, Principal};
+use tidemark_http::Principal;
 use tidemark_projectors::{Delegations, Opportunities};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::tenant_wide;
 use crate::cache::Cached;
 use crate::freshness::database;
 use crate::read::{AskedBound, BoundParams, Refusal, Standings};
@@ -191,9 +191,6 @@ async fn my_approvals(State(state): State<AppState>, who: Principal, asked: Aske
 #[utoipa::path(get, path = "/v1/approvals/turnaround", params(BoundParams), tag = "approvals",
     responses((status = 200, description = "`data`: turnaround per approver and team; `staleness`"), (status = 403), (status = 503)))]
 async fn approval_turnaround(State(state): State<AppState>, who: Principal, asked: AskedBound) -> Result<Response, Problem> {
-    if let Scope::Own(_) | Scope::Nothing = policy::opportunity_scope(&who.subject()) {
-        let denial = Denial { code: "role-may-not", reason: "approval turnaround across the tenant is for managers, finance and admins".into() };
-        return Err(denials::deny(&state.pool, &who, "read-approval-turnaround", "approvals/turnaround", denial).await);
-    }
+    tenant_wide(&state, &who, "read-approval-turnaround", "approvals/turnaround", "approval turnaround").await?;
     state.read::<Opportunities>(&who, asked.with_default(false), Turnaround).await
 }

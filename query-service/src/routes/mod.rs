@@ -12,6 +12,7 @@ pub(crate) mod observability;
 pub(crate) mod operations;
 pub(crate) mod opportunities;
 pub(crate) mod pipeline;
+pub(crate) mod quotes;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -22,6 +23,7 @@ pub(crate) fn all(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     router
         .merge(opportunities::routes())
         .merge(pipeline::routes())
+        .merge(quotes::routes())
         .merge(approvals::routes())
         .merge(forecast::routes())
         .merge(activities::routes())
