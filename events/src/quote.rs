@@ -556,6 +556,18 @@ mod tests {
     }
 
     #[test]
+    fn a_preview_says_what_the_submission_will_need() {
+        let (totals, chain) = preview(&[line("Trucks", "4", "2500", "25")], Some("east")).unwrap();
+        assert_eq!(totals.net, d("7500.00"));
+        assert_eq!(chain.iter().map(ToString::to_string).collect::<Vec<_>>(), ["a manager of team east", "finance"]);
+        // The chain a submission of the same lines fixes.
+        let Some(quote) = submitted("25").quotes.into_iter().next() else { panic!("the quote") };
+        assert_eq!(quote.chain, chain);
+        assert_eq!(preview(&[line("Trucks", "4", "2500", "5")], Some("east")).unwrap().1, vec![]);
+        assert!(matches!(preview(&[], None), Err(Rejection::InvalidField { field: "lines", .. })));
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let opp = opportunity();
         let draft = |lines| q(QuoteCommand::Draft { quote_id: ID, currency: eur(), lines, valid_until: at(30).date_naive(), today: at(1).date_naive() });
