@@ -50,10 +50,20 @@ pub struct Config {
     /// The sales console: its page and sign-in.
     #[arg(long, env = "TIDEMARK_CONSOLE_ADDR", default_value = "127.0.0.1:8083")]
     pub console_addr: SocketAddr,
-    /// Origins whose pages may call the command and query APIs from a browser, comma-separated
-    /// [default: the console's, as `http://127.0.0.1:PORT` and `http://localhost:PORT`]
+    /// More origins whose pages may call the command and query APIs from a browser (besides
+    /// the console's own), comma-separated: for example a console served elsewhere
     #[arg(long, env = "TIDEMARK_CONSOLE_ORIGINS", value_delimiter = ',')]
     pub console_origins: Vec<String>,
+    /// The identity provider (OIDC issuer) the console signs users in with, when tokens come
+    /// from one (`--jwks`); the console does not start without it then.
+    #[arg(long, env = "TIDEMARK_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The console's client id at the identity provider (a public client, with PKCE).
+    #[arg(long, env = "TIDEMARK_OIDC_CLIENT_ID", default_value = "tidemark-console")]
+    pub oidc_client_id: String,
+    /// The scopes the console asks the identity provider for.
+    #[arg(long, env = "TIDEMARK_OIDC_SCOPE", default_value = "openid")]
+    pub oidc_scope: String,
     /// The built console page [default: console/web/dist of this build's sources]
     #[arg(long, env = "TIDEMARK_CONSOLE_ASSETS")]
     pub console_assets: Option<std::path::PathBuf>,
@@ -137,14 +147,14 @@ impl Config {
         }
     }
 
-    /// Origins allowed to call the APIs from a browser: those configured, or the console's.
+    /// Origins allowed to call the APIs from a browser: the console's, and those configured.
     pub fn console_origins(&self, console: SocketAddr) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
-        let origins = match self.console_origins.is_empty() {
-            false => self.console_origins.clone(),
-            true if console.ip().is_loopback() => vec![format!("http://{console}"), format!("http://localhost:{}", console.port())],
-            true => vec![format!("http://{console}")],
-        };
-        origins.iter().map(|o| axum::http::HeaderValue::from_str(o.trim()).with_context(|| format!("{o} is not an origin"))).collect()
+        let mut origins = vec![format!("http://{console}")];
+        if console.ip().is_loopback() {
+            origins.push(format!("http://localhost:{}", console.port()));
+        }
+        origins.extend(self.console_origins.iter().map(|o| o.trim().to_string()));
+        origins.iter().map(|o| axum::http::HeaderValue::from_str(o).with_context(|| format!("{o} is not an origin"))).collect()
     }
 
     /// Tokens name topics by index, so the topic list (prefix included) is part of the tag.
@@ -248,9 +258,10 @@ impl System {
         let mut system =
             System { command_addr: None, registry_addr: None, query_addr: None, console_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
         // Bound first: the APIs let the console's origin call them, and in tests its port is 0.
-        let console_listener = match services.console {
-            true => Some(bind(config.console_addr, "console").await?),
-            false => None,
+        let console_sign_in = if services.console { users::console_sign_in(config) } else { None };
+        let console_listener = match console_sign_in {
+            Some(_) => Some(bind(config.console_addr, "console").await?),
+            None => None,
         };
         system.console_addr = console_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let cors = tidemark_http::cors(config.console_origins(system.console_addr.unwrap_or(config.console_addr))?);
@@ -318,12 +329,12 @@ impl System {
             let router = tidemark_query_service::router(pool.clone(), freshness, query_config, gate.clone()).layer(cors);
             tasks.spawn(serve(listener, router, shutdown.clone()));
         }
-        if let Some(listener) = console_listener {
+        if let (Some(listener), Some(sign_in)) = (console_listener, console_sign_in) {
             let api = |running: Option<SocketAddr>, configured: SocketAddr| format!("http://{}", running.unwrap_or(configured));
             let console = tidemark_console::ConsoleConfig {
                 command_api: api(system.command_addr, config.command_addr),
                 query_api: api(system.query_addr, config.query_addr),
-                sign_in: users::console_sign_in(config)?,
+                sign_in,
                 assets: config.console_assets.clone().unwrap_or_else(|| tidemark_console::BUILT_ASSETS.into()),
             };
             tasks.spawn(serve(listener, tidemark_console::router(console), shutdown.clone()));

@@ -67,10 +67,17 @@ pub fn mint(config: &crate::Config, claims: &tidemark_http::auth::Claims) -> any
     tidemark_http::auth::Authenticator::shared_secret(&config.jwt_secret).mint(claims).ok_or_else(|| anyhow::anyhow!("cannot sign the token"))
 }
 
-/// The console's sign-in: a picker of the demo users, whose tokens the console mints with
-/// the shared secret (a deployment with an identity provider has no demo users).
-pub fn console_sign_in(config: &crate::Config) -> anyhow::Result<tidemark_console::SignIn> {
-    anyhow::ensure!(config.jwks.is_none(), "the console signs in demo users with the shared secret; with TIDEMARK_JWKS run the services without it");
+/// The console's sign-in: with the shared secret, a picker of the demo users whose tokens
+/// the console mints; with an identity provider's keys, that provider's OIDC flow. None
+/// (and no console) when tokens come from a provider the console was not told of.
+pub fn console_sign_in(config: &crate::Config) -> Option<tidemark_console::SignIn> {
+    if config.jwks.is_some() {
+        let Some(issuer) = &config.oidc_issuer else {
+            tracing::warn!("the console does not start: tokens come from an identity provider (TIDEMARK_JWKS); name it with TIDEMARK_OIDC_ISSUER");
+            return None;
+        };
+        return Some(tidemark_console::SignIn::Oidc { issuer: issuer.clone(), client_id: config.oidc_client_id.clone(), scope: config.oidc_scope.clone() });
+    }
     let users = USERS
         .iter()
         .filter(|u| u.kind == "user")
@@ -83,7 +90,7 @@ pub fn console_sign_in(config: &crate::Config) -> anyhow::Result<tidemark_consol
         claims.client_id = Some("tidemark-console".into());
         tidemark_http::auth::Authenticator::shared_secret(&secret).mint(&claims)
     };
-    Ok(tidemark_console::SignIn::Demo { users, mint: std::sync::Arc::new(mint) })
+    Some(tidemark_console::SignIn::Demo { users, mint: std::sync::Arc::new(mint) })
 }
 
 /// The demo company's teams, with their reps and managers.

@@ -2,7 +2,8 @@
 //! `web/dist`) talks only to the public command and query APIs, with the user's bearer
 //! token; this service serves its files, tells it where those APIs are (`/config.json`),
 //! and, on the local shared secret, stands in for an identity provider: it mints tokens
-//! for the demo users (`/sign-in`).
+//! for the demo users (`/sign-in`). With a real identity provider the page signs in by
+//! OIDC (authorization code with PKCE) and `/sign-in` does not exist.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use tower_http::services::{ServeDir, ServeFile};
 /// Where the built page is, unless `TIDEMARK_CONSOLE_ASSETS` says otherwise.
 pub const BUILT_ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 
+/// Also what the page reads first (`/config.json`): where the APIs are and how to sign in.
+#[derive(Serialize)]
 pub struct ConsoleConfig {
     /// The command API as the browser reaches it.
     pub command_api: String,
@@ -26,13 +29,23 @@ pub struct ConsoleConfig {
     pub query_api: String,
     pub sign_in: SignIn,
     /// The built page: `index.html` and its assets.
+    #[serde(skip)]
     pub assets: PathBuf,
 }
 
 /// How the page gets a bearer token.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignIn {
     /// The local shared secret: the user picks a demo user, this service mints the token.
-    Demo { users: Vec<DemoUser>, mint: Arc<dyn Fn(&str) -> Option<String> + Send + Sync> },
+    Demo {
+        users: Vec<DemoUser>,
+        #[serde(skip)]
+        mint: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    },
+    /// An identity provider: the page runs the authorization-code flow with PKCE itself, as
+    /// a public client, and calls the APIs with the access token it gets.
+    Oidc { issuer: String, client_id: String, scope: String },
 }
 
 /// A demo user as the sign-in picker shows them.
@@ -41,20 +54,6 @@ pub struct DemoUser {
     pub name: String,
     pub roles: Vec<String>,
     pub team: Option<String>,
-}
-
-/// What the page reads first: where the APIs are and how to sign in.
-#[derive(Serialize)]
-struct PageConfig<'a> {
-    command_api: &'a str,
-    query_api: &'a str,
-    sign_in: SignInView<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum SignInView<'a> {
-    Demo { users: &'a [DemoUser] },
 }
 
 pub fn router(config: ConsoleConfig) -> Router {
@@ -82,10 +81,7 @@ async fn page(assets: PathBuf, request: Request) -> Response {
 }
 
 async fn page_config(State(config): State<Arc<ConsoleConfig>>) -> Response {
-    let sign_in = match &config.sign_in {
-        SignIn::Demo { users, .. } => SignInView::Demo { users },
-    };
-    Json(PageConfig { command_api: &config.command_api, query_api: &config.query_api, sign_in }).into_response()
+    Json(&*config).into_response()
 }
 
 #[derive(Deserialize)]
@@ -99,7 +95,9 @@ struct SignedIn {
 }
 
 async fn sign_in(State(config): State<Arc<ConsoleConfig>>, ProblemJson(request): ProblemJson<SignInRequest>) -> Result<Response, Problem> {
-    let SignIn::Demo { users, mint } = &config.sign_in;
+    let SignIn::Demo { users, mint } = &config.sign_in else {
+        return Err(Problem::not_found("this deployment signs in with its identity provider (see /config.json)"));
+    };
     if !users.iter().any(|u| u.name == request.user) {
         return Err(Problem::invalid_field("user", format!("{} is not a demo user", request.user)));
     }

@@ -3,7 +3,8 @@
 // one back, and every later read sends the latest, so a user always sees their own writes.
 
 export type DemoUser = { name: string; roles: string[]; team: string | null };
-export type Config = { command_api: string; query_api: string; sign_in: { kind: "demo"; users: DemoUser[] } };
+export type OidcSignIn = { kind: "oidc"; issuer: string; client_id: string; scope: string };
+export type Config = { command_api: string; query_api: string; sign_in: { kind: "demo"; users: DemoUser[] } | OidcSignIn };
 
 /** The staleness note of a query answer: what the answer is based on. */
 export type Staleness = {
@@ -154,7 +155,7 @@ export async function loadConfig(): Promise<Config> {
   return (await response.json()) as Config;
 }
 
-export async function signIn(config: Config, user: DemoUser): Promise<Session> {
+export async function signIn(user: DemoUser): Promise<Session> {
   const response = await fetch("/sign-in", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -162,6 +163,5 @@ export async function signIn(config: Config, user: DemoUser): Promise<Session> {
   });
   if (!response.ok) throw await problemOf(response);
   const { token } = (await response.json()) as { token: string };
-  void config;
   return { user: user.name, token, roles: user.roles, team: user.team };
 }

@@ -26,6 +26,8 @@ function useHash(): string {
   useEffect(() => {
     const changed = () => setHash(location.hash);
     addEventListener("hashchange", changed);
+    // The hash may have changed before this listened (a redirect on the first render).
+    changed();
     return () => removeEventListener("hashchange", changed);
   }, []);
   return hash;
@@ -42,9 +44,13 @@ function View({ api, hash, updating, home }: { api: Api; hash: string; updating:
     case "opportunities": return <OpportunityPage api={api} id={parts[0]} updating={updating} />;
     case "lineage": return <LineageView api={api} aggregate={parts[0]} id={parts[1]} field={parts[2]} />;
     default:
-      location.replace(home);
-      return null;
+      return <Redirect to={home} />;
   }
+}
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => location.replace(to), [to]);
+  return null;
 }
 
 export function App({ config }: { config: Config }) {

@@ -232,7 +232,7 @@ describe("the console", () => {
     const trace = audrey.getByRole("form", { name: "Why is this value?" });
     await trace.getByLabel("Id").fill(id);
     await trace.getByRole("button", { name: "Why is this value?" }).click();
-    await audrey.getByTestId("lineage-value").filter({ hasText: "7500.00" }).waitFor();
+    await audrey.getByTestId("lineage-value").filter({ hasText: "7,500.00 EUR" }).waitFor();
     const events = audrey.getByTestId("lineage-event");
     assert.equal(await events.count(), 2, "created with 12,000, then the accepted quote's net");
     assert.match(await events.nth(0).textContent(), /OpportunityCreated.*alice \(user\)/s);
@@ -242,6 +242,57 @@ describe("the console", () => {
     await audrey.context().close();
   });
 
+  test("the board works with the keyboard alone", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(tidemark.console);
+    await page.getByRole("button", { name: /^dave\b/ }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByTestId("user").filter({ hasText: "dave" }).waitFor();
+    await newDeal(page, { account: "Keys Ltd", name: "By keyboard", amount: "900.00" });
+    await card(page, "Prospecting", "By keyboard").getByLabel("Move By keyboard to").focus();
+    await page.keyboard.press("ArrowDown");
+    await card(page, "Qualification", "By keyboard").waitFor();
+    await context.close();
+  });
+
+  test("a delegate's inbox shows the steps they decide on whose behalf, and the decision records both", async () => {
+    const carol = await signIn("carol");
+    const config = await (await fetch(`${tidemark.console}/config.json`)).json();
+    const token = async (user) => (await (await fetch(`${tidemark.console}/sign-in`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user }) })).json()).token;
+    const [carolToken, wesToken] = [await token("carol"), await token("wes")];
+    const day = (offset) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    // Wes, carol's manager, is away: mia decides his steps.
+    await command(config, wesToken, "/v1/delegations", { delegate: "mia", valid_from: day(0), valid_until: day(7) });
+    const account = await command(config, carolToken, "/v1/accounts", { name: "West Works" });
+    const deal = await command(config, carolToken, "/v1/opportunities", {
+      account_id: account.id, name: "Westward", owner_id: "carol", amount: { value: "4000.00", currency: "EUR" }, close_date: day(60),
+    });
+    await carol.goto(`${tidemark.console}/#/opportunities/${deal.id}`);
+    await carol.getByRole("button", { name: "New quote" }).click();
+    const editor = carol.getByRole("form", { name: "New quote" });
+    await editor.getByLabel("Line 1 product").fill("Van");
+    await editor.getByLabel("Line 1 unit price").fill("4000.00");
+    await editor.getByLabel("Line 1 discount percent").fill("15");
+    await carol.getByTestId("approvals-needed").filter({ hasText: "one approval: a manager of team west" }).waitFor();
+    await editor.getByRole("button", { name: "Save the draft" }).click();
+    await carol.getByRole("button", { name: "Submit for approval" }).click();
+    await carol.getByTestId("quote-status").filter({ hasText: "pending approval" }).waitFor();
+
+    const mia = await signIn("mia");
+    await mia.getByRole("link", { name: "Approvals" }).click();
+    const item = mia.getByTestId("approval").filter({ hasText: "Westward" });
+    await item.filter({ hasText: "on behalf of wes" }).waitFor();
+    await item.getByRole("button", { name: "Approve Westward" }).click();
+    await item.waitFor({ state: "detached" });
+    await mia.context().close();
+
+    await carol.reload();
+    await carol.getByTestId("quote-status").filter({ hasText: "approved" }).waitFor();
+    assert.match(await carol.locator("table.history tbody tr").first().textContent(), /mia on behalf of wes/);
+    await carol.context().close();
+  });
+
   test("my tasks list the overdue first, and a task completes", async () => {
     const page = await signIn("carol");
     // Tasks come from the command API, as another client would set them.
@@ -249,9 +300,12 @@ describe("the console", () => {
     const config = await (await fetch(`${tidemark.console}/config.json`)).json();
     const day = (offset) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
     const account = await command(config, token, "/v1/accounts", { name: "Tasks GmbH" });
+    let set;
     for (const [subject, due] of [["Later task", day(3)], ["Late task", day(-2)]]) {
-      await command(config, token, "/v1/activities", { kind: "task", about: "account", about_id: account.id, subject, due_date: due });
+      set = await command(config, token, "/v1/activities", { kind: "task", about: "account", about_id: account.id, subject, due_date: due });
     }
+    // The page reads its user's writes from then on, as after a command of its own.
+    await page.evaluate((t) => sessionStorage.setItem("tidemark.consistency", t), set.consistency_token);
     await page.getByRole("link", { name: "Tasks" }).click();
     const tasks = page.getByTestId("task");
     await tasks.filter({ hasText: "Later task" }).waitFor();

@@ -36,10 +36,14 @@ async function answers(url, seconds = 60) {
   throw new Error(`${url} did not answer within ${seconds} s`);
 }
 
-export async function startTidemark(logDir) {
+export { freePort };
+
+/** `services`: which to run (all by default); `env`: more settings; `consolePort`: the
+ *  console's port, when something else must know it first. */
+export async function startTidemark(logDir, { services = ["command-service", "projector", "query-service", "console"], env: more = {}, consolePort } = {}) {
   const bin = need("TIDEMARK_BIN");
   const id = randomUUID().replaceAll("-", "").slice(0, 12);
-  const [command, registry, query, console] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [command, registry, query, console] = await Promise.all([freePort(), freePort(), freePort(), consolePort ?? freePort()]);
   const env = {
     ...process.env,
     DATABASE_URL: `${need("TIDEMARK_TEST_DATABASE_URL")}/tidemark_test_console_${id}`,
@@ -52,6 +56,7 @@ export async function startTidemark(logDir) {
     TIDEMARK_CONSOLE_ADDR: `127.0.0.1:${console}`,
     TIDEMARK_REGISTRY_URL: `http://127.0.0.1:${registry}`,
     TIDEMARK_LOG: process.env.TIDEMARK_LOG ?? "warn",
+    ...more,
   };
   mkdirSync(logDir, { recursive: true });
   const setupLog = openSync(`${logDir}/setup.log`, "a");
@@ -63,8 +68,9 @@ export async function startTidemark(logDir) {
   };
   run("registry");
   await answers(`http://127.0.0.1:${registry}/healthz`);
-  for (const service of ["command-service", "projector", "query-service", "console"]) run(service);
-  await Promise.all([command, query, console].map((port) => answers(`http://127.0.0.1:${port}/healthz`)));
+  for (const service of services) run(service);
+  const ports = { "command-service": command, "query-service": query, console };
+  await Promise.all(services.filter((s) => ports[s]).map((s) => answers(`http://127.0.0.1:${ports[s]}/healthz`)));
   return {
     console: `http://127.0.0.1:${console}`,
     pauseProjector: () => processes.projector.kill("SIGSTOP"),
