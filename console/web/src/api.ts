@@ -59,6 +59,11 @@ function consistencyToken(): string | null {
   return sessionStorage.getItem(CONSISTENCY_KEY);
 }
 
+/** Whether reads now wait for the user's own writes (after a command of theirs). */
+export function waitsForWrites(): boolean {
+  return consistencyToken() !== null;
+}
+
 function remember(token: string | undefined) {
   if (token) sessionStorage.setItem(CONSISTENCY_KEY, token);
 }
@@ -75,14 +80,9 @@ async function problemOf(response: Response): Promise<Problem> {
 }
 
 export class Api {
-  /** Reads under way that wait for the user's own writes. */
-  private waits = 0;
-
   constructor(
     readonly config: Config,
     readonly session: Session,
-    /** Told when a read starts waiting for the user's own writes, and when it ends. */
-    private readonly waiting: (waiting: boolean) => void = () => {},
   ) {}
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -98,16 +98,11 @@ export class Api {
       url.searchParams.set("on_stale", "serve");
       url.searchParams.set("wait_ms", "3000");
     }
-    if (token) this.waiting(++this.waits > 0);
-    try {
-      const response = await fetch(url, { headers: this.headers(token ? { "Consistency-Token": token } : {}) });
-      if (!response.ok) throw await problemOf(response);
-      const answer = (await response.json()) as Answer<T>;
-      remember(answer.consistency_token);
-      return answer;
-    } finally {
-      if (token) this.waiting(--this.waits > 0);
-    }
+    const response = await fetch(url, { headers: this.headers(token ? { "Consistency-Token": token } : {}) });
+    if (!response.ok) throw await problemOf(response);
+    const answer = (await response.json()) as Answer<T>;
+    remember(answer.consistency_token);
+    return answer;
   }
 
   /** Every page of a list, up to `most` items. */

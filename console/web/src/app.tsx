@@ -33,15 +33,15 @@ function useHash(): string {
   return hash;
 }
 
-function View({ api, hash, updating, home }: { api: Api; hash: string; updating: boolean; home: string }) {
+function View({ api, hash, home }: { api: Api; hash: string; home: string }) {
   const [route, ...parts] = hash.replace(/^#\//, "").split("/");
   switch (route) {
-    case "board": return <Board api={api} updating={updating} />;
-    case "approvals": return <Approvals api={api} updating={updating} />;
-    case "tasks": return <Tasks api={api} updating={updating} />;
-    case "forecast": return <Forecast api={api} updating={updating} />;
+    case "board": return <Board api={api} />;
+    case "approvals": return <Approvals api={api} />;
+    case "tasks": return <Tasks api={api} />;
+    case "forecast": return <Forecast api={api} />;
     case "audit": return <Audit api={api} />;
-    case "opportunities": return <OpportunityPage api={api} id={parts[0]} updating={updating} />;
+    case "opportunities": return <OpportunityPage api={api} id={parts[0]} />;
     case "lineage": return <LineageView api={api} aggregate={parts[0]} id={parts[1]} field={parts[2]} />;
     default:
       return <Redirect to={home} />;
@@ -55,9 +55,8 @@ function Redirect({ to }: { to: string }) {
 
 export function App({ config }: { config: Config }) {
   const [session, setSession] = useState<Session | null>(loadSession);
-  const [updating, setUpdating] = useState(false);
   const hash = useHash();
-  const api = useMemo(() => (session ? new Api(config, session, setUpdating) : null), [config, session]);
+  const api = useMemo(() => (session ? new Api(config, session) : null), [config, session]);
 
   function signedIn(s: Session | null) {
     saveSession(s);
@@ -85,7 +84,7 @@ export function App({ config }: { config: Config }) {
         </button>
       </header>
       <main>
-        <View api={api} hash={hash} updating={updating} home={views[0].path} />
+        <View api={api} hash={hash} home={views[0].path} />
       </main>
     </>
   );

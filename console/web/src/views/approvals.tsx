@@ -1,7 +1,8 @@
 // The approvals inbox: the steps that wait for me, delegated ones included ("on behalf
 // of"); approve, or reject with a comment.
-import { useEffect, useState } from "preact/hooks";
-import { Api, type Staleness } from "../api";
+import { useState } from "preact/hooks";
+import type { Api } from "../api";
+import { useAnswer } from "../answer";
 import { show } from "../money";
 import { Alert } from "../problem";
 import { StalenessBadge } from "../staleness";
@@ -26,31 +27,17 @@ type Pending = {
   on_behalf_of: string | null;
 };
 
-export function Approvals({ api, updating }: { api: Api; updating: boolean }) {
-  const [items, setItems] = useState<Pending[] | null>(null);
-  const [staleness, setStaleness] = useState<Staleness>();
-  const [error, setError] = useState<unknown>(null);
+export function Approvals({ api }: { api: Api }) {
+  const { answer, updating, error, setError, reload } = useAnswer(() => api.query<Pending[]>("/v1/approvals/mine"), [api]);
+  const items = answer?.data;
   const [notice, setNotice] = useState("");
-
-  async function load() {
-    try {
-      const answer = await api.query<Pending[]>("/v1/approvals/mine");
-      setItems(answer.data);
-      setStaleness(answer.staleness);
-    } catch (e) {
-      setError(e);
-    }
-  }
-  useEffect(() => {
-    void load();
-  }, [api]);
 
   async function decide(item: Pending, decision: "approve" | "reject", comment?: string) {
     setError(null);
     try {
       await api.command(`/v1/opportunities/${item.opportunity_id}/quotes/${item.quote_id}/${decision}`, comment ? { comment } : {});
       setNotice(`${decision === "approve" ? "Approved" : "Rejected"}: ${item.opportunity_name}, step ${item.step} of ${item.steps}.`);
-      await load();
+      await reload();
     } catch (e) {
       setError(e);
     }
@@ -60,7 +47,7 @@ export function Approvals({ api, updating }: { api: Api; updating: boolean }) {
     <section aria-labelledby="approvals-title">
       <header class="view-header">
         <h1 id="approvals-title">My approvals</h1>
-        <StalenessBadge staleness={staleness} updating={updating} />
+        <StalenessBadge staleness={answer?.staleness} updating={updating} />
       </header>
       {notice && <p class="notice" role="status">{notice}</p>}
       {error !== null && <Alert error={error} onDismiss={() => setError(null)} />}

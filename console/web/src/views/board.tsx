@@ -1,8 +1,9 @@
 // The pipeline board: the user's opportunities (a manager's: their team's) in a column per
 // stage, with each column's total and weighted amount. A card moves by drag and drop or by
 // its "Move to" list; the move is a command that names the version the card showed.
-import { useEffect, useState } from "preact/hooks";
-import { Api, Problem, type Answer, type Staleness } from "../api";
+import { useState } from "preact/hooks";
+import { Api, Problem } from "../api";
+import { useAnswer } from "../answer";
 import { show, totals, weighted, type Money } from "../money";
 import { Alert } from "../problem";
 import { StalenessBadge } from "../staleness";
@@ -25,32 +26,15 @@ type Conflict = { saw: Opportunity; now: Opportunity | null };
 /** A move into a closed stage waits for its reason. */
 type Closing = { opportunity: Opportunity; stage: Stage };
 
-export function Board({ api, updating }: { api: Api; updating: boolean }) {
-  const [stages, setStages] = useState<Stage[]>([]);
-  const [deals, setDeals] = useState<Opportunity[]>([]);
-  const [staleness, setStaleness] = useState<Staleness>();
-  const [error, setError] = useState<unknown>(null);
+export function Board({ api }: { api: Api }) {
+  const { answer, updating, error, setError, reload: load } = useAnswer(async () => {
+    const [stages, deals] = await Promise.all([api.query<Stage[]>("/v1/pipeline/stages"), api.all<Opportunity>("/v1/opportunities?limit=200")]);
+    return { ...deals, data: { stages: stages.data, deals: deals.data } };
+  }, [api]);
+  const { stages, deals } = answer?.data ?? { stages: [], deals: [] };
   const [conflict, setConflict] = useState<Conflict | null>(null);
   const [closing, setClosing] = useState<Closing | null>(null);
   const [notice, setNotice] = useState("");
-
-  async function load() {
-    try {
-      const [stageList, list]: [Answer<Stage[]>, Answer<Opportunity[]>] = await Promise.all([
-        api.query<Stage[]>("/v1/pipeline/stages"),
-        api.all<Opportunity>("/v1/opportunities?limit=200"),
-      ]);
-      setStages(stageList.data);
-      setDeals(list.data);
-      setStaleness(list.staleness);
-    } catch (e) {
-      setError(e);
-    }
-  }
-
-  useEffect(() => {
-    void load();
-  }, [api]);
 
   async function move(deal: Opportunity, stage: Stage, reason?: string) {
     setError(null);
@@ -84,7 +68,7 @@ export function Board({ api, updating }: { api: Api; updating: boolean }) {
     <section aria-labelledby="board-title">
       <header class="view-header">
         <h1 id="board-title">Pipeline</h1>
-        <StalenessBadge staleness={staleness} updating={updating} />
+        <StalenessBadge staleness={answer?.staleness} updating={updating} />
       </header>
       <NewDeal api={api} onCreated={(name) => { setNotice(`${name} created.`); void load(); }} onError={setError} />
       {notice && <p class="notice" role="status">{notice}</p>}

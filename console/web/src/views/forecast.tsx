@@ -1,8 +1,8 @@
 // The forecast by category, with a chart, and the KPIs a manager watches: approval
 // turnaround, lead assignment latency and time to quote. A KPI the user's role may not
 // read is left out.
-import { useEffect, useState } from "preact/hooks";
-import { Api, Problem, type Staleness } from "../api";
+import { Api, Problem } from "../api";
+import { useAnswer } from "../answer";
 import { show, totals, type Money } from "../money";
 import { Alert } from "../problem";
 import { StalenessBadge } from "../staleness";
@@ -37,36 +37,27 @@ function duration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-export function Forecast({ api, updating }: { api: Api; updating: boolean }) {
-  const [rows, setRows] = useState<Row[] | null>(null);
-  const [staleness, setStaleness] = useState<Staleness>();
-  const [kpis, setKpis] = useState<{ turnaround: Turnaround[] | null; latency: Latency | null; quoting: TimeToQuote[] | null }>();
-  const [error, setError] = useState<unknown>(null);
-
-  useEffect(() => {
-    (async () => {
-      try {
-        const answer = await api.query<Row[]>("/v1/forecast");
-        setRows(answer.data);
-        setStaleness(answer.staleness);
-        const [turnaround, latency, quoting] = await Promise.all([
-          optional(api.query<Turnaround[]>("/v1/approvals/turnaround")),
-          optional(api.query<Latency>("/v1/leads/assignment-latency")),
-          optional(api.query<TimeToQuote[]>("/v1/quotes/time-to-quote")),
-        ]);
-        setKpis({ turnaround, latency, quoting });
-      } catch (e) {
-        setError(e);
-      }
-    })();
-  }, [api]);
+export function Forecast({ api }: { api: Api }) {
+  const { answer, updating, error, setError } = useAnswer(() => api.query<Row[]>("/v1/forecast"), [api]);
+  const rows = answer?.data;
+  const kpis = useAnswer(
+    async () => {
+      const [turnaround, latency, quoting] = await Promise.all([
+        optional(api.query<Turnaround[]>("/v1/approvals/turnaround")),
+        optional(api.query<Latency>("/v1/leads/assignment-latency")),
+        optional(api.query<TimeToQuote[]>("/v1/quotes/time-to-quote")),
+      ]);
+      return { data: { turnaround, latency, quoting } };
+    },
+    [api],
+  ).answer?.data;
 
   const currencies = [...new Set((rows ?? []).map((r) => r.currency))].sort();
   return (
     <section aria-labelledby="forecast-title">
       <header class="view-header">
         <h1 id="forecast-title">Forecast</h1>
-        <StalenessBadge staleness={staleness} updating={updating} />
+        <StalenessBadge staleness={answer?.staleness} updating={updating} />
       </header>
       {error !== null && <Alert error={error} onDismiss={() => setError(null)} />}
       {rows?.length === 0 && <p>No open or won deals in your view.</p>}

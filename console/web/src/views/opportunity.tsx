@@ -1,7 +1,8 @@
 // One opportunity: its details, its quotes (lines, exact totals, the approval chain and who
 // decided what and when) with the commands each quote's state allows, and its timeline.
-import { useEffect, useState } from "preact/hooks";
-import { Api, Problem, type Staleness } from "../api";
+import { useState } from "preact/hooks";
+import { Api, Problem } from "../api";
+import { useAnswer } from "../answer";
 import { show, type Money } from "../money";
 import { Alert } from "../problem";
 import { StalenessBadge } from "../staleness";
@@ -56,24 +57,10 @@ export type OpportunityDetail = {
 const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "—");
 const stepName = (s: Step) => (s.approver === "manager" ? `manager${s.team ? ` of team ${s.team}` : ""}` : s.approver);
 
-export function OpportunityPage({ api, id, updating }: { api: Api; id: string; updating: boolean }) {
-  const [deal, setDeal] = useState<OpportunityDetail | null>(null);
-  const [staleness, setStaleness] = useState<Staleness>();
-  const [error, setError] = useState<unknown>(null);
+export function OpportunityPage({ api, id }: { api: Api; id: string }) {
+  const { answer, updating, error, setError, reload: load } = useAnswer(() => api.query<OpportunityDetail>(`/v1/opportunities/${id}`), [api, id]);
+  const deal = answer?.data;
   const [editing, setEditing] = useState<Quote | "new" | null>(null);
-
-  async function load() {
-    try {
-      const answer = await api.query<OpportunityDetail>(`/v1/opportunities/${id}`);
-      setDeal(answer.data);
-      setStaleness(answer.staleness);
-    } catch (e) {
-      setError(e);
-    }
-  }
-  useEffect(() => {
-    void load();
-  }, [api, id]);
 
   async function act(quote: Quote, action: string, body: unknown = {}) {
     setError(null);
@@ -100,7 +87,7 @@ export function OpportunityPage({ api, id, updating }: { api: Api; id: string; u
     <section aria-labelledby="deal-title">
       <header class="view-header">
         <h1 id="deal-title">{deal.name}</h1>
-        <StalenessBadge staleness={staleness} updating={updating} />
+        <StalenessBadge staleness={answer?.staleness} updating={updating} />
       </header>
       {error !== null && <Alert error={error} onDismiss={() => setError(null)} />}
       <dl class="details">

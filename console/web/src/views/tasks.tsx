@@ -1,35 +1,21 @@
 // My tasks: open ones, overdue first; complete one.
-import { useEffect, useState } from "preact/hooks";
-import { Api, type Staleness } from "../api";
+import type { Api } from "../api";
+import { useAnswer } from "../answer";
 import { Alert } from "../problem";
 import { StalenessBadge } from "../staleness";
 
 type Task = { id: string; subject: string; about: string; about_id: string; due_date: string | null; overdue: boolean; version: number };
 
-export function Tasks({ api, updating }: { api: Api; updating: boolean }) {
-  const [tasks, setTasks] = useState<Task[] | null>(null);
-  const [staleness, setStaleness] = useState<Staleness>();
-  const [error, setError] = useState<unknown>(null);
-
-  async function load() {
-    try {
-      const answer = await api.query<Task[]>("/v1/tasks/mine");
-      // The server lists the most urgent first; overdue ones lead, whatever it says.
-      setTasks([...answer.data].sort((a, b) => Number(b.overdue) - Number(a.overdue)));
-      setStaleness(answer.staleness);
-    } catch (e) {
-      setError(e);
-    }
-  }
-  useEffect(() => {
-    void load();
-  }, [api]);
+export function Tasks({ api }: { api: Api }) {
+  const { answer, updating, error, setError, reload } = useAnswer(() => api.query<Task[]>("/v1/tasks/mine"), [api]);
+  // The server lists the most urgent first; overdue ones lead, whatever it says.
+  const tasks = answer && [...answer.data].sort((a, b) => Number(b.overdue) - Number(a.overdue));
 
   async function complete(task: Task) {
     setError(null);
     try {
       await api.command(`/v1/activities/${task.id}/complete`, {}, task.version);
-      await load();
+      await reload();
     } catch (e) {
       setError(e);
     }
@@ -39,7 +25,7 @@ export function Tasks({ api, updating }: { api: Api; updating: boolean }) {
     <section aria-labelledby="tasks-title">
       <header class="view-header">
         <h1 id="tasks-title">My tasks</h1>
-        <StalenessBadge staleness={staleness} updating={updating} />
+        <StalenessBadge staleness={answer?.staleness} updating={updating} />
       </header>
       {error !== null && <Alert error={error} onDismiss={() => setError(null)} />}
       {tasks?.length === 0 && <p>No open tasks.</p>}
