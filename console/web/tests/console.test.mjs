@@ -293,6 +293,32 @@ describe("the console", () => {
     await carol.context().close();
   });
 
+  test("a pending quote is recalled, revised below the approval threshold, and approved when submitted", async () => {
+    const page = await signIn("erin");
+    await newDeal(page, { account: "Revise SA", name: "Second thoughts", amount: "2000.00" });
+    await card(page, "Prospecting", "Second thoughts").getByRole("link", { name: "Second thoughts" }).click();
+    await page.getByRole("button", { name: "New quote" }).click();
+    let editor = page.getByRole("form", { name: "New quote" });
+    await editor.getByLabel("Line 1 product").fill("Seats");
+    await editor.getByLabel("Line 1 unit price").fill("2000.00");
+    await editor.getByLabel("Line 1 discount percent").fill("15");
+    await editor.getByRole("button", { name: "Save the draft" }).click();
+    await page.getByRole("button", { name: "Submit for approval" }).click();
+    await page.getByTestId("quote-status").filter({ hasText: "pending approval" }).waitFor();
+    await page.getByRole("button", { name: "Recall" }).click();
+    await page.getByTestId("quote-status").filter({ hasText: "draft" }).waitFor();
+    await page.getByRole("button", { name: "Revise" }).click();
+    editor = page.getByRole("form", { name: "Revise the quote" });
+    await editor.getByLabel("Line 1 discount percent").fill("5");
+    await page.getByTestId("approvals-needed").filter({ hasText: "Needs no approval" }).waitFor();
+    await editor.getByRole("button", { name: "Save the revision" }).click();
+    await page.getByRole("heading", { name: /revision 2/ }).waitFor();
+    await page.getByRole("button", { name: "Submit for approval" }).click();
+    await page.getByTestId("quote-status").filter({ hasText: "approved" }).waitFor();
+    assert.equal(await page.getByTestId("quote-net").textContent(), "1,900.00 EUR");
+    await page.context().close();
+  });
+
   test("my tasks list the overdue first, and a task completes", async () => {
     const page = await signIn("carol");
     // Tasks come from the command API, as another client would set them.
