@@ -15,6 +15,7 @@ use tidemark_events::account::AccountEvent;
 use tidemark_events::{DomainEvent, EventRecord, Topics};
 use tidemark_privacy::KeyStore;
 use tidemark_schemas::{Decoded, EventCodec};
+use uuid::Uuid;
 
 pub mod as_of;
 #[cfg(feature = "export")]
@@ -49,8 +50,10 @@ pub fn log_ends(brokers: &str, topic: &str, partitions: impl IntoIterator<Item =
 }
 
 /// Reads every committed record of `topic` (or of one of its partitions) that exists now,
-/// in partition and offset order.
-pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>) -> anyhow::Result<Vec<LogRecord>> {
+/// in partition and offset order. With `of`, it keeps only that aggregate's events and the
+/// writers' fences (all the fold rule needs for it), so that memory follows the aggregate's
+/// history and not its partition's.
+pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>, of: Option<Uuid>) -> anyhow::Result<Vec<LogRecord>> {
     let partitions: Vec<i32> = match only {
         Some(p) => vec![p],
         None => (0..partition_count(brokers, topic)?).collect(),
@@ -60,6 +63,14 @@ pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, onl
     let mut records = Vec::new();
     while let Some(message) = log.next().await? {
         let decoded = codec.decode(message.payload()).await.map_err(|e| e.to_string());
+        let kept = match (of, &decoded) {
+            (None, _) | (Some(_), Ok(Decoded::Fence(_))) => true,
+            (Some(id), Ok(Decoded::Event(event))) => event.envelope.aggregate_id == id,
+            (Some(_), Err(_)) => false,
+        };
+        if !kept {
+            continue;
+        }
         records.push(LogRecord { partition: message.partition(), offset: message.offset(), decoded });
     }
     records.sort_by_key(|r| (r.partition, r.offset));
@@ -73,7 +84,7 @@ pub fn log_end_total(brokers: &str, topic: &str, partitions: i32) -> anyhow::Res
 
 /// Every record of `topic` that exists now, in partition and offset order.
 pub async fn read_topic(brokers: &str, codec: &EventCodec, topic: &str) -> anyhow::Result<Vec<LogRecord>> {
-    read_partitions(brokers, codec, topic, None).await
+    read_partitions(brokers, codec, topic, None, None).await
 }
 
 /// What a reader of the log's history needs to reach it.

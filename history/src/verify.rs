@@ -66,7 +66,7 @@ async fn against_the_projection<P: Projection>(replayer: &Replayer, db: &mut PgC
     for topic in P::topics(&replayer.topics) {
         let reflected = reflected(&mut *db, P::NAME, &topic).await?;
         let mut folds: HashMap<i32, PartitionFold> = HashMap::new();
-        for record in read_partitions(&replayer.brokers, &replayer.codec, &topic, None).await? {
+        for record in read_partitions(&replayer.brokers, &replayer.codec, &topic, None, None).await? {
             if record.offset >= reflected.get(&record.partition).copied().unwrap_or(0) {
                 continue;
             }
@@ -95,7 +95,7 @@ async fn against_the_projection<P: Projection>(replayer: &Replayer, db: &mut PgC
 async fn against_the_domain(replayer: &Replayer, db: &mut PgConnection, projection: &str) -> anyhow::Result<(usize, Vec<Drift>)> {
     let topic = replayer.topic("opportunity")?;
     let reflected = reflected(&mut *db, projection, &topic).await?;
-    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, None).await?;
+    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, None, None).await?;
     let (states, _) = fold_log(&records, |r, _| r.offset < reflected.get(&r.partition).copied().unwrap_or(0));
     let opportunities: BTreeMap<Uuid, (String, Opportunity, i64)> = states
         .into_iter()
