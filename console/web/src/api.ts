@@ -120,27 +120,26 @@ export class Api {
   }
 
   /** What a quote with these lines would total, and the approvals it would need. */
-  async preview(lines: unknown[], team: string | null): Promise<unknown> {
-    const response = await fetch(this.config.command_api + "/v1/quotes/preview", {
-      method: "POST",
-      headers: this.headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify({ lines, team }),
-    });
-    if (!response.ok) throw await problemOf(response);
-    return response.json();
+  preview(lines: unknown[], team: string | null): Promise<unknown> {
+    return this.post("/v1/quotes/preview", { lines, team });
   }
 
   /** A command. `version` is the version the user saw (If-Match); a newer one gets a 409. */
   async command(path: string, body: unknown, version?: number): Promise<Accepted> {
-    const headers = this.headers({ "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() });
+    const headers: Record<string, string> = { "Idempotency-Key": crypto.randomUUID() };
     if (version !== undefined) headers["If-Match"] = `"${version}"`;
     const token = consistencyToken();
     if (token) headers["Consistency-Token"] = token;
-    const response = await fetch(this.config.command_api + path, { method: "POST", headers, body: JSON.stringify(body) });
-    if (!response.ok) throw await problemOf(response);
-    const accepted = (await response.json()) as Accepted;
+    const accepted = await this.post<Accepted>(path, body, headers);
     remember(accepted.consistency_token);
     return accepted;
+  }
+
+  private async post<T>(path: string, body: unknown, extra: Record<string, string> = {}): Promise<T> {
+    const headers = this.headers({ "Content-Type": "application/json", ...extra });
+    const response = await fetch(this.config.command_api + path, { method: "POST", headers, body: JSON.stringify(body) });
+    if (!response.ok) throw await problemOf(response);
+    return (await response.json()) as T;
   }
 }
 

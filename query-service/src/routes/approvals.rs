@@ -117,6 +117,11 @@ pub async fn mine(db: &mut PgConnection, tenant: &str, subject: &Subject, at: Da
         .collect())
 }
 
+/// A duration in seconds as the KPI answers give it: to the millisecond.
+pub(crate) fn to_the_millisecond(seconds: Option<f64>) -> Option<f64> {
+    seconds.map(|s| (s * 1000.0).round() / 1000.0)
+}
+
 /// Approval turnaround from every decided step in the tenant's quotes: per approver kind
 /// and team, how many steps were approved and rejected, and the median, 95th percentile
 /// and longest wait from the step's request to its decision, in seconds.
@@ -135,7 +140,7 @@ pub async fn turnaround(db: &mut PgConnection, tenant: &str) -> Result<serde_jso
     .fetch_all(db)
     .await
     .map_err(database)?;
-    let secs = |v: Option<f64>| v.map(|s| (s * 1000.0).round() / 1000.0);
+    let secs = to_the_millisecond;
     Ok(serde_json::json!(rows
         .into_iter()
         .map(|r| serde_json::json!({

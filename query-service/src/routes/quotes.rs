@@ -10,6 +10,7 @@ use tidemark_projectors::Opportunities;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::approvals::to_the_millisecond;
 use crate::access::tenant_wide;
 use crate::cache::Cached;
 use crate::freshness::database;
@@ -49,7 +50,7 @@ impl TimeToQuote {
         .fetch_all(db)
         .await
         .map_err(database)?;
-        let secs = |v: Option<f64>| v.map(|s| (s * 1000.0).round() / 1000.0);
+        let secs = to_the_millisecond;
         let teams: Vec<TeamTimeToQuote> = rows
             .into_iter()
             .map(|r| TeamTimeToQuote { team_id: r.team_id, quoted: r.quoted, p50_seconds: secs(r.p50), p95_seconds: secs(r.p95), max_seconds: secs(r.max) })

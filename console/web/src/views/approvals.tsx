@@ -28,18 +28,14 @@ type Pending = {
 };
 
 export function Approvals({ api }: { api: Api }) {
-  const { answer, updating, error, setError, reload } = useAnswer(() => api.query<Pending[]>("/v1/approvals/mine"), [api]);
+  const { answer, updating, error, setError, act } = useAnswer(() => api.query<Pending[]>("/v1/approvals/mine"), [api]);
   const items = answer?.data;
   const [notice, setNotice] = useState("");
 
   async function decide(item: Pending, decision: "approve" | "reject", comment?: string) {
-    setError(null);
-    try {
-      await api.command(`/v1/opportunities/${item.opportunity_id}/quotes/${item.quote_id}/${decision}`, comment ? { comment } : {});
+    const path = `/v1/opportunities/${item.opportunity_id}/quotes/${item.quote_id}/${decision}`;
+    if (await act(() => api.command(path, comment ? { comment } : {}))) {
       setNotice(`${decision === "approve" ? "Approved" : "Rejected"}: ${item.opportunity_name}, step ${item.step} of ${item.steps}.`);
-      await reload();
-    } catch (e) {
-      setError(e);
     }
   }
 

@@ -27,7 +27,7 @@ type Conflict = { saw: Opportunity; now: Opportunity | null };
 type Closing = { opportunity: Opportunity; stage: Stage };
 
 export function Board({ api }: { api: Api }) {
-  const { answer, updating, error, setError, reload: load } = useAnswer(async () => {
+  const { answer, updating, error, setError, reload: load, act } = useAnswer(async () => {
     const [stages, deals] = await Promise.all([api.query<Stage[]>("/v1/pipeline/stages"), api.all<Opportunity>("/v1/opportunities?limit=200")]);
     return { ...deals, data: { stages: stages.data, deals: deals.data } };
   }, [api]);
@@ -37,24 +37,15 @@ export function Board({ api }: { api: Api }) {
   const [notice, setNotice] = useState("");
 
   async function move(deal: Opportunity, stage: Stage, reason?: string) {
-    setError(null);
-    try {
-      if (stage.closed) {
-        const outcome = stage.probability > 0 ? "won" : "lost";
-        await api.command(`/v1/opportunities/${deal.id}/close`, { outcome, reason }, deal.version);
-      } else {
-        await api.command(`/v1/opportunities/${deal.id}/stage`, { stage: stage.name }, deal.version);
-      }
-      setNotice(`${deal.name} moved to ${stage.name}.`);
-      await load();
-    } catch (e) {
-      if (e instanceof Problem && e.status === 409) {
-        const now = await api.query<Opportunity>(`/v1/opportunities/${deal.id}`).then((a) => a.data, () => null);
-        setConflict({ saw: deal, now });
-      } else {
-        setError(e);
-      }
-    }
+    const send = stage.closed
+      ? () => api.command(`/v1/opportunities/${deal.id}/close`, { outcome: stage.probability > 0 ? "won" : "lost", reason }, deal.version)
+      : () => api.command(`/v1/opportunities/${deal.id}/stage`, { stage: stage.name }, deal.version);
+    const failed = async (e: unknown) => {
+      if (!(e instanceof Problem && e.status === 409)) return setError(e);
+      const now = await api.query<Opportunity>(`/v1/opportunities/${deal.id}`).then((a) => a.data, () => null);
+      setConflict({ saw: deal, now });
+    };
+    if (await act(send, failed)) setNotice(`${deal.name} moved to ${stage.name}.`);
   }
 
   function ask(deal: Opportunity, stageName: string) {

@@ -58,19 +58,15 @@ const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "—");
 const stepName = (s: Step) => (s.approver === "manager" ? `manager${s.team ? ` of team ${s.team}` : ""}` : s.approver);
 
 export function OpportunityPage({ api, id }: { api: Api; id: string }) {
-  const { answer, updating, error, setError, reload: load } = useAnswer(() => api.query<OpportunityDetail>(`/v1/opportunities/${id}`), [api, id]);
+  const { answer, updating, error, setError, reload: load, act: send } = useAnswer(() => api.query<OpportunityDetail>(`/v1/opportunities/${id}`), [api, id]);
   const deal = answer?.data;
   const [editing, setEditing] = useState<Quote | "new" | null>(null);
 
-  async function act(quote: Quote, action: string, body: unknown = {}) {
-    setError(null);
-    try {
-      await api.command(`/v1/opportunities/${id}/quotes/${quote.id}/${action}`, body, deal!.version);
-      await load();
-    } catch (e) {
-      setError(e instanceof Problem && e.status === 409 ? new Problem(409, "The deal changed since you loaded it", "reload the page and try again", {}) : e);
-    }
-  }
+  const act = (quote: Quote, action: string, body: unknown = {}) =>
+    send(
+      () => api.command(`/v1/opportunities/${id}/quotes/${quote.id}/${action}`, body, deal!.version),
+      (e) => setError(e instanceof Problem && e.status === 409 ? new Problem(409, "The deal changed since you loaded it", "reload the page and try again", {}) : e),
+    );
 
   if (!deal) {
     return (

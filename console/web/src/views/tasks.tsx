@@ -7,19 +7,11 @@ import { StalenessBadge } from "../staleness";
 type Task = { id: string; subject: string; about: string; about_id: string; due_date: string | null; overdue: boolean; version: number };
 
 export function Tasks({ api }: { api: Api }) {
-  const { answer, updating, error, setError, reload } = useAnswer(() => api.query<Task[]>("/v1/tasks/mine"), [api]);
+  const { answer, updating, error, setError, act } = useAnswer(() => api.query<Task[]>("/v1/tasks/mine"), [api]);
   // The server lists the most urgent first; overdue ones lead, whatever it says.
   const tasks = answer && [...answer.data].sort((a, b) => Number(b.overdue) - Number(a.overdue));
 
-  async function complete(task: Task) {
-    setError(null);
-    try {
-      await api.command(`/v1/activities/${task.id}/complete`, {}, task.version);
-      await reload();
-    } catch (e) {
-      setError(e);
-    }
-  }
+  const complete = (task: Task) => act(() => api.command(`/v1/activities/${task.id}/complete`, {}, task.version));
 
   return (
     <section aria-labelledby="tasks-title">
