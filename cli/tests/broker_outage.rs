@@ -50,6 +50,7 @@ async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_wit
                 let body = json!({"account_id": account, "name": key, "owner_id": "kim", "amount": {"value": "100", "currency": "EUR"}, "close_date": "2027-06-30"});
                 // The same key until it is acknowledged, as a careful client retries.
                 let deadline = Instant::now() + Duration::from_secs(90);
+                let mut last_refusal = serde_json::Value::Null;
                 loop {
                     let sent = Instant::now();
                     let answer = t.command("/v1/opportunities", body.clone(), &[("Idempotency-Key", &key)]).await;
@@ -68,13 +69,14 @@ async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_wit
                             tally.refused_while_away += 1;
                             tally.slowest_refusal = tally.slowest_refusal.max(sent.elapsed());
                             tally.last_failure = Some(Instant::now());
+                            last_refusal = answer.body.clone();
                             false
                         }
                     };
                     if acknowledged {
                         break;
                     }
-                    assert!(Instant::now() < deadline, "{key} was never acknowledged");
+                    assert!(Instant::now() < deadline, "{key} was never acknowledged; the last refusal: {last_refusal}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }

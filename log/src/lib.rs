@@ -75,6 +75,10 @@ pub fn partition_count(client: &BaseConsumer, topic: &str, timeout: Duration) ->
 /// it, every transaction is decided), asked of the broker in one ListOffsets request.
 /// `client` must be made with [`reader`] settings, whose isolation level the request carries.
 pub fn log_ends(client: &BaseConsumer, partitions: &[Partition], timeout: Duration) -> Result<BTreeMap<Partition, i64>, String> {
+    // librdkafka refuses an empty list as an invalid argument.
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let mut asked = TopicPartitionList::new();
     for (topic, partition) in partitions {
         // As a timestamp, "end" (-1) asks for the latest offset.

@@ -635,6 +635,10 @@ impl Writer {
                 uncertain.push((partition, state));
             }
         }
+        // A command that met its partition uncertain has read it again already (`stage`).
+        if uncertain.is_empty() {
+            return Ok(());
+        }
         self.recover(&mut uncertain).await
     }
 
