@@ -29,56 +29,62 @@ struct Tally {
     first_success_after_return: Option<Instant>,
 }
 
+/// Sends one command with its Idempotency-Key until it is acknowledged, as a careful client
+/// retries, and counts what it saw.
+async fn send_until_acknowledged(t: &TestSystem, tally: &Mutex<Tally>, returned: &Mutex<Option<Instant>>, key: String, path: &str, body: serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last_refusal = serde_json::Value::Null;
+    loop {
+        let sent = Instant::now();
+        let answer = t.command(path, body.clone(), &[("Idempotency-Key", &key)]).await;
+        {
+            let mut tally = tally.lock().unwrap();
+            if answer.status / 100 == 2 {
+                tally.acknowledged.insert(key, answer.body["id"].as_str().unwrap_or(path).to_string());
+                let back = *returned.lock().unwrap();
+                if back.is_some_and(|back| sent >= back) && tally.first_success_after_return.is_none() {
+                    tally.first_success_after_return = Some(Instant::now());
+                }
+                return;
+            }
+            assert_eq!(answer.status, 503, "{}", answer.body);
+            assert!(answer.header("retry-after").is_some(), "a 503 says when to retry");
+            tally.refused_while_away += 1;
+            tally.slowest_refusal = tally.slowest_refusal.max(sent.elapsed());
+            tally.last_failure = Some(Instant::now());
+            last_refusal = answer.body.clone();
+        }
+        assert!(Instant::now() < deadline, "{key} was never acknowledged; the last refusal: {last_refusal}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_without_a_restart() {
     let mut broker = OwnBroker::start();
     let config = tidemark::Config { brokers: broker.brokers(), partitions: 3, ..test_config() };
     let t = Arc::new(TestSystem::start_with(config, Services::ALL).await);
     let account = t.open_account("Before the outage").await;
+    // Several clients change one deal at once, so that a chain of its commands is in flight
+    // (each decided on the one before) when the broker dies.
+    let hot = t.command("/v1/opportunities", json!({"account_id": account, "name": "Hot", "owner_id": "kim", "amount": {"value": "100", "currency": "EUR"}, "close_date": "2027-06-30"}), &[]).await;
+    let hot = hot.body["id"].as_str().unwrap().to_string();
 
     let stop = Arc::new(AtomicBool::new(false));
     let returned = Arc::new(Mutex::new(None::<Instant>));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let (t, stop, tally, account, returned) = (t.clone(), stop.clone(), tally.clone(), account.clone(), returned.clone());
+        let (t, stop, tally, account, returned, hot) = (t.clone(), stop.clone(), tally.clone(), account.clone(), returned.clone(), hot.clone());
         writers.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
-                let key = format!("w{w}-{n}");
                 n += 1;
-                let body = json!({"account_id": account, "name": key, "owner_id": "kim", "amount": {"value": "100", "currency": "EUR"}, "close_date": "2027-06-30"});
-                // The same key until it is acknowledged, as a careful client retries.
-                let deadline = Instant::now() + Duration::from_secs(90);
-                let mut last_refusal = serde_json::Value::Null;
-                loop {
-                    let sent = Instant::now();
-                    let answer = t.command("/v1/opportunities", body.clone(), &[("Idempotency-Key", &key)]).await;
-                    let acknowledged = {
-                        let mut tally = tally.lock().unwrap();
-                        if answer.status == 201 {
-                            tally.acknowledged.insert(key.clone(), answer.body["id"].as_str().unwrap().to_string());
-                            let back = *returned.lock().unwrap();
-                            if back.is_some_and(|back| sent >= back) && tally.first_success_after_return.is_none() {
-                                tally.first_success_after_return = Some(Instant::now());
-                            }
-                            true
-                        } else {
-                            assert_eq!(answer.status, 503, "{}", answer.body);
-                            assert!(answer.header("retry-after").is_some(), "a 503 says when to retry");
-                            tally.refused_while_away += 1;
-                            tally.slowest_refusal = tally.slowest_refusal.max(sent.elapsed());
-                            tally.last_failure = Some(Instant::now());
-                            last_refusal = answer.body.clone();
-                            false
-                        }
-                    };
-                    if acknowledged {
-                        break;
-                    }
-                    assert!(Instant::now() < deadline, "{key} was never acknowledged; the last refusal: {last_refusal}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                let create = json!({"account_id": account, "name": format!("w{w}-{n}"), "owner_id": "kim", "amount": {"value": "100", "currency": "EUR"}, "close_date": "2027-06-30"});
+                send_until_acknowledged(&t, &tally, &returned, format!("w{w}-{n}"), "/v1/opportunities", create).await;
+                // Every amount differs, so that none is refused as no change.
+                let amount = json!({"amount": {"value": format!("{}", 1000 + w * 100_000 + n), "currency": "EUR"}});
+                send_until_acknowledged(&t, &tally, &returned, format!("a{w}-{n}"), &format!("/v1/opportunities/{hot}/amount"), amount).await;
             }
         }));
     }
@@ -137,6 +143,17 @@ async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_wit
     assert!(twice.is_empty(), "commands appended twice: {twice:?}");
     let lost: Vec<_> = tally.acknowledged.keys().filter(|k| !appended.contains_key(*k)).collect();
     assert!(lost.is_empty(), "acknowledged commands missing from the log: {lost:?}");
+    // The shared deal's stream has each version once, in order, whatever failed in between.
+    let versions: Vec<i64> = log
+        .iter()
+        .filter_map(|(_, _, decoded)| match decoded {
+            Decoded::Event(e) if e.envelope.aggregate_id.to_string() == hot => Some(e.envelope.aggregate_version),
+            _ => None,
+        })
+        .collect();
+    let changes = tally.acknowledged.keys().filter(|k| k.starts_with('a')).count();
+    assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>(), "the shared deal's versions are contiguous");
+    assert_eq!(versions.len(), changes + 1, "the shared deal holds its creation and each acknowledged change once");
 
     // The read models catch up on their own and equal a replay of the log.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -54,9 +54,15 @@ pub enum AppendError {
     Fenced(String),
 }
 
+/// Whether a submission may still be appended when its turn comes (see [`Appender::submit`]).
+pub type StillValid = Box<dyn Fn() -> bool + Send>;
+/// Told the fate of a submission, in the order of submission, before the next transaction.
+pub type OnFate = Box<dyn FnOnce(Result<Vec<Delivered>, AppendError>) + Send>;
+
 struct Submission {
     records: Vec<Record>,
-    reply: oneshot::Sender<Result<Vec<Delivered>, AppendError>>,
+    still_valid: Option<StillValid>,
+    on_fate: OnFate,
     /// The command's span (with its correlation id), which the transaction's span follows.
     span: tracing::Span,
 }
@@ -105,14 +111,31 @@ impl Appender {
     /// each landed, in order, once the transaction is committed and its records are visible.
     pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Delivered>, AppendError> {
         let (reply, answer) = oneshot::channel();
+        self.submit(records, None, Box::new(move |fate| {
+            // Whoever gave up waiting has nobody to answer.
+            let _ = reply.send(fate);
+        }));
+        answer.await.map_err(|_| AppendError::Uncertain("the committer stopped during the commit".into()))?
+    }
+
+    /// Queues `records` for a coming transaction and returns at once, so that a caller can
+    /// submit in the order it decided (holding its locks) and wait for the commit after
+    /// releasing them. `on_fate` is told the outcome whether or not anyone still waits,
+    /// submission by submission in order. `still_valid` is asked when the submission's
+    /// turn comes: `false` (it was decided on records whose append failed since) refuses it
+    /// unappended.
+    pub fn submit(&self, records: Vec<Record>, still_valid: Option<StillValid>, on_fate: OnFate) {
         let count = records.len();
-        self.queue.send(Submission { records, reply, span: tracing::Span::current() }).map_err(|_| AppendError::NotAppended("the committer stopped".into()))?;
-        let appended = answer.await.map_err(|_| AppendError::Uncertain("the committer stopped during the commit".into()))?;
-        match &appended {
-            Ok(_) => tracing::debug!(records = count, "appended"),
-            Err(e) => tracing::warn!(records = count, error = %e, "the append failed"),
+        let on_fate: OnFate = Box::new(move |fate| {
+            match &fate {
+                Ok(_) => tracing::debug!(records = count, "appended"),
+                Err(e) => tracing::warn!(records = count, error = %e, "the append failed"),
+            }
+            on_fate(fate)
+        });
+        if let Err(refused) = self.queue.send(Submission { records, still_valid, on_fate, span: tracing::Span::current() }) {
+            (refused.0.on_fate)(Err(AppendError::NotAppended("the committer stopped".into())));
         }
-        appended
     }
 }
 
@@ -136,16 +159,22 @@ struct Committer {
 impl Committer {
     async fn run(mut self, mut submissions: mpsc::UnboundedReceiver<Submission>) {
         while let Some(first) = submissions.recv().await {
-            let mut group = vec![first];
-            let mut count = group[0].records.len();
-            while count < MAX_RECORDS {
-                match submissions.try_recv() {
-                    Ok(more) => {
-                        count += more.records.len();
-                        group.push(more);
-                    }
-                    Err(_) => break,
+            let mut group = Vec::new();
+            let mut count = 0;
+            let mut next = Some(first);
+            while let Some(submission) = next.take() {
+                if submission.still_valid.as_ref().is_some_and(|valid| !valid()) {
+                    (submission.on_fate)(Err(AppendError::NotAppended("it was decided on records whose append failed".into())));
+                } else {
+                    count += submission.records.len();
+                    group.push(submission);
                 }
+                if count < MAX_RECORDS {
+                    next = submissions.try_recv().ok();
+                }
+            }
+            if group.is_empty() {
+                continue;
             }
             let records: Vec<&Record> = group.iter().flat_map(|s| &s.records).collect();
             // One transaction serves several commands: its span follows each command's, so
@@ -158,8 +187,7 @@ impl Committer {
             drop(records);
             for submission in group {
                 let answer = result.as_mut().map(|delivered| delivered.drain(..submission.records.len()).collect()).map_err(|e| e.clone());
-                // A command that gave up waiting has nobody to answer.
-                let _ = submission.reply.send(answer);
+                (submission.on_fate)(answer);
             }
         }
     }

@@ -3,9 +3,13 @@
 //! Kafka cannot check an expected version on append, so the writer owns its partitions:
 //! it registers its transactional id (which fences any earlier writer through the broker),
 //! writes a fence marker of a new epoch on each partition, reads them to the end through
-//! the shared fold rule, and then serializes commands per partition: decide against the
-//! in-memory state, append in a transaction shared with the commands that arrive together
-//! (see `appender`), and fold the events into the state only once that is committed.
+//! the shared fold rule, and then serializes decisions per partition: decide against the
+//! in-memory state, apply the events to it at once, and submit them to a transaction shared
+//! with the commands that arrive together (see `appender`). The next command on the
+//! partition is decided while that one commits. Should the append fail, the partition's
+//! state goes back to before it, and the commands decided on it since are refused
+//! unappended: each submission names the partition's era it was decided in, and a failure
+//! starts a new era.
 //!
 //! Beside the partitions it owns: `idempotency` (the outcomes a retry gets again) and
 //! `lookups` (what commands on one aggregate need to know of others), both fed by the fold.
@@ -18,7 +22,7 @@ pub use lookups::OpportunityCard;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable};
@@ -34,10 +38,10 @@ use tidemark_events::partition::partition_for;
 use tidemark_events::approval::Delegated;
 use tidemark_events::{Aggregate, AnyAggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
 use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{oneshot, Mutex, MutexGuard, OwnedMutexGuard};
 use uuid::Uuid;
 
-use crate::appender::{AppendError, Appender, Record};
+use crate::appender::{AppendError, Appender, Delivered, Record};
 use idempotency::{IdempotencyKey, Outcomes};
 use lookups::Lookups;
 
@@ -146,7 +150,12 @@ struct PartitionState {
     next_offset: i64,
     /// An append failed without an answer: it may or may not be in the log.
     uncertain: bool,
+    /// Every stream's state, including the events of appends still in flight.
     streams: HashMap<Uuid, Stream>,
+    /// The appends in flight, in the order they were submitted, with what they changed.
+    in_flight: Vec<InFlight>,
+    /// The era of the inbox when it was last read: what a decision now is made in.
+    era: u64,
     /// Aggregates whose stream holds a record this writer cannot fold.
     unreadable: HashMap<Uuid, Unreadable>,
     /// Offsets an operator resolved by skipping them (see `tidemark quarantine`).
@@ -159,10 +168,72 @@ struct Unreadable {
     reason: String,
 }
 
+/// An append in flight, and the streams as they were before it, to go back to if it fails.
+struct InFlight {
+    entry: u64,
+    before: Vec<(Uuid, Option<Stream>)>,
+}
+
+/// What became of a partition's appends. The committer posts here (it never waits for a
+/// partition's lock); whoever takes the lock next applies it first.
+#[derive(Default)]
+struct Inbox {
+    /// Bumped by every failed append: a submission decided in an earlier era may rest on it.
+    era: u64,
+    fates: Vec<Fate>,
+}
+
+enum Fate {
+    Committed { entry: u64, next_offset: i64 },
+    Failed { entry: u64, uncertain: bool },
+}
+
+impl PartitionState {
+    fn apply(&mut self, fate: Fate) {
+        match fate {
+            Fate::Committed { entry, next_offset } => {
+                self.in_flight.retain(|f| f.entry != entry);
+                self.next_offset = self.next_offset.max(next_offset);
+            }
+            Fate::Failed { entry, uncertain } => {
+                // Every later append here was decided on this one, and is refused with it.
+                if let Some(at) = self.in_flight.iter().position(|f| f.entry == entry) {
+                    for undone in self.in_flight.drain(at..).rev() {
+                        for (id, before) in undone.before {
+                            match before {
+                                Some(stream) => self.streams.insert(id, stream),
+                                None => self.streams.remove(&id),
+                            };
+                        }
+                    }
+                }
+                self.uncertain |= uncertain;
+            }
+        }
+    }
+}
+
 struct Partition {
     topic: String,
     partition: i32,
     state: Mutex<PartitionState>,
+    inbox: Arc<SyncMutex<Inbox>>,
+}
+
+impl Partition {
+    /// Locks the partition's state, brought up to date with the fates of its appends.
+    async fn lock(&self) -> MutexGuard<'_, PartitionState> {
+        let mut state = self.state.lock().await;
+        let (fates, era) = {
+            let mut inbox = self.inbox.lock().expect("not poisoned");
+            (std::mem::take(&mut inbox.fates), inbox.era)
+        };
+        for fate in fates {
+            state.apply(fate);
+        }
+        state.era = era;
+        state
+    }
 }
 
 /// Decides a command against its aggregate's current state (`None`: it does not exist).
@@ -181,6 +252,7 @@ struct Unit<'a> {
 struct Step<'a> {
     partition: &'a Partition,
     state: MutexGuard<'a, PartitionState>,
+    tenant_id: String,
     key: IdempotencyKey,
     fingerprint: u64,
     records: Vec<EventRecord>,
@@ -206,10 +278,12 @@ pub struct Writer {
     codec: EventCodec,
     partitions: HashMap<(String, i32), Partition>,
     partition_counts: HashMap<String, i32>,
-    lookups: Lookups,
-    outcomes: Outcomes,
+    lookups: Arc<Lookups>,
+    outcomes: Arc<Outcomes>,
+    /// Names each append in flight.
+    next_entry: AtomicU64,
     /// Bumped whenever an append's fate becomes unknown; see `settle_uncertain`.
-    uncertain_generation: AtomicU64,
+    uncertain_generation: Arc<AtomicU64>,
     /// The last generation whose uncertain partitions were all read again.
     settled_generation: AtomicU64,
     settling: Mutex<()>,
@@ -233,7 +307,7 @@ impl Writer {
                 .ok_or_else(|| StartError::MissingTopic(topic.to_string()))?;
             partition_counts.insert(topic.to_string(), count);
             for p in 0..count {
-                let partition = Partition { topic: topic.to_string(), partition: p, state: Mutex::default() };
+                let partition = Partition { topic: topic.to_string(), partition: p, state: Mutex::default(), inbox: Arc::default() };
                 partitions.insert((topic.to_string(), p), partition);
             }
         }
@@ -263,9 +337,10 @@ impl Writer {
             codec,
             partitions,
             partition_counts,
-            lookups: Lookups::default(),
-            outcomes: Outcomes::default(),
-            uncertain_generation: AtomicU64::new(0),
+            lookups: Arc::default(),
+            outcomes: Arc::default(),
+            next_entry: AtomicU64::new(0),
+            uncertain_generation: Arc::default(),
             settled_generation: AtomicU64::new(0),
             settling: Mutex::new(()),
         };
@@ -303,7 +378,7 @@ impl Writer {
         self.appender.append(markers).await.map_err(append_failure)?;
         let mut all = Vec::with_capacity(self.partitions.len());
         for partition in self.partitions.values() {
-            all.push((partition, partition.state.lock().await));
+            all.push((partition, partition.lock().await));
         }
         self.catch_up(&mut all).await
     }
@@ -402,7 +477,7 @@ impl Writer {
 
     /// The current state of one aggregate of the tenant, as this writer holds it.
     pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<AnyAggregate> {
-        let state = self.partition_of(aggregate_type, id).state.lock().await;
+        let state = self.partition_of(aggregate_type, id).lock().await;
         state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.clone())
     }
 
@@ -411,7 +486,7 @@ impl Writer {
         let topic = self.config.topics.for_aggregate(aggregate_type).unwrap_or_default();
         let mut found = Vec::new();
         for partition in self.partitions.values().filter(|p| p.topic == topic) {
-            let state = partition.state.lock().await;
+            let state = partition.lock().await;
             found.extend(state.streams.iter().map(|(id, s)| (s.tenant_id.clone(), *id, s.state.clone())));
         }
         found
@@ -465,7 +540,7 @@ impl Writer {
 
     async fn execute_unbounded(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
         let key = IdempotencyKey::of_request(&request);
-        let _same_key = if request.idempotent { Some(self.outcomes.lock(&key).await) } else { None };
+        let same_key = if request.idempotent { Some(self.outcomes.lock(&key).await) } else { None };
         self.settle_uncertain().await?;
         if request.idempotent {
             let first = self.outcomes.get(&key);
@@ -501,10 +576,16 @@ impl Writer {
                 }
             }
         }
-        self.commit(unit).await
+        let fate = self.submit(unit, same_key);
+        // The fate is settled by the committer whether or not this command still waits for
+        // it; a retry with the same key waits until then.
+        tokio::time::timeout(APPEND_TIMEOUT, fate)
+            .await
+            .map_err(|_| unavailable("the broker did not confirm the commit in time"))?
+            .map_err(|_| unavailable("the committer stopped during the commit"))?
     }
 
-    /// Decides one command of `unit` and keeps its partition locked until the commit.
+    /// Decides one command of `unit` and keeps its partition locked until the submission.
     async fn stage<'a>(&'a self, unit: &mut Unit<'a>, request: CommandRequest, decide: Decide) -> Result<(), CommandError> {
         let id = request.aggregate_id;
         let partition = self.partition_of(request.aggregate_type, id);
@@ -514,13 +595,16 @@ impl Writer {
             tracing::error!(%reference, topic = %partition.topic, partition = partition.partition, "one transaction's commands share a partition");
             return Err(CommandError::Internal { reference });
         }
-        let mut locked = [(partition, partition.state.lock().await)];
+        let mut locked = [(partition, partition.lock().await)];
         if locked[0].1.uncertain {
             self.recover(&mut locked).await?;
         }
         if let Some(blocked) = locked[0].1.unreadable.get(&id) {
             if !self.is_skipped(partition, blocked.offset).await? {
                 return Err(CommandError::Unreadable { id, reason: blocked.reason.clone() });
+            }
+            if !locked[0].1.in_flight.is_empty() {
+                return Err(unavailable("the partition is busy; try again"));
             }
             // An operator skipped it since: read the partition again from its start.
             *locked[0].1 = PartitionState::default();
@@ -555,56 +639,52 @@ impl Writer {
             records.push(record);
         }
         let key = IdempotencyKey::of_request(&request);
-        unit.steps.push(Step { partition, state, key, fingerprint: request.fingerprint, records, payloads });
+        unit.steps.push(Step { partition, state, tenant_id: meta.tenant_id.clone(), key, fingerprint: request.fingerprint, records, payloads });
         Ok(())
     }
 
-    /// Appends every event of `unit` in one transaction; once it is committed, folds them
-    /// into the state and answers with the first command's outcome.
-    async fn commit(&self, mut unit: Unit<'_>) -> Result<Outcome, CommandError> {
+    /// Applies `unit`'s events to its partitions' state and submits them to one transaction,
+    /// then lets the partitions go. The answer comes once the committer knows the fate;
+    /// `same_key` is held until then, so that a retry finds the outcome.
+    fn submit(&self, unit: Unit<'_>, same_key: Option<OwnedMutexGuard<()>>) -> oneshot::Receiver<Result<Outcome, CommandError>> {
         let mut appended = Vec::new();
-        let in_doubt = InDoubt { generation: &self.uncertain_generation, settled: false };
-        for step in &mut unit.steps {
-            // Until the append's fate is known; cleared below. A cancelled command leaves it.
-            step.state.uncertain = true;
-            for (record, payload) in step.records.iter().zip(step.payloads.drain(..)) {
-                let key = Some(record.envelope.aggregate_id.to_string());
-                appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key, payload });
-            }
-        }
-        // The committer may take longer (a commit, then replacing its producer, each bounded
-        // on its own); the client gets its 503 in time, and the append counts as uncertain.
-        let answer = tokio::time::timeout(APPEND_TIMEOUT, self.appender.append(appended))
-            .await
-            .unwrap_or_else(|_| Err(AppendError::Uncertain("the broker did not confirm the commit in time".into())));
-        let delivered = match answer {
-            Ok(delivered) => delivered,
-            // The events may be in the log: the partitions stay uncertain, to be read again
-            // before anything else is decided on them.
-            Err(e @ (AppendError::Uncertain(_) | AppendError::Fenced(_))) => return Err(append_failure(e)),
-            Err(e @ AppendError::NotAppended(_)) => {
-                for step in &mut unit.steps {
-                    step.state.uncertain = false;
-                }
-                in_doubt.settle();
-                return Err(append_failure(e));
-            }
-        };
-        in_doubt.settle();
-        let mut delivered = delivered.into_iter();
-        let mut first = None;
+        let mut eras = Vec::new();
+        let mut steps = Vec::new();
+        // Held until the records are queued: the next decision on a partition must queue after.
+        let mut locks = Vec::new();
         for mut step in unit.steps {
-            step.state.uncertain = false;
-            for record in std::mem::take(&mut step.records) {
-                let at = delivered.next().expect("one delivery per record");
-                let position = AppendedEvent { event_type: record.envelope.event_type.clone(), topic: step.partition.topic.clone(), partition: at.partition, offset: at.offset };
-                step.state.next_offset = at.offset + 1;
-                self.fold_event(&mut step.state, record, position);
+            let entry = self.next_entry.fetch_add(1, Ordering::SeqCst);
+            let mut before: Vec<(Uuid, Option<Stream>)> = Vec::new();
+            for (record, payload) in step.records.iter().zip(step.payloads.drain(..)) {
+                let env = &record.envelope;
+                if !before.iter().any(|(id, _)| *id == env.aggregate_id) {
+                    before.push((env.aggregate_id, step.state.streams.get(&env.aggregate_id).cloned()));
+                }
+                let previous = step.state.streams.remove(&env.aggregate_id).map(|s| s.state);
+                let state = tidemark_events::evolve(previous, &record.event);
+                step.state.streams.insert(env.aggregate_id, Stream { tenant_id: step.tenant_id.clone(), version: env.aggregate_version, state });
+                appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key: Some(env.aggregate_id.to_string()), payload });
             }
-            let outcome = self.outcomes.committed(&step.key, step.fingerprint);
-            first.get_or_insert(outcome);
+            let after: Vec<(Uuid, AnyAggregate)> = before.iter().map(|(id, _)| (*id, step.state.streams[id].state.clone())).collect();
+            step.state.in_flight.push(InFlight { entry, before });
+            eras.push((step.partition.inbox.clone(), step.state.era));
+            steps.push(Submitted { entry, topic: step.partition.topic.clone(), inbox: step.partition.inbox.clone(), tenant_id: step.tenant_id, key: step.key, fingerprint: step.fingerprint, records: step.records, after });
+            locks.push(step.state);
         }
-        Ok(first.expect("a unit has a command"))
+        let (answer, fate) = oneshot::channel();
+        let settle = Settle { lookups: self.lookups.clone(), outcomes: self.outcomes.clone(), uncertain_generation: self.uncertain_generation.clone() };
+        let still_valid = Box::new(move || eras.iter().all(|(inbox, era)| inbox.lock().expect("not poisoned").era == *era));
+        self.appender.submit(
+            appended,
+            Some(still_valid),
+            Box::new(move |result| {
+                let outcome = settle.fate(steps, result);
+                drop(same_key);
+                let _ = answer.send(outcome);
+            }),
+        );
+        drop(locks);
+        fate
     }
 
     /// Before any decision, re-reads partitions where an append's fate is unknown, so that
@@ -630,7 +710,7 @@ impl Writer {
     async fn settle_each(&self) -> Result<(), CommandError> {
         let mut uncertain = Vec::new();
         for partition in self.partitions.values() {
-            let state = partition.state.lock().await;
+            let state = partition.lock().await;
             if state.uncertain {
                 uncertain.push((partition, state));
             }
@@ -683,27 +763,6 @@ impl Writer {
     }
 }
 
-/// Bumps the uncertain generation unless settled: a command dropped while its append is in
-/// flight leaves its partitions for `settle_uncertain` to read again.
-struct InDoubt<'a> {
-    generation: &'a AtomicU64,
-    settled: bool,
-}
-
-impl InDoubt<'_> {
-    fn settle(mut self) {
-        self.settled = true;
-    }
-}
-
-impl Drop for InDoubt<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
 fn unavailable(e: impl std::fmt::Display) -> CommandError {
     CommandError::Unavailable(e.to_string())
 }
@@ -720,4 +779,64 @@ fn codec_failure(e: tidemark_schemas::codec::CodecError) -> CommandError {
     let reference = Uuid::now_v7();
     tracing::error!(%reference, error = %e, "cannot encode a record");
     CommandError::Internal { reference }
+}
+
+/// A command's part of a submission, as the committer settles it.
+struct Submitted {
+    entry: u64,
+    topic: String,
+    inbox: Arc<SyncMutex<Inbox>>,
+    tenant_id: String,
+    key: IdempotencyKey,
+    fingerprint: u64,
+    records: Vec<EventRecord>,
+    /// Each changed stream's state after the command, for the lookups.
+    after: Vec<(Uuid, AnyAggregate)>,
+}
+
+/// What an append's fate changes: run by the committer, in the order of the submissions,
+/// so that the lookups and outcomes follow the log's order.
+struct Settle {
+    lookups: Arc<Lookups>,
+    outcomes: Arc<Outcomes>,
+    uncertain_generation: Arc<AtomicU64>,
+}
+
+impl Settle {
+    fn fate(&self, steps: Vec<Submitted>, result: Result<Vec<Delivered>, AppendError>) -> Result<Outcome, CommandError> {
+        let delivered = match result {
+            Ok(delivered) => delivered,
+            Err(e) => {
+                // Not appended: nothing is in the log. Otherwise the records may be there,
+                // and the partitions are read again before anything else is decided on them.
+                let uncertain = !matches!(e, AppendError::NotAppended(_));
+                for step in &steps {
+                    let mut inbox = step.inbox.lock().expect("not poisoned");
+                    inbox.fates.push(Fate::Failed { entry: step.entry, uncertain });
+                    inbox.era += 1;
+                }
+                if uncertain {
+                    self.uncertain_generation.fetch_add(1, Ordering::SeqCst);
+                }
+                return Err(append_failure(e));
+            }
+        };
+        let mut delivered = delivered.into_iter();
+        let mut first = None;
+        for step in steps {
+            let mut next_offset = 0;
+            for record in &step.records {
+                let at = delivered.next().expect("one delivery per record");
+                next_offset = at.offset + 1;
+                let position = AppendedEvent { event_type: record.envelope.event_type.clone(), topic: step.topic.clone(), partition: at.partition, offset: at.offset };
+                self.outcomes.remember(&record.envelope, position);
+            }
+            for (id, state) in &step.after {
+                self.lookups.fed(&step.tenant_id, *id, state);
+            }
+            step.inbox.lock().expect("not poisoned").fates.push(Fate::Committed { entry: step.entry, next_offset });
+            first.get_or_insert(self.outcomes.committed(&step.key, step.fingerprint));
+        }
+        Ok(first.expect("a unit has a command"))
+    }
 }
