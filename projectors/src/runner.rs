@@ -85,6 +85,9 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
         // A crashed projector's partitions move to a live one after this long (default 45 s).
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
+        // What a lagging projector fetches ahead waits in memory: the default of 64 MB per
+        // projection held gigabytes when the projections fell behind a burst of commands.
+        .set("queued.max.messages.kbytes", "8192")
         .create()?;
     let topics = P::topics(&config.topics);
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
