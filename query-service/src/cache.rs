@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::freshness::Standing;
 use crate::query::Query;
@@ -37,19 +38,40 @@ impl CacheKey {
     }
 }
 
-/// The data of an answer and its extra top-level members (such as `next_cursor`).
-#[derive(Debug, Clone)]
+/// An answer's data, serialized once (a hit costs no serialization), and its extra
+/// top-level members (such as `next_cursor`).
+#[derive(Debug)]
 pub struct Cached {
-    pub data: Value,
-    pub extra: Value,
+    pub data: Box<RawValue>,
+    pub extra: Map<String, Value>,
+    /// Whether some row shows personal fields (`"personal_fields": "shown"`), which the
+    /// auditors' log of personal-data reads must hear of.
+    pub shows_personal_data: bool,
 }
 
 impl Cached {
     /// An answer that is its data alone.
     pub fn data(data: impl serde::Serialize) -> Cached {
-        Cached { data: serde_json::json!(data), extra: serde_json::json!({}) }
+        Cached::with_extra(data, Map::new())
+    }
+
+    pub fn with_extra(data: impl serde::Serialize, extra: Map<String, Value>) -> Cached {
+        let data = serde_json::value::to_raw_value(&data).expect("an answer serializes");
+        // In compact JSON these quotes cannot come from inside a string, where they are escaped.
+        let shows_personal_data = data.get().contains(r#""personal_fields":"shown""#);
+        Cached { data, extra, shows_personal_data }
+    }
+
+    /// Roughly the bytes it holds.
+    fn weight(&self) -> u32 {
+        u32::try_from(self.data.get().len() + 64 * self.extra.len()).unwrap_or(u32::MAX)
     }
 }
+
+/// Bounds the answers kept by their size, not their number: one tenant-wide list can be a
+/// thousand times larger than one deal, and positions move with every command, so the cache
+/// fills with answers that are never asked again.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct AnswerCache {
     entries: moka::future::Cache<CacheKey, Arc<Cached>>,
@@ -60,7 +82,11 @@ pub struct AnswerCache {
 impl Default for AnswerCache {
     fn default() -> Self {
         AnswerCache {
-            entries: moka::future::Cache::builder().max_capacity(10_000).time_to_idle(Duration::from_secs(60)).build(),
+            entries: moka::future::Cache::builder()
+                .max_capacity(CACHE_BYTES)
+                .weigher(|_, answer: &Arc<Cached>| answer.weight())
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -98,6 +124,14 @@ mod tests {
         let at = chrono::DateTime::UNIX_EPOCH;
         let standing = Standing { topic: "t".into(), partition: 0, next_offset: 7, caught_up_at: None, last_progress: at, generation: 0 };
         CacheKey::new(tenant, query, &[standing])
+    }
+
+    #[test]
+    fn an_answer_knows_whether_it_shows_personal_fields() {
+        use serde_json::json;
+        assert!(Cached::data(json!([{"id": 1, "personal_fields": "withheld"}, {"id": 2, "personal_fields": "shown"}])).shows_personal_data);
+        assert!(!Cached::data(json!([{"personal_fields": "withheld"}, {"personal_fields": "erased"}])).shows_personal_data);
+        assert!(!Cached::data(json!([{"note": r#""personal_fields":"shown""#}])).shows_personal_data, "not from inside a string");
     }
 
     #[test]

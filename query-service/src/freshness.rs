@@ -1,7 +1,7 @@
 //! Where the log ends, where a projection stands, and how old the records it has not
 //! applied are: everything a staleness note and a bound need, gathered per request.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sqlx::PgConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tidemark_http::{ConsistencyToken, Problem};
 use utoipa::ToSchema;
 
@@ -76,6 +76,8 @@ pub struct Freshness {
     peek: Arc<Mutex<BaseConsumer>>,
     /// When the record at (topic, partition, offset) was appended: a fact, cached for good.
     append_times: moka::sync::Cache<(String, i32, i64), DateTime<Utc>>,
+    /// By projection: its standing, read every `POLL` while some read waits for a bound.
+    standing_watches: Arc<Mutex<HashMap<String, watch::Sender<Arc<Vec<Standing>>>>>>,
 }
 
 /// One read's request for log ends, answered by the lookup loop.
@@ -102,6 +104,7 @@ impl Freshness {
             log_end_lookups,
             peek: Arc::new(Mutex::new(consumer(brokers, "peek")?)),
             append_times: moka::sync::Cache::new(100_000),
+            standing_watches: Arc::default(),
         })
     }
 
@@ -193,10 +196,11 @@ impl Freshness {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + bound.wait;
+        let mut updates = self.standing_updates(pool, projection);
+        let mut db = pool.acquire().await.map_err(database)?;
+        let mut standing = Arc::new(standings(&mut db, projection).await.map_err(database)?);
+        drop(db);
         loop {
-            let mut db = pool.acquire().await.map_err(database)?;
-            let standing = standings(&mut db, projection).await.map_err(database)?;
-            drop(db);
             let observation = self.observe(ends, &standing, bound.max_staleness.is_some()).await;
             if let Some(token) = &bound.token {
                 if let Some(reason) = bound::beyond_the_log(token, &observation) {
@@ -217,8 +221,27 @@ impl Freshness {
                 .with("bound", serde_json::to_value(bound.view()).expect("serializable"))
                 .retry_after(1));
             }
-            tokio::time::sleep(POLL).await;
+            // At the deadline, the last standing seen answers.
+            match tokio::time::timeout_at(deadline, updates.changed()).await {
+                Ok(Ok(())) => standing = updates.borrow_and_update().clone(),
+                Ok(Err(_)) => tokio::time::sleep(POLL).await,
+                Err(_) => {}
+            }
         }
+    }
+
+    /// The standing of `projection` as one task polls it for every waiting read: each read
+    /// polling on its own made the waiting reads much of the database's work under load,
+    /// slowing the very projectors they waited for.
+    fn standing_updates(&self, pool: &sqlx::PgPool, projection: &str) -> watch::Receiver<Arc<Vec<Standing>>> {
+        let mut watches = self.standing_watches.lock().expect("not poisoned");
+        if let Some(watch) = watches.get(projection) {
+            return watch.subscribe();
+        }
+        let (watch, updates) = watch::channel(Arc::new(Vec::new()));
+        tokio::spawn(poll_standing(pool.clone(), projection.to_string(), watch.clone()));
+        watches.insert(projection.to_string(), watch);
+        updates
     }
 
     /// The note for an answer based on `standing` (read in the answer's snapshot).
@@ -234,6 +257,25 @@ impl Freshness {
             fresh: unmet.is_empty(),
             unmet,
             read_at: now,
+        }
+    }
+}
+
+/// Reads the projection's standing every `POLL` while anyone waits for it; lives as long as
+/// the service (one per projection).
+async fn poll_standing(pool: sqlx::PgPool, projection: String, watch: watch::Sender<Arc<Vec<Standing>>>) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        if watch.receiver_count() == 0 {
+            continue;
+        }
+        let read = async { standings(&mut *pool.acquire().await?, &projection).await };
+        match read.await {
+            Ok(standing) => {
+                watch.send_replace(Arc::new(standing));
+            }
+            // The waiting reads answer at their deadline.
+            Err(e) => tracing::warn!(%projection, error = %e, "cannot read the projection's standing"),
         }
     }
 }

@@ -52,7 +52,7 @@ pub(crate) fn page<T: Serialize>(rows: Vec<T>, limit: i64, id: impl Fn(&T) -> Uu
     let more = rows.len() as i64 > limit;
     let page: Vec<T> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = page.last().filter(|_| more).map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()));
-    Cached { data: json!(page), extra: json!({ "next_cursor": next_cursor }) }
+    Cached::with_extra(page, serde_json::Map::from_iter([("next_cursor".to_string(), json!(next_cursor))]))
 }
 
 /// The id after which a page starts, from the previous page's `next_cursor`.

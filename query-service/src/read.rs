@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tidemark_events::policy::Denial;
 use tidemark_http::{audit, denials, Principal, Problem, ProblemQuery, CONSISTENCY_TOKEN};
 use tidemark_projectors::Projection;
@@ -160,13 +160,9 @@ impl AppState {
         }
         headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
         headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
-        let mut body = json!({ "data": answer.data, "staleness": note, "consistency_token": token });
-        if let Value::Object(extra) = &answer.extra {
-            body.as_object_mut().expect("an object").extend(extra.clone());
-        }
-        let shown = shows_personal_data(&body["data"]);
+        let body = Answer { data: &answer.data, staleness: &note, consistency_token: &token, extra: &answer.extra };
         let mut response = (StatusCode::OK, headers, Json(body)).into_response();
-        if shown {
+        if answer.shows_personal_data {
             response.extensions_mut().insert(PersonalDataShown);
         }
         Ok(response)
@@ -183,15 +179,17 @@ pub(crate) async fn seen(state: &AppState, who: &Principal, target: String, answ
     Ok(answer)
 }
 
+/// The body of every read's answer.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    data: &'a serde_json::value::RawValue,
+    staleness: &'a Staleness,
+    consistency_token: &'a str,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, Value>,
+}
+
 /// Marks an answer in which some row's personal fields are shown.
 #[derive(Clone, Copy)]
 struct PersonalDataShown;
 
-/// Whether any row in `data` shows personal fields (`"personal_fields": "shown"`).
-fn shows_personal_data(data: &Value) -> bool {
-    match data {
-        Value::Object(fields) => fields.get("personal_fields").is_some_and(|v| v == "shown") || fields.values().any(shows_personal_data),
-        Value::Array(rows) => rows.iter().any(shows_personal_data),
-        _ => false,
-    }
-}
