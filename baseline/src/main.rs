@@ -8,6 +8,9 @@ use sqlx::migrate::MigrateDatabase;
 use tidemark_http::auth::Authenticator;
 use tidemark_http::{Gate, Rate};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tidemark-baseline", about = "Tidemark's HTTP API as plain CRUD on PostgreSQL: the benchmarks' baseline")]
 struct Args {

@@ -192,6 +192,9 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
+        // A ping before every acquire was a round trip per read; a broken connection shows
+        // as the query's error instead (a 503), and the pool replaces it.
+        .test_before_acquire(false)
         .connect(database_url)
         .await
         .with_context(|| format!("cannot connect to {database_url}"))?;

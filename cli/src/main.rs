@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand};
 use tidemark::{Config, Services, System};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tidemark", version = tidemark::CODE_VERSION, about = "An event-sourced CRM on a Kafka log")]
 struct Cli {

@@ -55,13 +55,18 @@ impl Looked {
 pub struct Lookups {
     /// By aggregate id: its tenant and what others see of it.
     index: RwLock<HashMap<Uuid, (String, Looked)>>,
+    /// Delegations apart: every approval searches them all, which in `index` meant passing
+    /// every account and deal too.
+    delegations: RwLock<HashMap<Uuid, (String, Delegation)>>,
 }
 
 impl Lookups {
     /// Keeps what others may look up of aggregate `id`, as it stands after an event.
     pub fn fed(&self, tenant_id: &str, id: Uuid, state: &AnyAggregate) {
-        if let Some(looked) = Looked::of(tenant_id, state) {
-            self.index.write().expect("not poisoned").insert(id, (tenant_id.to_string(), looked));
+        match Looked::of(tenant_id, state) {
+            Some(Looked::Delegation(d)) => drop(self.delegations.write().expect("not poisoned").insert(id, (tenant_id.to_string(), d))),
+            Some(looked) => drop(self.index.write().expect("not poisoned").insert(id, (tenant_id.to_string(), looked))),
+            None => {}
         }
     }
 
@@ -81,13 +86,11 @@ impl Lookups {
 
     /// The approval authority delegated to `user` for `day`, by whom, in the tenant.
     pub fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
-        let index = self.index.read().expect("not poisoned");
-        let mut found: Vec<Delegated> = index
+        let delegations = self.delegations.read().expect("not poisoned");
+        let mut found: Vec<Delegated> = delegations
             .values()
-            .filter_map(|(tenant, looked)| match looked {
-                Looked::Delegation(d) if tenant == tenant_id && d.delegate == user && d.active_on(day) => Some(d.authority()),
-                _ => None,
-            })
+            .filter(|(tenant, d)| tenant == tenant_id && d.delegate == user && d.active_on(day))
+            .map(|(_, d)| d.authority())
             .collect();
         // The same answer whatever the map's order, so decisions are reproducible.
         found.sort_by(|a, b| a.delegator.cmp(&b.delegator));
