@@ -33,7 +33,6 @@ struct Tally {
 /// retries, and counts what it saw.
 async fn send_until_acknowledged(t: &TestSystem, tally: &Mutex<Tally>, returned: &Mutex<Option<Instant>>, key: String, path: &str, body: serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last_refusal = serde_json::Value::Null;
     loop {
         let sent = Instant::now();
         let answer = t.command(path, body.clone(), &[("Idempotency-Key", &key)]).await;
@@ -52,9 +51,8 @@ async fn send_until_acknowledged(t: &TestSystem, tally: &Mutex<Tally>, returned:
             tally.refused_while_away += 1;
             tally.slowest_refusal = tally.slowest_refusal.max(sent.elapsed());
             tally.last_failure = Some(Instant::now());
-            last_refusal = answer.body.clone();
         }
-        assert!(Instant::now() < deadline, "{key} was never acknowledged; the last refusal: {last_refusal}");
+        assert!(Instant::now() < deadline, "{key} was never acknowledged; the last refusal: {}", answer.body);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
