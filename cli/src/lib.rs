@@ -105,6 +105,10 @@ pub struct Config {
     /// Requests per second per tenant (bursts of twice that) on each API.
     #[arg(long, env = "TIDEMARK_RATE_PER_TENANT", default_value_t = 500)]
     pub rate_per_tenant: u32,
+    /// The writer saves a partition's state again once this many records were added to it
+    /// since its last snapshot; a starting writer reads the log only after the snapshots.
+    #[arg(long, env = "TIDEMARK_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: u64,
     /// Partitions of each event topic when `setup` creates it.
     #[arg(long, env = "TIDEMARK_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
@@ -291,6 +295,7 @@ impl System {
                 transactional_id: format!("{}tidemark-writer", config.topic_prefix),
                 code_version: CODE_VERSION.to_string(),
                 registry_token: service_token.clone(),
+                snapshot_every: config.snapshot_every.max(1),
             };
             let writer = Arc::new(tidemark_command_service::Writer::start(writer_config, &pool).await?);
             let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
@@ -300,6 +305,8 @@ impl System {
             let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), (rules.clone(), config.teams()?))
                 .layer(cors.clone());
             tasks.spawn(serve(listener, router, shutdown.clone()));
+            let (saver, s) = (writer.clone(), shutdown.clone());
+            tasks.spawn(async move { Ok(saver.keep_snapshots(s).await) });
             let s = shutdown.clone();
             tasks.spawn(async move { Ok(tidemark_command_service::route_leads(writer, rules, s).await) });
         }

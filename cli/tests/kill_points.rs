@@ -44,6 +44,7 @@ impl Serve {
             .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
             .env("TIDEMARK_RATE_PER_PRINCIPAL", "10000")
             .env("TIDEMARK_RATE_PER_TENANT", "10000")
+            .env("TIDEMARK_SNAPSHOT_EVERY", self.config.snapshot_every.to_string())
             .env("TIDEMARK_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -534,5 +534,5 @@ async fn healthz(State(state): State<AppState>) -> Response {
     // A writer that a newer one fenced can append nothing: it must not take traffic.
     let writer = state.writer.fenced().map_or(Ok(()), Err);
     let checks = [("postgres", postgres), ("broker", broker), ("registry", registry), ("writer", writer)];
-    tidemark_http::health::answer(&checks, json!({"writer_epoch": state.writer.epoch()}))
+    tidemark_http::health::answer(&checks, json!({"writer_epoch": state.writer.epoch(), "start": state.writer.start_report()}))
 }

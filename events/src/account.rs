@@ -6,7 +6,7 @@ use crate::Rejection;
 
 pub const AGGREGATE_TYPE: &str = "account";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub name: String,
     pub version: i64,

@@ -12,7 +12,7 @@ use crate::Rejection;
 
 pub const AGGREGATE_TYPE: &str = "contact";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub account_id: Option<Uuid>,
     pub name: String,

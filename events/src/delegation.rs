@@ -15,7 +15,7 @@ pub const AGGREGATE_TYPE: &str = "delegation";
 /// Longer absences are a change of approver, not a delegation.
 const MAX_DAYS: i64 = 180;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delegation {
     pub delegator: String,
     pub delegator_roles: Vec<String>,

@@ -19,7 +19,7 @@ pub async fn as_of(replayer: &Replayer, aggregate: &str, id: Uuid, until: Until)
     // An aggregate lives in one partition: read just that one.
     let partitions = crate::partition_count(&replayer.brokers, &topic)?;
     let partition = partition_for(id.to_string().as_bytes(), partitions);
-    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, Some(partition), Some(id)).await?;
+    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, Some(partition), Some(&[id])).await?;
     let (states, applied) = fold::fold_log(&records, |_, event| {
         event.envelope.aggregate_id == id
             && match until {

@@ -49,30 +49,41 @@ pub fn log_ends(brokers: &str, topic: &str, partitions: impl IntoIterator<Item =
     tidemark_log::log_ends(&client(brokers, "log-ends")?, &asked, TIMEOUT).map_err(|e| anyhow::anyhow!("cannot learn where {topic} ends: {e}"))
 }
 
-/// Reads every committed record of `topic` (or of one of its partitions) that exists now,
-/// in partition and offset order. With `of`, it keeps only that aggregate's events and the
-/// writers' fences (all the fold rule needs for it), so that memory follows the aggregate's
-/// history and not its partition's.
-pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>, of: Option<Uuid>) -> anyhow::Result<Vec<LogRecord>> {
+/// Hands every committed record of `topic` (or of one of its partitions) that exists now to
+/// `each`, one at a time: memory does not grow with the log. Each partition's records come
+/// in offset order; partitions interleave.
+pub async fn each_record(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>, mut each: impl FnMut(LogRecord) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let partitions: Vec<i32> = match only {
         Some(p) => vec![p],
         None => (0..partition_count(brokers, topic)?).collect(),
     };
     let ends = log_ends(brokers, topic, partitions)?;
     let mut log = tidemark_log::ToEnd::new(tidemark_log::reader(brokers, "tidemark-replay"), &BTreeMap::new(), ends, TIMEOUT)?;
-    let mut records = Vec::new();
     while let Some(message) = log.next().await? {
         let decoded = codec.decode(message.payload()).await.map_err(|e| e.to_string());
-        let kept = match (of, &decoded) {
+        each(LogRecord { partition: message.partition(), offset: message.offset(), decoded })?;
+    }
+    Ok(())
+}
+
+/// Reads every committed record of `topic` (or of one of its partitions) that exists now,
+/// in partition and offset order. With `of`, it keeps only those aggregates' events and the
+/// writers' fences (all the fold rule needs for them), so that memory follows their history
+/// and not the log's.
+pub async fn read_partitions(brokers: &str, codec: &EventCodec, topic: &str, only: Option<i32>, of: Option<&[Uuid]>) -> anyhow::Result<Vec<LogRecord>> {
+    let mut records = Vec::new();
+    each_record(brokers, codec, topic, only, |record| {
+        let kept = match (of, &record.decoded) {
             (None, _) | (Some(_), Ok(Decoded::Fence(_))) => true,
-            (Some(id), Ok(Decoded::Event(event))) => event.envelope.aggregate_id == id,
+            (Some(ids), Ok(Decoded::Event(event))) => ids.contains(&event.envelope.aggregate_id),
             (Some(_), Err(_)) => false,
         };
-        if !kept {
-            continue;
+        if kept {
+            records.push(record);
         }
-        records.push(LogRecord { partition: message.partition(), offset: message.offset(), decoded });
-    }
+        Ok(())
+    })
+    .await?;
     records.sort_by_key(|r| (r.partition, r.offset));
     Ok(records)
 }

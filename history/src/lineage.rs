@@ -97,7 +97,7 @@ fn read_models(events: &[&EventRecord]) -> Vec<Vec<Value>> {
 pub async fn lineage(replayer: &Replayer, aggregate: &str, id: Uuid, field: Option<&str>) -> Result<Value, LineageError> {
     let topic = replayer.topics.for_aggregate(aggregate).ok_or_else(|| LineageError::UnknownAggregate(aggregate.to_string()))?.to_string();
     let partitions = crate::partition_count(&replayer.brokers, &topic)?;
-    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, Some(partition_for(id.to_string().as_bytes(), partitions)), Some(id)).await?;
+    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, Some(partition_for(id.to_string().as_bytes(), partitions)), Some(&[id])).await?;
     lineage_in(&records, (&topic, aggregate), id, &field.into_iter().collect::<Vec<_>>())
 }
 

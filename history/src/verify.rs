@@ -1,11 +1,14 @@
-//! `tidemark replay verify`: replays the log in memory, up to exactly the offsets the
-//! projection says it reflects, and compares the result with the live read model row by
-//! row, for every projection. The comparison is exact even while the projection keeps running: both sides stand
-//! at the same position, read in one snapshot.
+//! `tidemark replay verify`: replays the log, up to exactly the offsets the projection says
+//! it reflects, and compares the result with the live read model row by row, for every
+//! projection. The comparison is exact even while the projection keeps running: both sides
+//! stand at the same position, read in one snapshot. The log streams through the fold and
+//! the rows stream from the database: memory follows the number of aggregates, not the
+//! length of the log.
 
 use std::collections::{BTreeMap, HashMap};
 
 use futures::future::BoxFuture;
+use futures::TryStreamExt;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use tidemark_events::fold::PartitionFold;
@@ -15,8 +18,11 @@ use tidemark_projectors::quotes::QuoteView;
 use tidemark_projectors::{fold_record, Named, Projection};
 use uuid::Uuid;
 
-use crate::fold::fold_log;
-use crate::{read_partitions, Replayer};
+use crate::fold::Fold;
+use crate::{each_record, Replayer};
+
+/// Rows read back from a read model per query.
+const CHUNK: usize = 10_000;
 
 /// One difference between the log and the read model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -66,25 +72,28 @@ async fn against_the_projection<P: Projection>(replayer: &Replayer, db: &mut PgC
     for topic in P::topics(&replayer.topics) {
         let reflected = reflected(&mut *db, P::NAME, &topic).await?;
         let mut folds: HashMap<i32, PartitionFold> = HashMap::new();
-        for record in read_partitions(&replayer.brokers, &replayer.codec, &topic, None, None).await? {
-            if record.offset >= reflected.get(&record.partition).copied().unwrap_or(0) {
-                continue;
+        each_record(&replayer.brokers, &replayer.codec, &topic, None, |record| {
+            if record.offset < reflected.get(&record.partition).copied().unwrap_or(0) {
+                if let Ok(decoded) = &record.decoded {
+                    fold_record::<P>(folds.entry(record.partition).or_default(), &mut rows, decoded);
+                }
             }
-            if let Ok(decoded) = &record.decoded {
-                fold_record::<P>(folds.entry(record.partition).or_default(), &mut rows, decoded);
-            }
-        }
+            Ok(())
+        })
+        .await?;
     }
     let ids: Vec<Uuid> = rows.keys().copied().collect();
-    let stored = P::load(&mut *db, &ids).await?;
     let table = P::TABLES[0];
     let mut drift = Vec::new();
-    for (id, folded) in &rows {
-        let key = id.to_string();
-        match stored.get(id) {
-            None => drift.push(Drift { table, key, field: "*".into(), expected: "a row".into(), found: "no row".into() }),
-            Some(row) if !P::agrees(row, folded) => drift.push(Drift { table, key, field: "*".into(), expected: format!("{folded:?}"), found: format!("{row:?}") }),
-            Some(_) => {}
+    for chunk in ids.chunks(CHUNK) {
+        let stored = P::load(&mut *db, chunk).await?;
+        for id in chunk {
+            let (key, folded) = (id.to_string(), &rows[id]);
+            match stored.get(id) {
+                None => drift.push(Drift { table, key, field: "*".into(), expected: "a row".into(), found: "no row".into() }),
+                Some(row) if !P::agrees(row, folded) => drift.push(Drift { table, key, field: "*".into(), expected: format!("{folded:?}"), found: format!("{row:?}") }),
+                Some(_) => {}
+            }
         }
     }
     drift.sort_by(|a, b| a.key.cmp(&b.key));
@@ -95,9 +104,14 @@ async fn against_the_projection<P: Projection>(replayer: &Replayer, db: &mut PgC
 async fn against_the_domain(replayer: &Replayer, db: &mut PgConnection, projection: &str) -> anyhow::Result<(usize, Vec<Drift>)> {
     let topic = replayer.topic("opportunity")?;
     let reflected = reflected(&mut *db, projection, &topic).await?;
-    let records = read_partitions(&replayer.brokers, &replayer.codec, &topic, None, None).await?;
-    let (states, _) = fold_log(&records, |r, _| r.offset < reflected.get(&r.partition).copied().unwrap_or(0));
-    let opportunities: BTreeMap<Uuid, (String, Opportunity, i64)> = states
+    let mut fold = Fold::default();
+    each_record(&replayer.brokers, &replayer.codec, &topic, None, |record| {
+        fold.apply(&record, |r, _| r.offset < reflected.get(&r.partition).copied().unwrap_or(0));
+        Ok(())
+    })
+    .await?;
+    let opportunities: BTreeMap<Uuid, (String, Opportunity, i64)> = fold
+        .states
         .into_iter()
         .filter_map(|(id, f)| match f.state {
             AnyAggregate::Opportunity(o) => Some((id, (f.tenant_id, o, f.version))),
@@ -119,15 +133,14 @@ fn field(drift: &mut Vec<Drift>, table: &'static str, key: &str, name: &str, exp
 }
 
 async fn compare_opportunities(db: &mut sqlx::PgConnection, expected: &BTreeMap<Uuid, (String, Opportunity, i64)>) -> anyhow::Result<Vec<Drift>> {
-    let rows = sqlx::query!(
+    let mut rows = sqlx::query!(
         "SELECT id, tenant_id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage,
                 probability, close_reason, quotes, synced_quote_id, version FROM opportunities",
     )
-    .fetch_all(db)
-    .await?;
+    .fetch(db);
     let mut drift = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for row in rows {
+    while let Some(row) = rows.try_next().await? {
         let id = row.id;
         let key = id.to_string();
         seen.insert(id);

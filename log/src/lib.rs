@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -182,6 +182,11 @@ impl ToEnd {
                         return Ok(Some(owned));
                     }
                 }
+                Ok(Err(e)) if lost_connection(&e) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
                     // Markers are never delivered: a partition whose last entries are
@@ -211,6 +216,12 @@ impl ToEnd {
         self.open.retain(|p| at.get(p).is_none_or(|o| *o < self.ends[p]));
         Ok(())
     }
+}
+
+/// librdkafka tells a consumer that it lost its connections, then reconnects by itself: a
+/// read goes on, and gives up only when no record has come for its patience.
+fn lost_connection(e: &KafkaError) -> bool {
+    matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure))
 }
 
 /// The message, if it lies below its partition's end; closes the partition at its end.

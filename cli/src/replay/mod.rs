@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 use tidemark_events::Topics;
-use tidemark_history::{as_of, event_json, export, lineage, read_topic, verify, Replayer};
+use tidemark_history::{as_of, each_record, event_json, export, lineage, verify, Replayer};
 use tidemark_privacy::PgKeyStore;
 use tidemark_schemas::Decoded;
 
@@ -103,14 +103,18 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
     match command {
         Replay::Events { aggregate, id } => {
             let topic = replayer.topic(&aggregate)?;
-            for r in read_topic(brokers, &replayer.codec, &topic).await? {
-                let line = match &r.decoded {
-                    Ok(Decoded::Event(e)) if id.is_none_or(|id| id == e.envelope.aggregate_id) => event_json(e),
-                    Ok(Decoded::Fence(f)) if id.is_none() => json!({"fence_marker": f}),
-                    Err(reason) if id.is_none() => json!({"undecodable": reason}),
-                    _ => continue,
-                };
-                print_line(json!({"topic": topic, "partition": r.partition, "offset": r.offset, "record": line}))?;
+            // One partition after another, each streamed in offset order.
+            for partition in 0..tidemark_history::partition_count(brokers, &topic)? {
+                each_record(brokers, &replayer.codec, &topic, Some(partition), |r| {
+                    let line = match &r.decoded {
+                        Ok(Decoded::Event(e)) if id.is_none_or(|id| id == e.envelope.aggregate_id) => event_json(e),
+                        Ok(Decoded::Fence(f)) if id.is_none() => json!({"fence_marker": f}),
+                        Err(reason) if id.is_none() => json!({"undecodable": reason}),
+                        _ => return Ok(()),
+                    };
+                    Ok(print_line(json!({"topic": topic, "partition": r.partition, "offset": r.offset, "record": line}))?)
+                })
+                .await?;
             }
             Ok(())
         }
@@ -120,7 +124,10 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
                 (None, Some(v)) => as_of::Until::Version(v),
                 (None, None) => as_of::Until::Now,
             };
-            print_line(serde_json::to_string_pretty(&as_of::as_of(&replayer, &aggregate, id, until).await?)?)?;
+            let started = std::time::Instant::now();
+            let found = as_of::as_of(&replayer, &aggregate, id, until).await?;
+            print_line(serde_json::to_string_pretty(&found)?)?;
+            eprintln!("as-of: version {} of {aggregate} {id} in {:.1} s; {}", found["version"], started.elapsed().as_secs_f64(), peak_memory());
             Ok(())
         }
         Replay::Lineage { aggregate, id, field } => {
@@ -141,7 +148,7 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
             let started = std::time::Instant::now();
             let written = export::export(&replayer, &window, format, out).await?;
             let secs = started.elapsed().as_secs_f64().max(0.001);
-            eprintln!("export: {written} events in {secs:.2} s ({:.0} events/s)", written as f64 / secs);
+            eprintln!("export: {written} events in {secs:.2} s ({:.0} events/s); {}", written as f64 / secs, peak_memory());
             Ok(())
         }
         Replay::Generate { events, tenant, seed } => {
@@ -159,15 +166,17 @@ pub async fn run(command: Replay, brokers: &str, registry_url: &str, registry_to
             rebuild::rebuild(&replayer, &pool, &projection, restart, batch_size).await
         }
         Replay::Verify { projection } => {
+            let started = std::time::Instant::now();
             let (replayed, drift) = verify::verify(&replayer, &pool, &projection).await?;
+            let how = format!("in {:.1} s; {}", started.elapsed().as_secs_f64(), peak_memory());
             for d in &drift {
                 print_line(json!(d))?;
             }
             if drift.is_empty() {
-                eprintln!("verify {projection}: {replayed} replayed from the log; the read model matches");
+                eprintln!("verify {projection}: {replayed} replayed from the log {how}; the read model matches");
                 Ok(())
             } else {
-                anyhow::bail!("verify {projection}: {} differences between the log and the read model ({replayed} replayed)", drift.len())
+                anyhow::bail!("verify {projection}: {} differences between the log and the read model ({replayed} replayed {how})", drift.len())
             }
         }
     }
@@ -179,6 +188,13 @@ async fn connect(database_url: &str) -> anyhow::Result<sqlx::PgPool> {
 
 /// Prints one line of the answer. A reader that goes away (`| head`) ends the command with
 /// the write's error, which `main` takes as a quiet end.
+/// The most memory this process has held so far (its peak resident set), as Linux counts it.
+fn peak_memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
+    kb.map_or_else(|| "peak memory unknown".into(), |kb| format!("peak memory {} MB", kb / 1024))
+}
+
 fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{line}")

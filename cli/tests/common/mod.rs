@@ -43,6 +43,9 @@ pub fn test_config() -> Config {
         rate_per_tenant: 10_000,
         stall_after_ms: 30_000,
         partitions: 3,
+        // Every test's writer snapshots as soon as a partition changes: restarts in any test
+        // go through a snapshot.
+        snapshot_every: 1,
         lead_rules: None,
         teams: None,
     }
@@ -256,6 +259,7 @@ impl TestSystem {
             .env("TIDEMARK_REGISTRY_URL", self.registry())
             .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
             .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
+            .env("TIDEMARK_SNAPSHOT_EVERY", self.config.snapshot_every.to_string())
             .env("TIDEMARK_LOG", "warn");
         command
     }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex as SyncMutex};
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use tidemark_events::{CommandMeta, Envelope};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -26,6 +27,8 @@ pub struct Outcome {
     pub replayed: bool,
     /// The request's content; `None` for outcomes learnt from the log.
     pub(super) fingerprint: Option<u64>,
+    /// When its first event was recorded: the key is forgotten a window after.
+    pub(super) recorded_at: DateTime<Utc>,
 }
 
 /// Identifies a request's content, to refuse a key reused for another request.
@@ -48,7 +51,7 @@ pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str, idempotent: bo
 /// What an Idempotency-Key means: the key within its tenant, the principal who sent it and
 /// the aggregate it targets. Another user's equal key is another command, so a replay
 /// answers only the principal of the first request, and nobody can take a key first.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(super) struct IdempotencyKey {
     tenant_id: String,
     actor_id: String,
@@ -89,6 +92,7 @@ impl Outcomes {
             events: Vec::new(),
             replayed: false,
             fingerprint: None,
+            recorded_at: env.recorded_at,
         });
         outcome.version = outcome.version.max(env.aggregate_version);
         outcome.events.push(position);
@@ -111,6 +115,48 @@ impl Outcomes {
         outcome.clone()
     }
 
+    /// Forgets the outcomes of commands too old to retry.
+    pub(super) fn forget_expired(&self) {
+        let now = Utc::now();
+        self.outcomes.lock().expect("not poisoned").retain(|_, o| now - o.recorded_at <= IDEMPOTENCY_WINDOW);
+    }
+
+    /// The outcomes of commands on one partition, as a snapshot of it keeps them.
+    pub(super) fn of_partition(&self, topic: &str, partition: i32) -> Vec<Remembered> {
+        let outcomes = self.outcomes.lock().expect("not poisoned");
+        outcomes
+            .iter()
+            .filter(|(_, o)| o.events.first().is_some_and(|e| e.topic == topic && e.partition == partition))
+            .map(|(key, o)| Remembered {
+                key: key.clone(),
+                created: o.created,
+                version: o.version,
+                events: o.events.iter().map(|e| (e.event_type.clone(), e.offset)).collect(),
+                fingerprint: o.fingerprint,
+                recorded_at: o.recorded_at,
+            })
+            .collect()
+    }
+
+    /// Takes back the outcomes a snapshot of the partition kept, but those too old to retry.
+    pub(super) fn restore(&self, topic: &str, partition: i32, remembered: Vec<Remembered>) {
+        let now = Utc::now();
+        let mut outcomes = self.outcomes.lock().expect("not poisoned");
+        for r in remembered.into_iter().filter(|r| now - r.recorded_at <= IDEMPOTENCY_WINDOW) {
+            let events = r.events.into_iter().map(|(event_type, offset)| AppendedEvent { event_type, topic: topic.to_string(), partition, offset }).collect();
+            let outcome = Outcome {
+                created: r.created,
+                aggregate_id: r.key.aggregate_id,
+                version: r.version,
+                events,
+                replayed: false,
+                fingerprint: r.fingerprint,
+                recorded_at: r.recorded_at,
+            };
+            outcomes.insert(r.key, outcome);
+        }
+    }
+
     /// Waits until no other request with `key` is in flight; holds it until dropped.
     pub(super) async fn lock(&self, key: &IdempotencyKey) -> OwnedMutexGuard<()> {
         let slot = {
@@ -120,4 +166,15 @@ impl Outcomes {
         };
         slot.lock_owned().await
     }
+}
+
+/// An outcome as a snapshot keeps it: its events' positions are in the snapshot's partition.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Remembered {
+    key: IdempotencyKey,
+    created: bool,
+    version: i64,
+    events: Vec<(String, i64)>,
+    fingerprint: Option<u64>,
+    recorded_at: DateTime<Utc>,
 }

@@ -12,13 +12,16 @@
 //! starts a new era.
 //!
 //! Beside the partitions it owns: `idempotency` (the outcomes a retry gets again) and
-//! `lookups` (what commands on one aggregate need to know of others), both fed by the fold.
+//! `lookups` (what commands on one aggregate need to know of others), both fed by the fold,
+//! and `snapshot` (the state saved now and then, so that a start reads only the log's tail).
 
 mod idempotency;
 mod lookups;
+mod snapshot;
 
 pub use idempotency::{fingerprint, new_aggregate_id, Outcome};
 pub use lookups::OpportunityCard;
+pub use snapshot::StartReport;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +47,7 @@ use uuid::Uuid;
 use crate::appender::{AppendError, Appender, Delivered, Record};
 use idempotency::{IdempotencyKey, Outcomes};
 use lookups::Lookups;
+use snapshot::{Anchor, RecordId};
 
 /// Bounds every wait on the broker, so a client gets a 503 rather than a hang.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +69,9 @@ pub struct WriterConfig {
     pub code_version: String,
     /// Sent to the registry when registering schemas.
     pub registry_token: Option<String>,
+    /// A partition is saved again once this many records were added to it since its last
+    /// snapshot (see `snapshot`).
+    pub snapshot_every: u64,
 }
 
 impl WriterConfig {
@@ -160,6 +167,10 @@ struct PartitionState {
     unreadable: HashMap<Uuid, Unreadable>,
     /// Offsets an operator resolved by skipping them (see `tidemark quarantine`).
     skipped: HashSet<i64>,
+    /// The last record folded into this state, committed or read.
+    anchor: Option<Anchor>,
+    /// `next_offset` when the last snapshot was taken (or restored).
+    snapshot_at: i64,
 }
 
 /// The record that makes an aggregate unreadable, and why.
@@ -184,16 +195,20 @@ struct Inbox {
 }
 
 enum Fate {
-    Committed { entry: u64, next_offset: i64 },
+    /// `last`: the last record it appended on the partition (none if it appended nothing).
+    Committed { entry: u64, last: Option<Anchor> },
     Failed { entry: u64, uncertain: bool },
 }
 
 impl PartitionState {
     fn apply(&mut self, fate: Fate) {
         match fate {
-            Fate::Committed { entry, next_offset } => {
+            Fate::Committed { entry, last } => {
                 self.in_flight.retain(|f| f.entry != entry);
-                self.next_offset = self.next_offset.max(next_offset);
+                if let Some(last) = last {
+                    self.next_offset = self.next_offset.max(last.offset + 1);
+                    self.anchor = Some(last);
+                }
             }
             Fate::Failed { entry, uncertain } => {
                 // Every later append here was decided on this one, and is refused with it.
@@ -224,6 +239,12 @@ impl Partition {
     /// Locks the partition's state, brought up to date with the fates of its appends.
     async fn lock(&self) -> MutexGuard<'_, PartitionState> {
         let mut state = self.state.lock().await;
+        self.take_fates(&mut state);
+        state
+    }
+
+    /// Applies the fates the committer posted since the state was last brought up to date.
+    fn take_fates(&self, state: &mut PartitionState) {
         let (fates, era) = {
             let mut inbox = self.inbox.lock().expect("not poisoned");
             (std::mem::take(&mut inbox.fates), inbox.era)
@@ -232,7 +253,6 @@ impl Partition {
             state.apply(fate);
         }
         state.era = era;
-        state
     }
 }
 
@@ -287,6 +307,8 @@ pub struct Writer {
     /// The last generation whose uncertain partitions were all read again.
     settled_generation: AtomicU64,
     settling: Mutex<()>,
+    /// How the start went; see `snapshot`.
+    started: std::sync::OnceLock<StartReport>,
 }
 
 impl Writer {
@@ -343,9 +365,19 @@ impl Writer {
             uncertain_generation: Arc::default(),
             settled_generation: AtomicU64::new(0),
             settling: Mutex::new(()),
+            started: std::sync::OnceLock::new(),
         };
-        writer.take_ownership_patiently().await?;
-        tracing::info!(epoch, partitions = writer.partitions.len(), "writer owns its partitions");
+        let report = writer.take_ownership_patiently().await?;
+        tracing::info!(
+            epoch,
+            partitions = report.partitions,
+            from_snapshots = report.from_snapshots,
+            snapshots_ignored = report.snapshots_ignored.len(),
+            records_read = report.records_read,
+            seconds = report.seconds,
+            "writer owns its partitions"
+        );
+        writer.started.set(report).expect("started once");
         Ok(writer)
     }
 
@@ -357,10 +389,15 @@ impl Writer {
         self.epoch
     }
 
+    /// How this writer started: how long it took, and what the snapshots saved it.
+    pub fn start_report(&self) -> &StartReport {
+        self.started.get().expect("a writer is returned once started")
+    }
+
     /// A broker that is slow to answer at start-up (it is busy, or just started) gets a few
     /// more chances before the writer gives up. A second fence marker of the same epoch is
     /// harmless: readers keep the highest.
-    async fn take_ownership_patiently(&self) -> Result<(), CommandError> {
+    async fn take_ownership_patiently(&self) -> Result<StartReport, CommandError> {
         (|| self.take_ownership())
             .retry(ConstantBuilder::default().with_delay(Duration::from_secs(1)).with_max_times(2))
             .when(|e| matches!(e, CommandError::Unavailable(_)))
@@ -368,7 +405,8 @@ impl Writer {
             .await
     }
 
-    async fn take_ownership(&self) -> Result<(), CommandError> {
+    async fn take_ownership(&self) -> Result<StartReport, CommandError> {
+        let started = std::time::Instant::now();
         let marker = FenceMarker { writer_epoch: self.epoch, writer_id: self.config.writer_id.clone(), fenced_at: Utc::now() };
         let mut markers = Vec::with_capacity(self.partitions.len());
         for partition in self.partitions.values() {
@@ -380,12 +418,16 @@ impl Writer {
         for partition in self.partitions.values() {
             all.push((partition, partition.lock().await));
         }
-        self.catch_up(&mut all).await
+        let mut report = StartReport { partitions: all.len(), ..StartReport::default() };
+        self.restore_snapshots(&mut all, &mut report).await?;
+        report.records_read = self.catch_up(&mut all).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
     }
 
     /// Reads each partition from its `next_offset` to the log end as it is now, folding
-    /// every committed record.
-    async fn catch_up(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<(), CommandError> {
+    /// every committed record; says how many it read.
+    async fn catch_up(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<u64, CommandError> {
         let keys: Vec<tidemark_log::Partition> = parts.iter().map(|(p, _)| (p.topic.clone(), p.partition)).collect();
         let asked = keys.clone();
         let client = self.client.clone();
@@ -401,7 +443,9 @@ impl Writer {
         let config = tidemark_log::reader(&self.config.brokers, &self.config.client_id());
         let mut log = tidemark_log::ToEnd::new(config, &from, ends.clone(), BROKER_TIMEOUT).map_err(unavailable)?;
         let index: HashMap<tidemark_log::Partition, usize> = keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+        let mut read = 0;
         while let Some(message) = log.next().await.map_err(unavailable)? {
+            read += 1;
             let decoded = self.codec.decode(message.payload()).await;
             if let Err(e) = &decoded {
                 if e.is_retryable() {
@@ -416,7 +460,7 @@ impl Writer {
             state.next_offset = state.next_offset.max(ends[&(partition.topic.clone(), partition.partition)]);
             state.uncertain = false;
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Applies the shared fold rule to one record read from the log.
@@ -430,6 +474,9 @@ impl Writer {
         if state.skipped.contains(&offset) {
             tracing::info!(topic, partition, offset, "passed a record an operator skipped");
             return;
+        }
+        if let Ok(decoded) = &decoded {
+            state.anchor = Some(Anchor { offset, record: RecordId::of(decoded) });
         }
         match decoded {
             Ok(Decoded::Fence(marker)) => state.fold.observe_fence(marker.writer_epoch),
@@ -730,7 +777,7 @@ impl Writer {
             .await
             .map_err(|_| unavailable("the broker did not confirm the last transaction's fate in time"))?
             .map_err(append_failure)?;
-        self.catch_up(parts).await
+        self.catch_up(parts).await.map(|_| ())
     }
 
     async fn is_skipped(&self, partition: &Partition, offset: i64) -> Result<bool, CommandError> {
@@ -824,18 +871,20 @@ impl Settle {
         let mut delivered = delivered.into_iter();
         let mut first = None;
         for step in steps {
-            let mut next_offset = 0;
+            let mut last = None;
             for record in &step.records {
                 let at = delivered.next().expect("one delivery per record");
-                next_offset = at.offset + 1;
+                last = Some(Anchor { offset: at.offset, record: RecordId::Event(record.envelope.event_id) });
                 let position = AppendedEvent { event_type: record.envelope.event_type.clone(), topic: step.topic.clone(), partition: at.partition, offset: at.offset };
                 self.outcomes.remember(&record.envelope, position);
             }
             for (id, state) in &step.after {
                 self.lookups.fed(&step.tenant_id, *id, state);
             }
-            step.inbox.lock().expect("not poisoned").fates.push(Fate::Committed { entry: step.entry, next_offset });
-            first.get_or_insert(self.outcomes.committed(&step.key, step.fingerprint));
+            // Marked before the fate is posted: a snapshot then keeps the request's content.
+            let outcome = self.outcomes.committed(&step.key, step.fingerprint);
+            step.inbox.lock().expect("not poisoned").fates.push(Fate::Committed { entry: step.entry, last });
+            first.get_or_insert(outcome);
         }
         Ok(first.expect("a unit has a command"))
     }

@@ -126,7 +126,11 @@ async fn forecast_lineage(State(state): State<AppState>, who: Principal, Problem
     let topic = state.topics.opportunity.clone();
     let records = match deals.is_empty() {
         true => Vec::new(),
-        false => tidemark_history::read_topic(&state.log.brokers, &state.log.codec, &topic).await.map_err(|e| problem(e.into()))?,
+        false => {
+            // Only the deals' records: memory follows their histories, not the log's.
+            let ids: Vec<uuid::Uuid> = deals.iter().map(|d| d.id).collect();
+            tidemark_history::read_partitions(&state.log.brokers, &state.log.codec, &topic, None, Some(&ids)).await.map_err(|e| problem(e.into()))?
+        }
     };
     let mut explained = Vec::new();
     for deal in &deals {

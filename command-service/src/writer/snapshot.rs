@@ -1,0 +1,350 @@
+//! Writer snapshots: what the writer holds of each partition, saved now and then, so that a
+//! starting writer reads the log only after the snapshot instead of from its start.
+//!
+//! A snapshot is a shortcut, never a source of truth. A starting writer uses one only when
+//! this very build took it (the fold may differ between versions), its checksum holds (a
+//! row damaged at rest), and the log still holds, at the snapshot's anchor, the record the
+//! snapshot was taken after (a log recreated since). Any other snapshot is ignored, with the
+//! reason in the start report, and its partition is read from the start; the next snapshot
+//! replaces it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rdkafka::message::Message;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tidemark_events::account::Account;
+use tidemark_events::activity::Activity;
+use tidemark_events::contact::Contact;
+use tidemark_events::delegation::Delegation;
+use tidemark_events::lead::Lead;
+use tidemark_events::opportunity::Opportunity;
+use tidemark_events::AnyAggregate;
+use tidemark_schemas::Decoded;
+use tokio::sync::MutexGuard;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::idempotency::Remembered;
+use super::{unavailable, CommandError, Partition, PartitionState, Stream, Unreadable, Writer, BROKER_TIMEOUT};
+
+/// How often the writer looks for partitions that have grown enough to be saved again.
+const SNAPSHOT_TICK: Duration = Duration::from_secs(2);
+/// The longest a snapshot holds a partition, waiting for its appends in flight to settle
+/// (no new one starts meanwhile): about one transaction.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
+
+/// The last record a partition's state has folded. A snapshot is valid for a log that holds
+/// this record at this offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Anchor {
+    pub offset: i64,
+    pub record: RecordId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum RecordId {
+    Event(Uuid),
+    /// A fence marker, by its writer epoch (one writer's markers are alike).
+    Fence(i64),
+}
+
+impl RecordId {
+    pub(super) fn of(decoded: &Decoded) -> RecordId {
+        match decoded {
+            Decoded::Fence(marker) => RecordId::Fence(marker.writer_epoch),
+            Decoded::Event(record) => RecordId::Event(record.envelope.event_id),
+        }
+    }
+}
+
+/// What a snapshot keeps of a partition's state.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    anchor: Anchor,
+    fence_epoch: i64,
+    streams: Vec<SavedStream>,
+    unreadable: Vec<(Uuid, i64, String)>,
+    outcomes: Vec<Remembered>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedStream {
+    id: Uuid,
+    tenant_id: String,
+    version: i64,
+    state: SavedState,
+}
+
+/// `AnyAggregate` with its kind named (the API's serialization of it is untagged).
+#[derive(Serialize, Deserialize)]
+enum SavedState {
+    Account(Account),
+    Opportunity(Opportunity),
+    Delegation(Delegation),
+    Activity(Activity),
+    Contact(Contact),
+    Lead(Lead),
+}
+
+impl From<AnyAggregate> for SavedState {
+    fn from(state: AnyAggregate) -> SavedState {
+        match state {
+            AnyAggregate::Account(a) => SavedState::Account(a),
+            AnyAggregate::Opportunity(o) => SavedState::Opportunity(o),
+            AnyAggregate::Delegation(d) => SavedState::Delegation(d),
+            AnyAggregate::Activity(a) => SavedState::Activity(a),
+            AnyAggregate::Contact(c) => SavedState::Contact(c),
+            AnyAggregate::Lead(l) => SavedState::Lead(l),
+        }
+    }
+}
+
+impl From<SavedState> for AnyAggregate {
+    fn from(state: SavedState) -> AnyAggregate {
+        match state {
+            SavedState::Account(a) => AnyAggregate::Account(a),
+            SavedState::Opportunity(o) => AnyAggregate::Opportunity(o),
+            SavedState::Delegation(d) => AnyAggregate::Delegation(d),
+            SavedState::Activity(a) => AnyAggregate::Activity(a),
+            SavedState::Contact(c) => AnyAggregate::Contact(c),
+            SavedState::Lead(l) => AnyAggregate::Lead(l),
+        }
+    }
+}
+
+/// How a writer started: the operators' view of what its snapshots saved it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StartReport {
+    pub partitions: usize,
+    /// Partitions restored from a snapshot, then read from its anchor on.
+    pub from_snapshots: usize,
+    /// Snapshots found and not used, each with why.
+    pub snapshots_ignored: Vec<String>,
+    /// Records read from the log to catch up.
+    pub records_read: u64,
+    pub seconds: f64,
+}
+
+/// A snapshot read from the database, not yet checked against the log.
+struct Found {
+    topic: String,
+    partition: i32,
+    body: Body,
+}
+
+impl Writer {
+    /// Restores each partition that is still empty from its snapshot, where the snapshot
+    /// can be trusted; says which snapshots it ignored and why.
+    pub(super) async fn restore_snapshots(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)], report: &mut StartReport) -> Result<(), CommandError> {
+        let topics: Vec<String> = self.config.topics.all().iter().map(|t| t.to_string()).collect();
+        let rows = sqlx::query!(
+            "SELECT topic, partition, code_version, body, checksum FROM writer_snapshots WHERE topic = ANY($1)",
+            &topics
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut decoding = tokio::task::JoinSet::new();
+        for row in rows {
+            let name = format!("{}/{}", row.topic, row.partition);
+            if row.code_version != self.config.code_version {
+                report.snapshots_ignored.push(format!("{name}: taken by version {}, this is {}", row.code_version, self.config.code_version));
+                continue;
+            }
+            if Sha256::digest(&row.body).as_slice() != row.checksum.as_slice() {
+                report.snapshots_ignored.push(format!("{name}: its checksum does not match its content"));
+                continue;
+            }
+            decoding.spawn_blocking(move || match serde_json::from_slice::<Body>(&row.body) {
+                Ok(body) => Ok(Found { topic: row.topic, partition: row.partition, body }),
+                Err(e) => Err(format!("{name}: cannot be read ({e})")),
+            });
+        }
+        let mut found = Vec::new();
+        while let Some(decoded) = decoding.join_next().await {
+            match decoded.map_err(unavailable)? {
+                Ok(snapshot) => found.push(snapshot),
+                Err(reason) => report.snapshots_ignored.push(reason),
+            }
+        }
+        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = found.iter().map(|f| ((f.topic.clone(), f.partition), f.body.anchor)).collect();
+        let holding = self.anchors_in_log(&anchors).await?;
+        for snapshot in found {
+            let key = (snapshot.topic.clone(), snapshot.partition);
+            if let Some(reason) = holding.get(&key) {
+                report.snapshots_ignored.push(format!("{}/{}: {reason}", key.0, key.1));
+                continue;
+            }
+            let Some((_, state)) = parts.iter_mut().find(|(p, _)| p.topic == key.0 && p.partition == key.1) else { continue };
+            if state.next_offset > 0 {
+                continue;
+            }
+            self.restore(state, &key, snapshot.body);
+            report.from_snapshots += 1;
+        }
+        report.snapshots_ignored.sort();
+        for reason in &report.snapshots_ignored {
+            tracing::warn!(%reason, "a writer snapshot was ignored; its partition is read from the start");
+        }
+        Ok(())
+    }
+
+    /// For each anchor, why the log does not hold its record, if it does not.
+    async fn anchors_in_log(&self, anchors: &BTreeMap<tidemark_log::Partition, Anchor>) -> Result<HashMap<tidemark_log::Partition, String>, CommandError> {
+        let mut refused = HashMap::new();
+        if anchors.is_empty() {
+            return Ok(refused);
+        }
+        let asked: Vec<tidemark_log::Partition> = anchors.keys().cloned().collect();
+        let client = self.client.clone();
+        let ends = tokio::task::spawn_blocking(move || tidemark_log::log_ends(&client, &asked, BROKER_TIMEOUT)).await.map_err(unavailable)?.map_err(unavailable)?;
+        let mut from = BTreeMap::new();
+        let mut until = BTreeMap::new();
+        for (partition, anchor) in anchors {
+            if ends[partition] <= anchor.offset {
+                refused.insert(partition.clone(), format!("the log ends at {}, before the snapshot's anchor at {}", ends[partition], anchor.offset));
+            } else {
+                from.insert(partition.clone(), anchor.offset);
+                until.insert(partition.clone(), anchor.offset + 1);
+            }
+        }
+        let mut unseen: HashMap<tidemark_log::Partition, Anchor> = from.keys().map(|p| (p.clone(), anchors[p])).collect();
+        let config = tidemark_log::reader(&self.config.brokers, &self.config.client_id());
+        let mut log = tidemark_log::ToEnd::new(config, &from, until, BROKER_TIMEOUT).map_err(unavailable)?;
+        while let Some(message) = log.next().await.map_err(unavailable)? {
+            let key = (message.topic().to_string(), message.partition());
+            let Some(anchor) = unseen.remove(&key) else { continue };
+            match self.codec.decode(message.payload()).await {
+                Ok(decoded) if message.offset() == anchor.offset && RecordId::of(&decoded) == anchor.record => {}
+                Ok(_) => drop(refused.insert(key, format!("the log holds another record at the snapshot's anchor {}", anchor.offset))),
+                Err(e) if e.is_retryable() => return Err(unavailable(e)),
+                Err(e) => drop(refused.insert(key, format!("the record at the snapshot's anchor cannot be read: {e}"))),
+            }
+        }
+        // A marker where the anchor's record should be: the read ends without a record.
+        for (key, anchor) in unseen {
+            refused.insert(key, format!("the log holds no record at the snapshot's anchor {}", anchor.offset));
+        }
+        Ok(refused)
+    }
+
+    /// Puts a trusted snapshot's state in place: the partition is then read from its anchor
+    /// (folding the anchor's record again changes nothing).
+    fn restore(&self, state: &mut PartitionState, (topic, partition): &tidemark_log::Partition, body: Body) {
+        state.fold.fence_epoch = body.fence_epoch;
+        state.next_offset = body.anchor.offset;
+        state.snapshot_at = body.anchor.offset;
+        state.anchor = Some(body.anchor);
+        state.unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
+        state.streams = body
+            .streams
+            .into_iter()
+            .map(|s| {
+                let saved = Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() };
+                self.lookups.fed(&saved.tenant_id, s.id, &saved.state);
+                (s.id, saved)
+            })
+            .collect();
+        self.outcomes.restore(topic, *partition, body.outcomes);
+    }
+
+    /// Saves a snapshot of each partition that has grown by `snapshot_every` records since
+    /// its last one, every few seconds, until `shutdown` (a service task: it never ends
+    /// before).
+    pub async fn keep_snapshots(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(SNAPSHOT_TICK) => {}
+            }
+            // A writer that a newer one fenced holds an old state. (It keeps running: its
+            // health check tells operators it is fenced.)
+            if self.fenced().is_some() {
+                continue;
+            }
+            self.outcomes.forget_expired();
+            for partition in self.partitions.values() {
+                if let Err(e) = self.snapshot(partition).await {
+                    tracing::warn!(topic = %partition.topic, partition = partition.partition, error = %e, "saving a writer snapshot failed; trying again later");
+                }
+            }
+        }
+    }
+
+    async fn snapshot(&self, partition: &Partition) -> Result<(), sqlx::Error> {
+        let started = Instant::now();
+        let (body, next_offset) = {
+            let mut state = partition.lock().await;
+            if state.next_offset - state.snapshot_at < self.config.snapshot_every as i64 {
+                return Ok(());
+            }
+            // Holding the lock, no append starts: the ones in flight settle in about one
+            // transaction, and the state is then exactly the fold of the log to its anchor.
+            let deadline = Instant::now() + SETTLE_WAIT;
+            while !state.in_flight.is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                partition.take_fates(&mut state);
+            }
+            let Some(anchor) = state.anchor else { return Ok(()) };
+            if !state.in_flight.is_empty() || state.uncertain {
+                return Ok(());
+            }
+            // Cloned under the lock, serialized after it.
+            let body = Body {
+                anchor,
+                fence_epoch: state.fold.fence_epoch,
+                streams: state
+                    .streams
+                    .iter()
+                    .map(|(id, s)| SavedStream { id: *id, tenant_id: s.tenant_id.clone(), version: s.version, state: s.state.clone().into() })
+                    .collect(),
+                unreadable: state.unreadable.iter().map(|(id, u)| (*id, u.offset, u.reason.clone())).collect(),
+                outcomes: self.outcomes.of_partition(&partition.topic, partition.partition),
+            };
+            (body, state.next_offset)
+        };
+        let held = started.elapsed();
+        let (bytes, streams, anchor_offset) = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&body).expect("a snapshot serializes");
+            (bytes, body.streams.len() as i32, body.anchor.offset)
+        })
+        .await
+        .expect("serializing a snapshot does not panic");
+        let checksum = Sha256::digest(&bytes).to_vec();
+        // A slower writer's older snapshot never replaces a newer one.
+        sqlx::query!(
+            "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, streams, taken_at, body, checksum)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (topic, partition) DO UPDATE
+             SET code_version = EXCLUDED.code_version, anchor_offset = EXCLUDED.anchor_offset, streams = EXCLUDED.streams,
+                 taken_at = EXCLUDED.taken_at, body = EXCLUDED.body, checksum = EXCLUDED.checksum
+             WHERE writer_snapshots.anchor_offset <= EXCLUDED.anchor_offset OR writer_snapshots.code_version <> EXCLUDED.code_version",
+            partition.topic,
+            partition.partition,
+            self.config.code_version,
+            anchor_offset,
+            streams,
+            Utc::now(),
+            bytes,
+            checksum,
+        )
+        .execute(&self.pool)
+        .await?;
+        let mut state = partition.lock().await;
+        state.snapshot_at = state.snapshot_at.max(next_offset);
+        tracing::info!(
+            topic = %partition.topic,
+            partition = partition.partition,
+            anchor_offset,
+            streams,
+            bytes = bytes.len(),
+            held_ms = held.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "saved a writer snapshot"
+        );
+        Ok(())
+    }
+}
