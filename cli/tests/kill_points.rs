@@ -53,12 +53,17 @@ impl Serve {
             .expect("the tidemark binary starts")
     }
 
-    async fn ready(&self) -> Duration {
+    /// Waits until the command API serves; says how long that took, and the writer's start
+    /// report (how many partitions came from snapshots).
+    async fn ready(&self) -> (Duration, Value) {
         let started = Instant::now();
         let url = format!("http://{}/healthz", self.config.command_addr);
         loop {
-            if matches!(self.http.get(&url).send().await, Ok(r) if r.status() == 200) {
-                return started.elapsed();
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status() == 200 {
+                    let waited = started.elapsed();
+                    return (waited, r.json::<Value>().await.unwrap_or_default()["start"].clone());
+                }
             }
             assert!(started.elapsed() < Duration::from_secs(60), "the command API did not come back");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -196,13 +201,13 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
             }
         }));
     }
-    let mut writer_recovery = Vec::new();
+    let mut starts = Vec::new();
     for _ in 0..KILLS {
         let pause = Duration::from_millis(rand::rng().random_range(100..700));
         tokio::time::sleep(pause).await;
         process.lock().unwrap().kill();
         *process.lock().unwrap() = serve.spawn();
-        writer_recovery.push(serve.ready().await);
+        starts.push(serve.ready().await);
     }
     for client in clients {
         client.await.unwrap();
@@ -211,7 +216,7 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
     let restarted = Instant::now();
     process.lock().unwrap().kill();
     *process.lock().unwrap() = serve.spawn();
-    writer_recovery.push(serve.ready().await);
+    starts.push(serve.ready().await);
     while !serve.strong_read("/v1/pipeline?owner=alice&consistency=strong&wait_ms=1000").await {
         assert!(restarted.elapsed() < Duration::from_secs(90), "the projections did not resume after a quick restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -251,10 +256,13 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
         }
     }
     let gaps: Vec<_> = versions.iter().filter(|(_, v)| **v != (1..=v.len() as i64).collect::<Vec<_>>()).collect();
+    let mut writer_recovery: Vec<Duration> = starts.iter().map(|(waited, _)| *waited).collect();
     writer_recovery.sort();
+    let restored = |field: &str| starts.iter().map(|(_, start)| start[field].as_u64().unwrap_or(0)).sum::<u64>();
     common::report(&format!(
         "kill points: {KILLS} kills + 1 quick restart; {} commands acknowledged, {} refused, lost {}, partial {}, doubled {}; \
-         writer serving again after restart: min {:?}, median {:?}, max {:?}; projections resumed {:?} after the last restart",
+         writer serving again after restart: min {:?}, median {:?}, max {:?} ({} of {} partitions restored from snapshots); \
+         projections resumed {:?} after the last restart",
         acknowledged.len(),
         refused.len(),
         lost.len(),
@@ -263,6 +271,8 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
         writer_recovery[0],
         writer_recovery[writer_recovery.len() / 2],
         writer_recovery[writer_recovery.len() - 1],
+        restored("from_snapshots"),
+        restored("partitions"),
         projections_resumed,
     ));
     assert!(refused.is_empty(), "every command is accepted in the end: {refused:?}");

@@ -31,7 +31,7 @@ use super::idempotency::Remembered;
 use super::{unavailable, CommandError, Partition, PartitionState, Stream, Unreadable, Writer, BROKER_TIMEOUT};
 
 /// How often the writer looks for partitions that have grown enough to be saved again.
-const SNAPSHOT_TICK: Duration = Duration::from_secs(2);
+const SNAPSHOT_TICK: Duration = Duration::from_millis(500);
 /// The longest a snapshot holds a partition, waiting for its appends in flight to settle
 /// (no new one starts meanwhile): about one transaction.
 const SETTLE_WAIT: Duration = Duration::from_secs(1);
