@@ -419,7 +419,9 @@ impl Writer {
             all.push((partition, partition.lock().await));
         }
         let mut report = StartReport { partitions: all.len(), ..StartReport::default() };
+        let restoring = std::time::Instant::now();
         self.restore_snapshots(&mut all, &mut report).await?;
+        report.snapshot_seconds = restoring.elapsed().as_secs_f64();
         report.records_read = self.catch_up(&mut all).await?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)

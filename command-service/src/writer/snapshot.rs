@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tidemark_events::account::Account;
 use tidemark_events::activity::Activity;
 use tidemark_events::contact::Contact;
@@ -125,14 +124,23 @@ pub struct StartReport {
     pub snapshots_ignored: Vec<String>,
     /// Records read from the log to catch up.
     pub records_read: u64,
+    /// Of `seconds`, those spent reading, checking and restoring snapshots.
+    pub snapshot_seconds: f64,
     pub seconds: f64,
 }
 
-/// A snapshot read from the database, not yet checked against the log.
-struct Found {
-    topic: String,
-    partition: i32,
-    body: Body,
+/// A partition's state as a trusted snapshot restores it, built off the async threads.
+struct Restored {
+    partition: tidemark_log::Partition,
+    anchor: Anchor,
+    fence_epoch: i64,
+    streams: HashMap<Uuid, Stream>,
+    unreadable: HashMap<Uuid, Unreadable>,
+    outcomes: Vec<Remembered>,
+}
+
+fn checksum(body: &[u8]) -> i64 {
+    twox_hash::XxHash3_64::oneshot(body) as i64
 }
 
 impl Writer {
@@ -141,49 +149,74 @@ impl Writer {
     pub(super) async fn restore_snapshots(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)], report: &mut StartReport) -> Result<(), CommandError> {
         let topics: Vec<String> = self.config.topics.all().iter().map(|t| t.to_string()).collect();
         let rows = sqlx::query!(
-            "SELECT topic, partition, code_version, body, checksum FROM writer_snapshots WHERE topic = ANY($1)",
+            "SELECT topic, partition, code_version, anchor_offset, anchor_record, body, checksum FROM writer_snapshots WHERE topic = ANY($1)",
             &topics
         )
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        let mut decoding = tokio::task::JoinSet::new();
-        for row in rows {
+        let empty: Vec<tidemark_log::Partition> = parts.iter().filter(|(_, s)| s.next_offset == 0).map(|(p, _)| (p.topic.clone(), p.partition)).collect();
+        // Checked against the log before anything is decoded: the anchor is in the row too.
+        let mut candidates = Vec::new();
+        for row in rows.into_iter().filter(|r| empty.contains(&(r.topic.clone(), r.partition))) {
             let name = format!("{}/{}", row.topic, row.partition);
-            if row.code_version != self.config.code_version {
-                report.snapshots_ignored.push(format!("{name}: taken by version {}, this is {}", row.code_version, self.config.code_version));
+            let anchor = serde_json::from_str(&row.anchor_record).map(|record| Anchor { offset: row.anchor_offset, record });
+            match anchor {
+                _ if row.code_version != self.config.code_version => {
+                    report.snapshots_ignored.push(format!("{name}: taken by version {}, this is {}", row.code_version, self.config.code_version))
+                }
+                Err(e) => report.snapshots_ignored.push(format!("{name}: its anchor cannot be read ({e})")),
+                Ok(anchor) => candidates.push(((row.topic, row.partition), anchor, row.body, row.checksum)),
+            }
+        }
+        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().map(|(p, anchor, _, _)| (p.clone(), *anchor)).collect();
+        let refused = self.anchors_in_log(&anchors).await?;
+        let mut restoring = tokio::task::JoinSet::new();
+        for (partition, anchor, body, sum) in candidates {
+            let name = format!("{}/{}", partition.0, partition.1);
+            if let Some(reason) = refused.get(&partition) {
+                report.snapshots_ignored.push(format!("{name}: {reason}"));
                 continue;
             }
-            if Sha256::digest(&row.body).as_slice() != row.checksum.as_slice() {
-                report.snapshots_ignored.push(format!("{name}: its checksum does not match its content"));
-                continue;
-            }
-            decoding.spawn_blocking(move || match serde_json::from_slice::<Body>(&row.body) {
-                Ok(body) => Ok(Found { topic: row.topic, partition: row.partition, body }),
-                Err(e) => Err(format!("{name}: cannot be read ({e})")),
+            let lookups = self.lookups.clone();
+            restoring.spawn_blocking(move || {
+                if checksum(&body) != sum {
+                    return Err(format!("{name}: its checksum does not match its content"));
+                }
+                let body: Body = postcard::from_bytes(&body).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+                if body.anchor != anchor {
+                    return Err(format!("{name}: its content is anchored elsewhere than its row says"));
+                }
+                let streams = body
+                    .streams
+                    .into_iter()
+                    .map(|s| {
+                        let stream = Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() };
+                        lookups.fed(&stream.tenant_id, s.id, &stream.state);
+                        (s.id, stream)
+                    })
+                    .collect();
+                let unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
+                Ok(Restored { partition, anchor, fence_epoch: body.fence_epoch, streams, unreadable, outcomes: body.outcomes })
             });
         }
-        let mut found = Vec::new();
-        while let Some(decoded) = decoding.join_next().await {
-            match decoded.map_err(unavailable)? {
-                Ok(snapshot) => found.push(snapshot),
+        while let Some(restored) = restoring.join_next().await {
+            match restored.map_err(unavailable)? {
+                Ok(restored) => {
+                    let (topic, partition) = &restored.partition;
+                    let Some((_, state)) = parts.iter_mut().find(|(p, _)| &p.topic == topic && p.partition == *partition) else { continue };
+                    self.outcomes.restore(topic, *partition, restored.outcomes);
+                    // The partition is read from the anchor on (folding its record again changes nothing).
+                    state.fold.fence_epoch = restored.fence_epoch;
+                    state.next_offset = restored.anchor.offset;
+                    state.snapshot_at = restored.anchor.offset;
+                    state.anchor = Some(restored.anchor);
+                    state.streams = restored.streams;
+                    state.unreadable = restored.unreadable;
+                    report.from_snapshots += 1;
+                }
                 Err(reason) => report.snapshots_ignored.push(reason),
             }
-        }
-        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = found.iter().map(|f| ((f.topic.clone(), f.partition), f.body.anchor)).collect();
-        let holding = self.anchors_in_log(&anchors).await?;
-        for snapshot in found {
-            let key = (snapshot.topic.clone(), snapshot.partition);
-            if let Some(reason) = holding.get(&key) {
-                report.snapshots_ignored.push(format!("{}/{}: {reason}", key.0, key.1));
-                continue;
-            }
-            let Some((_, state)) = parts.iter_mut().find(|(p, _)| p.topic == key.0 && p.partition == key.1) else { continue };
-            if state.next_offset > 0 {
-                continue;
-            }
-            self.restore(state, &key, snapshot.body);
-            report.from_snapshots += 1;
         }
         report.snapshots_ignored.sort();
         for reason in &report.snapshots_ignored {
@@ -229,26 +262,6 @@ impl Writer {
             refused.insert(key, format!("the log holds no record at the snapshot's anchor {}", anchor.offset));
         }
         Ok(refused)
-    }
-
-    /// Puts a trusted snapshot's state in place: the partition is then read from its anchor
-    /// (folding the anchor's record again changes nothing).
-    fn restore(&self, state: &mut PartitionState, (topic, partition): &tidemark_log::Partition, body: Body) {
-        state.fold.fence_epoch = body.fence_epoch;
-        state.next_offset = body.anchor.offset;
-        state.snapshot_at = body.anchor.offset;
-        state.anchor = Some(body.anchor);
-        state.unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
-        state.streams = body
-            .streams
-            .into_iter()
-            .map(|s| {
-                let saved = Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() };
-                self.lookups.fed(&saved.tenant_id, s.id, &saved.state);
-                (s.id, saved)
-            })
-            .collect();
-        self.outcomes.restore(topic, *partition, body.outcomes);
     }
 
     /// Saves a snapshot of each partition that has grown by `snapshot_every` records since
@@ -307,29 +320,28 @@ impl Writer {
             (body, state.next_offset)
         };
         let held = started.elapsed();
-        let (bytes, streams, anchor_offset) = tokio::task::spawn_blocking(move || {
-            let bytes = serde_json::to_vec(&body).expect("a snapshot serializes");
-            (bytes, body.streams.len() as i32, body.anchor.offset)
-        })
-        .await
-        .expect("serializing a snapshot does not panic");
-        let checksum = Sha256::digest(&bytes).to_vec();
+        let anchor = body.anchor;
+        let anchor_record = serde_json::to_string(&anchor.record).expect("an anchor serializes");
+        let (bytes, streams) = tokio::task::spawn_blocking(move || (postcard::to_stdvec(&body).expect("a snapshot serializes"), body.streams.len() as i32))
+            .await
+            .expect("serializing a snapshot does not panic");
         // A slower writer's older snapshot never replaces a newer one.
         sqlx::query!(
-            "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, streams, taken_at, body, checksum)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, anchor_record, streams, taken_at, body, checksum)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (topic, partition) DO UPDATE
-             SET code_version = EXCLUDED.code_version, anchor_offset = EXCLUDED.anchor_offset, streams = EXCLUDED.streams,
-                 taken_at = EXCLUDED.taken_at, body = EXCLUDED.body, checksum = EXCLUDED.checksum
+             SET code_version = EXCLUDED.code_version, anchor_offset = EXCLUDED.anchor_offset, anchor_record = EXCLUDED.anchor_record,
+                 streams = EXCLUDED.streams, taken_at = EXCLUDED.taken_at, body = EXCLUDED.body, checksum = EXCLUDED.checksum
              WHERE writer_snapshots.anchor_offset <= EXCLUDED.anchor_offset OR writer_snapshots.code_version <> EXCLUDED.code_version",
             partition.topic,
             partition.partition,
             self.config.code_version,
-            anchor_offset,
+            anchor.offset,
+            anchor_record,
             streams,
             Utc::now(),
-            bytes,
-            checksum,
+            &bytes,
+            checksum(&bytes),
         )
         .execute(&self.pool)
         .await?;
@@ -338,7 +350,7 @@ impl Writer {
         tracing::info!(
             topic = %partition.topic,
             partition = partition.partition,
-            anchor_offset,
+            anchor_offset = anchor.offset,
             streams,
             bytes = bytes.len(),
             held_ms = held.as_millis() as u64,
