@@ -186,8 +186,6 @@ async fn connect(database_url: &str) -> anyhow::Result<sqlx::PgPool> {
     sqlx::PgPool::connect(database_url).await.with_context(|| format!("cannot connect to {database_url}"))
 }
 
-/// Prints one line of the answer. A reader that goes away (`| head`) ends the command with
-/// the write's error, which `main` takes as a quiet end.
 /// The most memory this process has held so far (its peak resident set), as Linux counts it.
 fn peak_memory() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -195,6 +193,8 @@ fn peak_memory() -> String {
     kb.map_or_else(|| "peak memory unknown".into(), |kb| format!("peak memory {} MB", kb / 1024))
 }
 
+/// Prints one line of the answer. A reader that goes away (`| head`) ends the command with
+/// the write's error, which `main` takes as a quiet end.
 fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{line}")
