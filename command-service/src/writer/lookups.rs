@@ -70,6 +70,21 @@ impl Lookups {
         }
     }
 
+    /// Keeps what others may look up of many aggregates at once (a restored snapshot), under
+    /// one lock of each index rather than one per aggregate.
+    pub fn fed_all<'a>(&self, states: impl Iterator<Item = (&'a str, Uuid, &'a AnyAggregate)>) {
+        let (mut delegations, mut others) = (Vec::new(), Vec::new());
+        for (tenant_id, id, state) in states {
+            match Looked::of(tenant_id, state) {
+                Some(Looked::Delegation(d)) => delegations.push((id, (tenant_id.to_string(), d))),
+                Some(looked) => others.push((id, (tenant_id.to_string(), looked))),
+                None => {}
+            }
+        }
+        self.delegations.write().expect("not poisoned").extend(delegations);
+        self.index.write().expect("not poisoned").extend(others);
+    }
+
     /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
     pub fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
         let index = self.index.read().expect("not poisoned");

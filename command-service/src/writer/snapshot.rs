@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::idempotency::Remembered;
+use super::lookups::Lookups;
 use super::{unavailable, CommandError, Partition, PartitionState, Stream, Unreadable, Writer, BROKER_TIMEOUT};
 
 /// How often the writer looks for partitions that have grown enough to be saved again.
@@ -143,13 +144,31 @@ fn checksum(body: &[u8]) -> i64 {
     twox_hash::XxHash3_64::oneshot(body) as i64
 }
 
+/// Checks and decodes one snapshot's body, and feeds the lookups its streams.
+fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, body: Vec<u8>, sum: i64, lookups: &Lookups) -> Result<Restored, String> {
+    if checksum(&body) != sum {
+        return Err(format!("{name}: its checksum does not match its content"));
+    }
+    let body: Body = postcard::from_bytes(&body).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+    if body.anchor != anchor {
+        return Err(format!("{name}: its content is anchored elsewhere than its row says"));
+    }
+    let mut streams = HashMap::with_capacity(body.streams.len());
+    for s in body.streams {
+        streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() });
+    }
+    lookups.fed_all(streams.iter().map(|(id, s)| (s.tenant_id.as_str(), *id, &s.state)));
+    let unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
+    Ok(Restored { partition, anchor, fence_epoch: body.fence_epoch, streams, unreadable, outcomes: body.outcomes })
+}
+
 impl Writer {
     /// Restores each partition that is still empty from its snapshot, where the snapshot
     /// can be trusted; says which snapshots it ignored and why.
     pub(super) async fn restore_snapshots(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)], report: &mut StartReport) -> Result<(), CommandError> {
         let topics: Vec<String> = self.config.topics.all().iter().map(|t| t.to_string()).collect();
         let rows = sqlx::query!(
-            "SELECT topic, partition, code_version, anchor_offset, anchor_record, body, checksum FROM writer_snapshots WHERE topic = ANY($1)",
+            "SELECT topic, partition, code_version, anchor_offset, anchor_record FROM writer_snapshots WHERE topic = ANY($1)",
             &topics
         )
         .fetch_all(&self.pool)
@@ -166,38 +185,29 @@ impl Writer {
                     report.snapshots_ignored.push(format!("{name}: taken by version {}, this is {}", row.code_version, self.config.code_version))
                 }
                 Err(e) => report.snapshots_ignored.push(format!("{name}: its anchor cannot be read ({e})")),
-                Ok(anchor) => candidates.push(((row.topic, row.partition), anchor, row.body, row.checksum)),
+                Ok(anchor) => candidates.push(((row.topic, row.partition), anchor)),
             }
         }
-        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().map(|(p, anchor, _, _)| (p.clone(), *anchor)).collect();
+        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().cloned().collect();
         let refused = self.anchors_in_log(&anchors).await?;
+        // Each body is fetched on a connection of its own and decoded as soon as it arrives:
+        // PostgreSQL reads one while another is decoded.
         let mut restoring = tokio::task::JoinSet::new();
-        for (partition, anchor, body, sum) in candidates {
+        for (partition, anchor) in candidates {
             let name = format!("{}/{}", partition.0, partition.1);
             if let Some(reason) = refused.get(&partition) {
                 report.snapshots_ignored.push(format!("{name}: {reason}"));
                 continue;
             }
-            let lookups = self.lookups.clone();
-            restoring.spawn_blocking(move || {
-                if checksum(&body) != sum {
-                    return Err(format!("{name}: its checksum does not match its content"));
-                }
-                let body: Body = postcard::from_bytes(&body).map_err(|e| format!("{name}: cannot be read ({e})"))?;
-                if body.anchor != anchor {
-                    return Err(format!("{name}: its content is anchored elsewhere than its row says"));
-                }
-                let streams = body
-                    .streams
-                    .into_iter()
-                    .map(|s| {
-                        let stream = Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() };
-                        lookups.fed(&stream.tenant_id, s.id, &stream.state);
-                        (s.id, stream)
-                    })
-                    .collect();
-                let unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
-                Ok(Restored { partition, anchor, fence_epoch: body.fence_epoch, streams, unreadable, outcomes: body.outcomes })
+            let (lookups, pool) = (self.lookups.clone(), self.pool.clone());
+            restoring.spawn(async move {
+                let row = sqlx::query!("SELECT body, checksum FROM writer_snapshots WHERE topic = $1 AND partition = $2", partition.0, partition.1)
+                    .fetch_optional(&pool)
+                    .await
+                    .map_err(|e| format!("{name}: cannot be fetched ({e})"))?
+                    .ok_or_else(|| format!("{name}: was removed meanwhile"))?;
+                let decoded = tokio::task::spawn_blocking(move || restore(name, partition, anchor, row.body, row.checksum, &lookups)).await;
+                decoded.map_err(|e| e.to_string())?
             });
         }
         while let Some(restored) = restoring.join_next().await {
