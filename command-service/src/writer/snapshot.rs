@@ -60,12 +60,14 @@ impl RecordId {
     }
 }
 
-/// What a snapshot keeps of a partition's state.
+/// What a snapshot keeps of a partition's state. Its body is this, then `streams` streams
+/// one after another, decoded one at a time into a map made big enough once (no vector of
+/// them all, which would grow by copying).
 #[derive(Serialize, Deserialize)]
-struct Body {
+struct Head {
     anchor: Anchor,
     fence_epoch: i64,
-    streams: Vec<SavedStream>,
+    streams: u64,
     unreadable: Vec<(Uuid, i64, String)>,
     outcomes: Vec<Remembered>,
 }
@@ -149,17 +151,23 @@ fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, bod
     if checksum(&body) != sum {
         return Err(format!("{name}: its checksum does not match its content"));
     }
-    let body: Body = postcard::from_bytes(&body).map_err(|e| format!("{name}: cannot be read ({e})"))?;
-    if body.anchor != anchor {
+    let cannot_read = |e: postcard::Error| format!("{name}: cannot be read ({e})");
+    let (head, mut rest) = postcard::take_from_bytes::<Head>(&body).map_err(cannot_read)?;
+    if head.anchor != anchor {
         return Err(format!("{name}: its content is anchored elsewhere than its row says"));
     }
-    let mut streams = HashMap::with_capacity(body.streams.len());
-    for s in body.streams {
+    let mut streams = HashMap::with_capacity(head.streams as usize);
+    for _ in 0..head.streams {
+        let (s, after) = postcard::take_from_bytes::<SavedStream>(rest).map_err(cannot_read)?;
         streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() });
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(format!("{name}: holds more than its streams"));
     }
     lookups.fed_all(streams.iter().map(|(id, s)| (s.tenant_id.as_str(), *id, &s.state)));
-    let unreadable = body.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
-    Ok(Restored { partition, anchor, fence_epoch: body.fence_epoch, streams, unreadable, outcomes: body.outcomes })
+    let unreadable = head.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
+    Ok(Restored { partition, anchor, fence_epoch: head.fence_epoch, streams, unreadable, outcomes: head.outcomes })
 }
 
 impl Writer {
@@ -299,7 +307,7 @@ impl Writer {
 
     async fn snapshot(&self, partition: &Partition) -> Result<(), sqlx::Error> {
         let started = Instant::now();
-        let (body, next_offset) = {
+        let ((head, saved), next_offset) = {
             let mut state = partition.lock().await;
             if state.next_offset - state.snapshot_at < self.config.snapshot_every as i64 {
                 return Ok(());
@@ -316,25 +324,30 @@ impl Writer {
                 return Ok(());
             }
             // Cloned under the lock, serialized after it.
-            let body = Body {
+            let head = Head {
                 anchor,
                 fence_epoch: state.fold.fence_epoch,
-                streams: state
-                    .streams
-                    .iter()
-                    .map(|(id, s)| SavedStream { id: *id, tenant_id: s.tenant_id.clone(), version: s.version, state: s.state.clone().into() })
-                    .collect(),
+                streams: state.streams.len() as u64,
                 unreadable: state.unreadable.iter().map(|(id, u)| (*id, u.offset, u.reason.clone())).collect(),
                 outcomes: self.outcomes.of_partition(&partition.topic, partition.partition),
             };
-            (body, state.next_offset)
+            let streams: Vec<SavedStream> = state
+                .streams
+                .iter()
+                .map(|(id, s)| SavedStream { id: *id, tenant_id: s.tenant_id.clone(), version: s.version, state: s.state.clone().into() })
+                .collect();
+            ((head, streams), state.next_offset)
         };
         let held = started.elapsed();
-        let anchor = body.anchor;
+        let anchor = head.anchor;
         let anchor_record = serde_json::to_string(&anchor.record).expect("an anchor serializes");
-        let (bytes, streams) = tokio::task::spawn_blocking(move || (postcard::to_stdvec(&body).expect("a snapshot serializes"), body.streams.len() as i32))
-            .await
-            .expect("serializing a snapshot does not panic");
+        let streams = saved.len() as i32;
+        let bytes = tokio::task::spawn_blocking(move || {
+            let bytes = postcard::to_extend(&head, Vec::new()).expect("a snapshot serializes");
+            saved.iter().fold(bytes, |bytes, s| postcard::to_extend(s, bytes).expect("a snapshot serializes"))
+        })
+        .await
+        .expect("serializing a snapshot does not panic");
         // A slower writer's older snapshot never replaces a newer one.
         sqlx::query!(
             "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, anchor_record, streams, taken_at, body, checksum)
