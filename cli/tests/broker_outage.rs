@@ -142,13 +142,7 @@ async fn a_killed_broker_loses_no_acknowledged_command_and_tidemark_recovers_wit
     let lost: Vec<_> = tally.acknowledged.keys().filter(|k| !appended.contains_key(*k)).collect();
     assert!(lost.is_empty(), "acknowledged commands missing from the log: {lost:?}");
     // The shared deal's stream has each version once, in order, whatever failed in between.
-    let versions: Vec<i64> = log
-        .iter()
-        .filter_map(|(_, _, decoded)| match decoded {
-            Decoded::Event(e) if e.envelope.aggregate_id.to_string() == hot => Some(e.envelope.aggregate_version),
-            _ => None,
-        })
-        .collect();
+    let versions = common::versions_of(&log, &hot);
     let changes = tally.acknowledged.keys().filter(|k| k.starts_with('a')).count();
     assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>(), "the shared deal's versions are contiguous");
     assert_eq!(versions.len(), changes + 1, "the shared deal holds its creation and each acknowledged change once");

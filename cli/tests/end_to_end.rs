@@ -196,13 +196,7 @@ async fn concurrent_commands_on_one_opportunity_get_versions_one_to_n() {
     assert_eq!(versions, (2..=N as i64 + 1).collect::<Vec<_>>());
 
     let log = t.read_log(&t.config.topics().opportunity).await;
-    let in_log: Vec<i64> = log
-        .iter()
-        .filter_map(|(_, _, d)| match d {
-            Decoded::Event(r) if r.envelope.aggregate_id.to_string() == id => Some(r.envelope.aggregate_version),
-            _ => None,
-        })
-        .collect();
+    let in_log = common::versions_of(&log, &id);
     assert_eq!(in_log, (1..=N as i64 + 1).collect::<Vec<_>>(), "versions 1..N in log order, no gap, no duplicate");
 }
 

@@ -332,6 +332,16 @@ pub async fn raw_log(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     payloads
 }
 
+/// The versions of aggregate `id`'s events in a log as `read_log` returns it, in log order.
+pub fn versions_of(log: &[(i32, i64, Decoded)], id: &str) -> Vec<i64> {
+    log.iter()
+        .filter_map(|(_, _, decoded)| match decoded {
+            Decoded::Event(e) if e.envelope.aggregate_id.to_string() == id => Some(e.envelope.aggregate_version),
+            _ => None,
+        })
+        .collect()
+}
+
 pub async fn read_log(brokers: &str, registry_url: &str, topic: &str) -> Vec<(i32, i64, Decoded)> {
     let codec = EventCodec::new(registry_url).unwrap();
     let records = tidemark_history::read_topic(brokers, &codec, topic).await.expect("the log can be read");

@@ -17,6 +17,11 @@ use super::{AppendedEvent, CommandRequest};
 /// How long an idempotency key is remembered after its command, as payment APIs do.
 const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
+/// Whether a command recorded at `recorded_at` may still be retried with its key.
+fn retryable(recorded_at: DateTime<Utc>) -> bool {
+    Utc::now() - recorded_at <= IDEMPOTENCY_WINDOW
+}
+
 /// The result of an accepted command; a retry with the same Idempotency-Key gets it again.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -81,7 +86,7 @@ pub(super) struct Outcomes {
 impl Outcomes {
     /// Adds a folded event to its command's outcome, unless the command is too old to retry.
     pub(super) fn remember(&self, env: &Envelope, position: AppendedEvent) {
-        if Utc::now() - env.recorded_at > IDEMPOTENCY_WINDOW {
+        if !retryable(env.recorded_at) {
             return;
         }
         let mut outcomes = self.outcomes.lock().expect("not poisoned");
@@ -117,8 +122,7 @@ impl Outcomes {
 
     /// Forgets the outcomes of commands too old to retry.
     pub(super) fn forget_expired(&self) {
-        let now = Utc::now();
-        self.outcomes.lock().expect("not poisoned").retain(|_, o| now - o.recorded_at <= IDEMPOTENCY_WINDOW);
+        self.outcomes.lock().expect("not poisoned").retain(|_, o| retryable(o.recorded_at));
     }
 
     /// The outcomes of commands on one partition, as a snapshot of it keeps them.
@@ -140,9 +144,8 @@ impl Outcomes {
 
     /// Takes back the outcomes a snapshot of the partition kept, but those too old to retry.
     pub(super) fn restore(&self, topic: &str, partition: i32, remembered: Vec<Remembered>) {
-        let now = Utc::now();
         let mut outcomes = self.outcomes.lock().expect("not poisoned");
-        for r in remembered.into_iter().filter(|r| now - r.recorded_at <= IDEMPOTENCY_WINDOW) {
+        for r in remembered.into_iter().filter(|r| retryable(r.recorded_at)) {
             let events = r.events.into_iter().map(|(event_type, offset)| AppendedEvent { event_type, topic: topic.to_string(), partition, offset }).collect();
             let outcome = Outcome {
                 created: r.created,

@@ -63,11 +63,7 @@ pub struct Lookups {
 impl Lookups {
     /// Keeps what others may look up of aggregate `id`, as it stands after an event.
     pub fn fed(&self, tenant_id: &str, id: Uuid, state: &AnyAggregate) {
-        match Looked::of(tenant_id, state) {
-            Some(Looked::Delegation(d)) => drop(self.delegations.write().expect("not poisoned").insert(id, (tenant_id.to_string(), d))),
-            Some(looked) => drop(self.index.write().expect("not poisoned").insert(id, (tenant_id.to_string(), looked))),
-            None => {}
-        }
+        self.fed_all(std::iter::once((tenant_id, id, state)));
     }
 
     /// Keeps what others may look up of many aggregates at once (a restored snapshot), under
@@ -81,8 +77,12 @@ impl Lookups {
                 None => {}
             }
         }
-        self.delegations.write().expect("not poisoned").extend(delegations);
-        self.index.write().expect("not poisoned").extend(others);
+        if !delegations.is_empty() {
+            self.delegations.write().expect("not poisoned").extend(delegations);
+        }
+        if !others.is_empty() {
+            self.index.write().expect("not poisoned").extend(others);
+        }
     }
 
     /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
