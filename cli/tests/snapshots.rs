@@ -118,7 +118,7 @@ async fn a_restarted_writer_reads_only_the_log_after_its_snapshots_and_ignores_t
 
     // Three snapshots the next start must not trust.
     let pool = t.pool().await;
-    let damaged: Vec<(String, i32)> = sqlx::query_as("SELECT topic, partition FROM writer_snapshots WHERE topic = ANY($1) ORDER BY anchor_offset DESC, topic, partition LIMIT 3")
+    let damaged: Vec<(String, i32)> = sqlx::query_as("SELECT topic, partition FROM writer_snapshots WHERE topic = ANY($1) AND chunks > 0 ORDER BY anchor_offset DESC, topic, partition LIMIT 3")
         .bind(t.config.topics().all().map(String::from).to_vec())
         .fetch_all(&pool)
         .await
@@ -130,7 +130,7 @@ async fn a_restarted_writer_reads_only_the_log_after_its_snapshots_and_ignores_t
     };
     // Anchored at the partition's first record: the log holds another record there.
     edit("UPDATE writer_snapshots SET anchor_offset = 0 WHERE topic = $1 AND partition = $2", row(0)).await;
-    edit("UPDATE writer_snapshots SET body = body || '\\x20'::bytea WHERE topic = $1 AND partition = $2", row(1)).await;
+    edit("UPDATE writer_snapshot_chunks SET body = body || '\\x20'::bytea WHERE topic = $1 AND partition = $2 AND chunk = 0", row(1)).await;
     edit("UPDATE writer_snapshots SET code_version = '0.0.0+another-build' WHERE topic = $1 AND partition = $2", row(2)).await;
     let t = restart(t, &config).await;
     let report = start_report(&t).await;

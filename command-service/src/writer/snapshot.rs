@@ -60,9 +60,13 @@ impl RecordId {
     }
 }
 
-/// What a snapshot keeps of a partition's state. Its body is this, then `streams` streams
-/// one after another, decoded one at a time into a map made big enough once (no vector of
-/// them all, which would grow by copying).
+/// How many streams a chunk holds: rows of about a megabyte, which PostgreSQL sends and the
+/// start decodes without growing any buffer far.
+const STREAMS_PER_CHUNK: usize = 4096;
+
+/// What a snapshot keeps of a partition's state besides its streams. The streams follow in
+/// chunks: each chunk is the anchor and then its streams one after another, decoded one at a
+/// time into a map made big enough once (no vector of them all, which would grow by copying).
 #[derive(Serialize, Deserialize)]
 struct Head {
     anchor: Anchor,
@@ -146,28 +150,59 @@ fn checksum(body: &[u8]) -> i64 {
     twox_hash::XxHash3_64::oneshot(body) as i64
 }
 
-/// Checks and decodes one snapshot's body, and feeds the lookups its streams.
-fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, body: Vec<u8>, sum: i64, lookups: &Lookups) -> Result<Restored, String> {
-    if checksum(&body) != sum {
+/// A snapshot's rows as a start fetches them.
+struct Fetched {
+    head: Vec<u8>,
+    checksum: i64,
+    /// Each chunk's body and checksum, in order.
+    chunks: Vec<(Vec<u8>, i64)>,
+}
+
+/// Checks and decodes one snapshot, and feeds the lookups its streams.
+fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, fetched: Fetched, lookups: &Lookups) -> Result<Restored, String> {
+    let cannot_read = |e: postcard::Error| format!("{name}: cannot be read ({e})");
+    if checksum(&fetched.head) != fetched.checksum || fetched.chunks.iter().any(|(body, sum)| checksum(body) != *sum) {
         return Err(format!("{name}: its checksum does not match its content"));
     }
-    let cannot_read = |e: postcard::Error| format!("{name}: cannot be read ({e})");
-    let (head, mut rest) = postcard::take_from_bytes::<Head>(&body).map_err(cannot_read)?;
+    let head: Head = postcard::from_bytes(&fetched.head).map_err(cannot_read)?;
+    let elsewhere = || format!("{name}: its content is anchored elsewhere than its row says");
     if head.anchor != anchor {
-        return Err(format!("{name}: its content is anchored elsewhere than its row says"));
+        return Err(elsewhere());
     }
     let mut streams = HashMap::with_capacity(head.streams as usize);
-    for _ in 0..head.streams {
-        let (s, after) = postcard::take_from_bytes::<SavedStream>(rest).map_err(cannot_read)?;
-        streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() });
-        rest = after;
+    for (body, _) in &fetched.chunks {
+        let (anchored, mut rest) = postcard::take_from_bytes::<Anchor>(body).map_err(cannot_read)?;
+        if anchored != anchor {
+            return Err(elsewhere());
+        }
+        while !rest.is_empty() {
+            let (s, after) = postcard::take_from_bytes::<SavedStream>(rest).map_err(cannot_read)?;
+            streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() });
+            rest = after;
+        }
     }
-    if !rest.is_empty() {
-        return Err(format!("{name}: holds more than its streams"));
+    if streams.len() as u64 != head.streams {
+        return Err(format!("{name}: holds {} streams where its head says {}", streams.len(), head.streams));
     }
     lookups.fed_all(streams.iter().map(|(id, s)| (s.tenant_id.as_str(), *id, &s.state)));
     let unreadable = head.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
     Ok(Restored { partition, anchor, fence_epoch: head.fence_epoch, streams, unreadable, outcomes: head.outcomes })
+}
+
+/// Reads one snapshot's head and chunks.
+async fn fetch(pool: &sqlx::PgPool, (topic, partition): &tidemark_log::Partition) -> Result<Option<Fetched>, sqlx::Error> {
+    let Some(row) = sqlx::query!("SELECT head, checksum, chunks FROM writer_snapshots WHERE topic = $1 AND partition = $2", topic, partition).fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    let chunks = sqlx::query!("SELECT body, checksum FROM writer_snapshot_chunks WHERE topic = $1 AND partition = $2 ORDER BY chunk", topic, partition)
+        .fetch_all(pool)
+        .await?;
+    // A snapshot replaced between the two reads shows as chunks anchored elsewhere.
+    let chunks: Vec<(Vec<u8>, i64)> = chunks.into_iter().map(|c| (c.body, c.checksum)).collect();
+    if chunks.len() != row.chunks as usize {
+        return Ok(None);
+    }
+    Ok(Some(Fetched { head: row.head, checksum: row.checksum, chunks }))
 }
 
 impl Writer {
@@ -198,7 +233,7 @@ impl Writer {
         }
         let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().cloned().collect();
         let refused = self.anchors_in_log(&anchors).await?;
-        // Each body is fetched on a connection of its own and decoded as soon as it arrives:
+        // Each snapshot is fetched on a connection of its own and decoded as soon as it arrives:
         // PostgreSQL reads one while another is decoded.
         let mut restoring = tokio::task::JoinSet::new();
         for (partition, anchor) in candidates {
@@ -209,12 +244,11 @@ impl Writer {
             }
             let (lookups, pool) = (self.lookups.clone(), self.pool.clone());
             restoring.spawn(async move {
-                let row = sqlx::query!("SELECT body, checksum FROM writer_snapshots WHERE topic = $1 AND partition = $2", partition.0, partition.1)
-                    .fetch_optional(&pool)
+                let fetched = fetch(&pool, &partition)
                     .await
                     .map_err(|e| format!("{name}: cannot be fetched ({e})"))?
-                    .ok_or_else(|| format!("{name}: was removed meanwhile"))?;
-                let decoded = tokio::task::spawn_blocking(move || restore(name, partition, anchor, row.body, row.checksum, &lookups)).await;
+                    .ok_or_else(|| format!("{name}: was replaced or removed meanwhile"))?;
+                let decoded = tokio::task::spawn_blocking(move || restore(name, partition, anchor, fetched, &lookups)).await;
                 decoded.map_err(|e| e.to_string())?
             });
         }
@@ -342,19 +376,29 @@ impl Writer {
         let anchor = head.anchor;
         let anchor_record = serde_json::to_string(&anchor.record).expect("an anchor serializes");
         let streams = saved.len() as i32;
-        let bytes = tokio::task::spawn_blocking(move || {
-            let bytes = postcard::to_extend(&head, Vec::new()).expect("a snapshot serializes");
-            saved.iter().fold(bytes, |bytes, s| postcard::to_extend(s, bytes).expect("a snapshot serializes"))
+        let (head, chunks) = tokio::task::spawn_blocking(move || {
+            let chunks: Vec<Vec<u8>> = saved
+                .chunks(STREAMS_PER_CHUNK)
+                .map(|chunk| {
+                    let bytes = postcard::to_extend(&anchor, Vec::new()).expect("a snapshot serializes");
+                    chunk.iter().fold(bytes, |bytes, s| postcard::to_extend(s, bytes).expect("a snapshot serializes"))
+                })
+                .collect();
+            (postcard::to_stdvec(&head).expect("a snapshot serializes"), chunks)
         })
         .await
         .expect("serializing a snapshot does not panic");
+        let bytes: usize = head.len() + chunks.iter().map(Vec::len).sum::<usize>();
+        let numbers: Vec<i32> = (0..chunks.len() as i32).collect();
+        let sums: Vec<i64> = chunks.iter().map(|c| checksum(c)).collect();
+        let mut tx = self.pool.begin().await?;
         // A slower writer's older snapshot never replaces a newer one.
-        sqlx::query!(
-            "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, anchor_record, streams, taken_at, body, checksum)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        let replaced = sqlx::query!(
+            "INSERT INTO writer_snapshots (topic, partition, code_version, anchor_offset, anchor_record, streams, chunks, taken_at, head, checksum)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (topic, partition) DO UPDATE
              SET code_version = EXCLUDED.code_version, anchor_offset = EXCLUDED.anchor_offset, anchor_record = EXCLUDED.anchor_record,
-                 streams = EXCLUDED.streams, taken_at = EXCLUDED.taken_at, body = EXCLUDED.body, checksum = EXCLUDED.checksum
+                 streams = EXCLUDED.streams, chunks = EXCLUDED.chunks, taken_at = EXCLUDED.taken_at, head = EXCLUDED.head, checksum = EXCLUDED.checksum
              WHERE writer_snapshots.anchor_offset <= EXCLUDED.anchor_offset OR writer_snapshots.code_version <> EXCLUDED.code_version",
             partition.topic,
             partition.partition,
@@ -362,12 +406,28 @@ impl Writer {
             anchor.offset,
             anchor_record,
             streams,
+            chunks.len() as i32,
             Utc::now(),
-            &bytes,
-            checksum(&bytes),
+            &head,
+            checksum(&head),
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if replaced.rows_affected() == 1 {
+            sqlx::query!("DELETE FROM writer_snapshot_chunks WHERE topic = $1 AND partition = $2", partition.topic, partition.partition).execute(&mut *tx).await?;
+            sqlx::query!(
+                "INSERT INTO writer_snapshot_chunks (topic, partition, chunk, body, checksum)
+                 SELECT $1, $2, chunk, body, checksum FROM UNNEST($3::int[], $4::bytea[], $5::bigint[]) AS c (chunk, body, checksum)",
+                partition.topic,
+                partition.partition,
+                &numbers,
+                &chunks,
+                &sums,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         let mut state = partition.lock().await;
         state.snapshot_at = state.snapshot_at.max(next_offset);
         tracing::info!(
@@ -375,7 +435,7 @@ impl Writer {
             partition = partition.partition,
             anchor_offset = anchor.offset,
             streams,
-            bytes = bytes.len(),
+            bytes,
             held_ms = held.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "saved a writer snapshot"
