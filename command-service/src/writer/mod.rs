@@ -47,7 +47,7 @@ use uuid::Uuid;
 use crate::appender::{AppendError, Appender, Delivered, Record};
 use idempotency::{IdempotencyKey, Outcomes};
 use lookups::Lookups;
-use snapshot::{Anchor, RecordId};
+use snapshot::{Anchor, Held, RecordId};
 
 /// Bounds every wait on the broker, so a client gets a 503 rather than a hang.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,7 +120,7 @@ pub enum StartError {
 struct Stream {
     tenant_id: String,
     version: i64,
-    state: AnyAggregate,
+    state: Held,
 }
 
 /// An event a command appended. Its position stays inside Tidemark (the consistency token
@@ -282,7 +282,7 @@ struct Step<'a> {
 impl Step<'_> {
     /// The aggregate's state after this step's events (not yet folded into the writer's).
     fn after(&self, id: Uuid) -> Option<AnyAggregate> {
-        let before = self.state.streams.get(&id).map(|s| s.state.clone());
+        let before = self.state.streams.get(&id).map(|s| s.state.get().into_owned());
         self.records.iter().fold(before, |state, r| Some(tidemark_events::evolve(state, &r.event)))
     }
 }
@@ -514,12 +514,12 @@ impl Writer {
                 return;
             }
         }
-        let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state);
+        let previous = state.streams.remove(&env.aggregate_id).map(|s| s.state.into_state());
         let evolved = tidemark_events::evolve(previous, &record.event);
         self.lookups.fed(&env.tenant_id, env.aggregate_id, &evolved);
         state.streams.insert(
             env.aggregate_id,
-            Stream { tenant_id: env.tenant_id.clone(), version: env.aggregate_version, state: evolved },
+            Stream { tenant_id: env.tenant_id.clone(), version: env.aggregate_version, state: Held::live(evolved) },
         );
         self.outcomes.remember(env, position);
     }
@@ -527,7 +527,7 @@ impl Writer {
     /// The current state of one aggregate of the tenant, as this writer holds it.
     pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<AnyAggregate> {
         let state = self.partition_of(aggregate_type, id).lock().await;
-        state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.clone())
+        state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.get().into_owned())
     }
 
     /// Every aggregate of a type this writer holds, with its tenant and id.
@@ -536,7 +536,7 @@ impl Writer {
         let mut found = Vec::new();
         for partition in self.partitions.values().filter(|p| p.topic == topic) {
             let state = partition.lock().await;
-            found.extend(state.streams.iter().map(|(id, s)| (s.tenant_id.clone(), *id, s.state.clone())));
+            found.extend(state.streams.iter().map(|(id, s)| (s.tenant_id.clone(), *id, s.state.get().into_owned())));
         }
         found
     }
@@ -672,7 +672,8 @@ impl Writer {
                 return Err(CommandError::VersionConflict { expected, current });
             }
         }
-        let events = decide(stream.map(|s| &s.state))?;
+        let current_state = stream.map(|s| s.state.get());
+        let events = decide(current_state.as_deref())?;
         let recorded_at = Utc::now();
         let mut records = Vec::with_capacity(events.len());
         let mut payloads = Vec::with_capacity(events.len());
@@ -709,12 +710,12 @@ impl Writer {
                 if !before.iter().any(|(id, _)| *id == env.aggregate_id) {
                     before.push((env.aggregate_id, step.state.streams.get(&env.aggregate_id).cloned()));
                 }
-                let previous = step.state.streams.remove(&env.aggregate_id).map(|s| s.state);
-                let state = tidemark_events::evolve(previous, &record.event);
+                let previous = step.state.streams.remove(&env.aggregate_id).map(|s| s.state.into_state());
+                let state = Held::live(tidemark_events::evolve(previous, &record.event));
                 step.state.streams.insert(env.aggregate_id, Stream { tenant_id: step.tenant_id.clone(), version: env.aggregate_version, state });
                 appended.push(Record { topic: step.partition.topic.clone(), partition: step.partition.partition, key: Some(env.aggregate_id.to_string()), payload });
             }
-            let after: Vec<(Uuid, AnyAggregate)> = before.iter().map(|(id, _)| (*id, step.state.streams[id].state.clone())).collect();
+            let after: Vec<(Uuid, AnyAggregate)> = before.iter().map(|(id, _)| (*id, step.state.streams[id].state.get().into_owned())).collect();
             step.state.in_flight.push(InFlight { entry, before });
             eras.push((step.partition.inbox.clone(), step.state.era));
             steps.push(Submitted { entry, topic: step.partition.topic.clone(), inbox: step.partition.inbox.clone(), tenant_id: step.tenant_id, key: step.key, fingerprint: step.fingerprint, records: step.records, after });

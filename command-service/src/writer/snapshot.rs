@@ -81,7 +81,50 @@ struct SavedStream {
     id: Uuid,
     tenant_id: String,
     version: i64,
-    state: SavedState,
+    /// A `SavedState`, kept as it is until the stream is first needed (see `Held`).
+    state: Vec<u8>,
+}
+
+/// A stream's state as the writer holds it: as folded, or as a snapshot saved it. A restored
+/// stream stays in its saved form (a tenth of the memory) until a command or a read needs
+/// it: most streams of a large log are never touched again, and a start that allocated every
+/// state spent its time on the memory, not on decoding.
+#[derive(Debug, Clone)]
+pub(super) enum Held {
+    Live(Box<AnyAggregate>),
+    /// Decoded once at restore (so it is known to decode) and dropped again.
+    Saved(Box<[u8]>),
+}
+
+impl Held {
+    pub(super) fn live(state: AnyAggregate) -> Held {
+        Held::Live(Box::new(state))
+    }
+
+    pub(super) fn get(&self) -> std::borrow::Cow<'_, AnyAggregate> {
+        match self {
+            Held::Live(state) => std::borrow::Cow::Borrowed(state),
+            Held::Saved(bytes) => std::borrow::Cow::Owned(decode_state(bytes).expect("a restored state decoded at restore")),
+        }
+    }
+
+    pub(super) fn into_state(self) -> AnyAggregate {
+        match self {
+            Held::Live(state) => *state,
+            Held::Saved(bytes) => decode_state(&bytes).expect("a restored state decoded at restore"),
+        }
+    }
+
+    fn saved(&self) -> Vec<u8> {
+        match self {
+            Held::Live(state) => postcard::to_stdvec(&SavedState::from((**state).clone())).expect("a state serializes"),
+            Held::Saved(bytes) => bytes.to_vec(),
+        }
+    }
+}
+
+fn decode_state(bytes: &[u8]) -> Result<AnyAggregate, postcard::Error> {
+    postcard::from_bytes::<SavedState>(bytes).map(AnyAggregate::from)
 }
 
 /// `AnyAggregate` with its kind named (the API's serialization of it is untagged).
@@ -175,16 +218,20 @@ fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, fet
         if anchored != anchor {
             return Err(elsewhere());
         }
+        // Each chunk's states are decoded to feed the lookups and dropped: the next chunk's
+        // reuse their memory.
+        let mut decoded = Vec::with_capacity(STREAMS_PER_CHUNK);
         while !rest.is_empty() {
             let (s, after) = postcard::take_from_bytes::<SavedStream>(rest).map_err(cannot_read)?;
-            streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: s.state.into() });
+            decoded.push((s.id, decode_state(&s.state).map_err(cannot_read)?));
+            streams.insert(s.id, Stream { tenant_id: s.tenant_id, version: s.version, state: Held::Saved(s.state.into_boxed_slice()) });
             rest = after;
         }
+        lookups.fed_all(decoded.iter().map(|(id, state)| (streams[id].tenant_id.as_str(), *id, state)));
     }
     if streams.len() as u64 != head.streams {
         return Err(format!("{name}: holds {} streams where its head says {}", streams.len(), head.streams));
     }
-    lookups.fed_all(streams.iter().map(|(id, s)| (s.tenant_id.as_str(), *id, &s.state)));
     let unreadable = head.unreadable.into_iter().map(|(id, offset, reason)| (id, Unreadable { offset, reason })).collect();
     Ok(Restored { partition, anchor, fence_epoch: head.fence_epoch, streams, unreadable, outcomes: head.outcomes })
 }
@@ -365,11 +412,7 @@ impl Writer {
                 unreadable: state.unreadable.iter().map(|(id, u)| (*id, u.offset, u.reason.clone())).collect(),
                 outcomes: self.outcomes.of_partition(&partition.topic, partition.partition),
             };
-            let streams: Vec<SavedStream> = state
-                .streams
-                .iter()
-                .map(|(id, s)| SavedStream { id: *id, tenant_id: s.tenant_id.clone(), version: s.version, state: s.state.clone().into() })
-                .collect();
+            let streams: Vec<(Uuid, Stream)> = state.streams.iter().map(|(id, s)| (*id, s.clone())).collect();
             ((head, streams), state.next_offset)
         };
         let held = started.elapsed();
@@ -381,7 +424,10 @@ impl Writer {
                 .chunks(STREAMS_PER_CHUNK)
                 .map(|chunk| {
                     let bytes = postcard::to_extend(&anchor, Vec::new()).expect("a snapshot serializes");
-                    chunk.iter().fold(bytes, |bytes, s| postcard::to_extend(s, bytes).expect("a snapshot serializes"))
+                    chunk.iter().fold(bytes, |bytes, (id, s)| {
+                        let saved = SavedStream { id: *id, tenant_id: s.tenant_id.clone(), version: s.version, state: s.state.saved() };
+                        postcard::to_extend(&saved, bytes).expect("a snapshot serializes")
+                    })
                 })
                 .collect();
             (postcard::to_stdvec(&head).expect("a snapshot serializes"), chunks)
