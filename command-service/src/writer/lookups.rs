@@ -5,7 +5,6 @@
 //! of each kind is kept for others to look up is said once, in `Looked::of`; kinds that no
 //! other command consults are not kept.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 use chrono::NaiveDate;
@@ -54,13 +53,19 @@ impl Looked {
 #[derive(Default)]
 pub struct Lookups {
     /// By aggregate id: its tenant and what others see of it.
-    index: RwLock<HashMap<Uuid, (String, Looked)>>,
+    index: RwLock<super::ById<(String, Looked)>>,
     /// Delegations apart: every approval searches them all, which in `index` meant passing
     /// every account and deal too.
-    delegations: RwLock<HashMap<Uuid, (String, Delegation)>>,
+    delegations: RwLock<super::ById<(String, Delegation)>>,
 }
 
 impl Lookups {
+    /// Makes room for `more` aggregates at once: a start from snapshots would otherwise
+    /// grow the index by doubling, copying it each time.
+    pub fn reserve(&self, more: usize) {
+        self.index.write().expect("not poisoned").reserve(more);
+    }
+
     /// Keeps what others may look up of aggregate `id`, as it stands after an event.
     pub fn fed(&self, tenant_id: &str, id: Uuid, state: &AnyAggregate) {
         self.fed_all(std::iter::once((tenant_id, id, state)));

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::idempotency::Remembered;
 use super::lookups::Lookups;
-use super::{unavailable, CommandError, Partition, PartitionState, Stream, Unreadable, Writer, BROKER_TIMEOUT};
+use super::{unavailable, ById, CommandError, Partition, PartitionState, Stream, Unreadable, Writer, BROKER_TIMEOUT};
 
 /// How often the writer looks for partitions that have grown enough to be saved again.
 const SNAPSHOT_TICK: Duration = Duration::from_millis(500);
@@ -184,7 +184,7 @@ struct Restored {
     partition: tidemark_log::Partition,
     anchor: Anchor,
     fence_epoch: i64,
-    streams: HashMap<Uuid, Stream>,
+    streams: ById<Stream>,
     unreadable: HashMap<Uuid, Unreadable>,
     outcomes: Vec<Remembered>,
 }
@@ -212,7 +212,7 @@ fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, fet
     if head.anchor != anchor {
         return Err(elsewhere());
     }
-    let mut streams = HashMap::with_capacity(head.streams as usize);
+    let mut streams = ById::with_capacity_and_hasher(head.streams as usize, Default::default());
     for (body, _) in &fetched.chunks {
         let (anchored, mut rest) = postcard::take_from_bytes::<Anchor>(body).map_err(cannot_read)?;
         if anchored != anchor {
@@ -258,7 +258,7 @@ impl Writer {
     pub(super) async fn restore_snapshots(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)], report: &mut StartReport) -> Result<(), CommandError> {
         let topics: Vec<String> = self.config.topics.all().iter().map(|t| t.to_string()).collect();
         let rows = sqlx::query!(
-            "SELECT topic, partition, code_version, anchor_offset, anchor_record FROM writer_snapshots WHERE topic = ANY($1)",
+            "SELECT topic, partition, code_version, anchor_offset, anchor_record, streams FROM writer_snapshots WHERE topic = ANY($1)",
             &topics
         )
         .fetch_all(&self.pool)
@@ -275,15 +275,16 @@ impl Writer {
                     report.snapshots_ignored.push(format!("{name}: taken by version {}, this is {}", row.code_version, self.config.code_version))
                 }
                 Err(e) => report.snapshots_ignored.push(format!("{name}: its anchor cannot be read ({e})")),
-                Ok(anchor) => candidates.push(((row.topic, row.partition), anchor)),
+                Ok(anchor) => candidates.push(((row.topic, row.partition), anchor, row.streams)),
             }
         }
-        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().cloned().collect();
+        let anchors: BTreeMap<tidemark_log::Partition, Anchor> = candidates.iter().map(|(p, a, _)| (p.clone(), *a)).collect();
+        self.lookups.reserve(candidates.iter().map(|(_, _, streams)| *streams as usize).sum());
         let refused = self.anchors_in_log(&anchors).await?;
         // Each snapshot is fetched on a connection of its own and decoded as soon as it arrives:
         // PostgreSQL reads one while another is decoded.
         let mut restoring = tokio::task::JoinSet::new();
-        for (partition, anchor) in candidates {
+        for (partition, anchor, _) in candidates {
             let name = format!("{}/{}", partition.0, partition.1);
             if let Some(reason) = refused.get(&partition) {
                 report.snapshots_ignored.push(format!("{name}: {reason}"));
