@@ -182,6 +182,17 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     drop(rebuild);
     let partial: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_opportunities.opportunities").fetch_one(&pool).await.unwrap();
     assert!(partial < 12, "{partial} rows rebuilt so far");
+    let persistence = |schema: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i8>("SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'opportunities'")
+                .bind(schema)
+                .fetch_one(&pool)
+                .await
+                .unwrap() as u8 as char
+        }
+    };
+    assert_eq!(persistence("rebuild_opportunities").await, 'u', "a rebuild fills unlogged tables");
     // The log moves on meanwhile.
     t.create_opportunity(&account, "alice", "999").await;
     assert_eq!(list().await.body["data"].as_array().unwrap().len(), 13);
@@ -190,6 +201,7 @@ async fn rebuild_swaps_in_new_tables_while_the_live_ones_serve_and_resumes_after
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming an interrupted rebuild"), "{err}");
     assert!(err.contains("events/s") && err.contains("switched over"), "{err}");
+    assert_eq!(persistence("public").await, 'p', "the rebuilt tables are logged once live");
 
     // The same offsets as the cached answer, but new tables: the answer is the rebuilt one.
     let after = list().await;

@@ -5,6 +5,12 @@
 //! very code the live projector runs (only the search path differs). The live tables keep
 //! serving meanwhile. Stopped, a rebuild resumes from its stored offsets.
 //!
+//! The rebuild's tables are unlogged while it fills them: no write-ahead log for millions of
+//! row versions that only the last one of matters. A crash of PostgreSQL empties unlogged
+//! tables, offsets and rows together, and the rebuild then starts again from the log's
+//! start. Before the switchover they are made logged, in one transaction (PostgreSQL writes
+//! each table to the log once).
+//!
 //! The switchover is one transaction: it locks the live projection's offsets (the live
 //! projector waits), checks that the rebuild has applied at least as much of every partition,
 //! swaps the tables, hands the rebuild's offsets to the live projector and bumps the
@@ -136,6 +142,13 @@ impl Rebuild {
     /// partitions where the live projection is ahead.
     pub async fn switch_over<P: Projection>(&self) -> Result<Vec<(String, i32)>, ProjectionError> {
         let schema = &self.schema;
+        // Outside the switchover's transaction, which holds the live projector: a table is
+        // written out whole. (A logged table stays as it is.)
+        let mut tx = self.shadow.begin().await?;
+        for table in P::TABLES.iter().chain(&["projection_offsets", "quarantine"]) {
+            tx.execute(format!("ALTER TABLE \"{schema}\".\"{table}\" SET LOGGED").as_str()).await?;
+        }
+        tx.commit().await?;
         let mut tx = self.live.begin().await?;
         let live: BTreeMap<(String, i32), i64> =
             sqlx::query_as::<_, (String, i32, i64)>("SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1 FOR UPDATE")
@@ -183,7 +196,7 @@ impl Rebuild {
 /// indexes under the same names (names are per schema), so that the copy can replace the
 /// original without a trace.
 async fn copy_table(db: &mut PgConnection, schema: &str, table: &str) -> Result<(), ProjectionError> {
-    db.execute(format!("CREATE TABLE \"{schema}\".\"{table}\" (LIKE public.\"{table}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").as_str()).await?;
+    db.execute(format!("CREATE UNLOGGED TABLE \"{schema}\".\"{table}\" (LIKE public.\"{table}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").as_str()).await?;
     let keys: Vec<(String, String)> = sqlx::query!(
         r#"SELECT conname, pg_get_constraintdef(oid) AS "definition!" FROM pg_constraint
            WHERE conrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = $1)
