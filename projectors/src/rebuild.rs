@@ -31,9 +31,13 @@ use crate::apply::{self, ensure_standing};
 use crate::{Projection, ProjectionError};
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Records applied per transaction by default: large enough that a batch's few statements,
-/// not round trips, dominate.
-const BATCH: usize = 10_000;
+/// Records applied per transaction by default. The larger the batch, the more of an
+/// aggregate's events fold into one row version: at a million events, 10,000 gave 21,000
+/// events/s, 100,000 gave 36,000 and 200,000 gave 38,000. The memory grows with it, by
+/// about 3 KB a record (470 MB at 100,000).
+/// (Reading the next batch while one is written gained nothing: on 2 cores, the reading
+/// took its CPU from the writing.)
+const BATCH: usize = 100_000;
 
 /// A rebuild in progress: its schema and a pool whose connections write there.
 pub struct Rebuild {
