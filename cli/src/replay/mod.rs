@@ -79,7 +79,7 @@ pub enum Replay {
         /// Throw away an interrupted rebuild's tables and start from the beginning of the log.
         #[arg(long)]
         restart: bool,
-        /// Records applied per transaction [default: 10000].
+        /// Records applied per transaction [default: 100000].
         #[arg(long)]
         batch_size: Option<usize>,
     },
