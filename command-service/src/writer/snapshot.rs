@@ -209,15 +209,18 @@ fn restore(name: String, partition: tidemark_log::Partition, anchor: Anchor, fet
     }
     let head: Head = postcard::from_bytes(&fetched.head).map_err(cannot_read)?;
     let elsewhere = || format!("{name}: its content is anchored elsewhere than its row says");
+    // Every part checked before the lookups are fed any of it.
+    for (body, _) in &fetched.chunks {
+        if postcard::take_from_bytes::<Anchor>(body).map_err(cannot_read)?.0 != anchor {
+            return Err(elsewhere());
+        }
+    }
     if head.anchor != anchor {
         return Err(elsewhere());
     }
     let mut streams = ById::with_capacity_and_hasher(head.streams as usize, Default::default());
     for (body, _) in &fetched.chunks {
-        let (anchored, mut rest) = postcard::take_from_bytes::<Anchor>(body).map_err(cannot_read)?;
-        if anchored != anchor {
-            return Err(elsewhere());
-        }
+        let (_, mut rest) = postcard::take_from_bytes::<Anchor>(body).map_err(cannot_read)?;
         // Each chunk's states are decoded to feed the lookups and dropped: the next chunk's
         // reuse their memory.
         let mut decoded = Vec::with_capacity(STREAMS_PER_CHUNK);
