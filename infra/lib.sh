@@ -56,26 +56,39 @@ ensure_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
-SCHEMATHESIS_VERSION="4.32.5"
-# The API fuzzer the conformance test drives, in a virtualenv of its own, once per machine.
-SCHEMATHESIS_VENV="${TIDEMARK_SCHEMATHESIS_VENV:-$HOME/.cache/tidemark/schemathesis-$SCHEMATHESIS_VERSION}"
-ensure_schemathesis() {
-  if [ -f "$SCHEMATHESIS_VENV/.complete" ]; then
+# ensure_venv DIR WHAT PACKAGE…: Python tools in a virtualenv of their own, once per machine.
+ensure_venv() {
+  local venv="$1" what="$2"
+  shift 2
+  if [ -f "$venv/.complete" ]; then
     return 0
   fi
-  command -v python3 >/dev/null || fail "python3 is missing: schemathesis, the API fuzzer, needs it (apt-get install python3)"
+  command -v python3 >/dev/null || fail "python3 is missing: $what needs it (apt-get install python3)"
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     [ "$(id -u)" = 0 ] || fail "python3's venv module is missing and installing it needs root: sudo apt-get install python3-venv"
     say "installing python3-venv from Debian's packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
       || fail "apt-get could not install python3-venv"
   fi
-  say "installing schemathesis $SCHEMATHESIS_VERSION (the API fuzzer) into $SCHEMATHESIS_VENV (once per machine)"
-  rm -rf "$SCHEMATHESIS_VENV"
-  python3 -m venv "$SCHEMATHESIS_VENV" || fail "python3 -m venv could not create $SCHEMATHESIS_VENV"
-  "$SCHEMATHESIS_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
-    || fail "pip could not install schemathesis $SCHEMATHESIS_VERSION; see its output above"
-  touch "$SCHEMATHESIS_VENV/.complete"
+  say "installing $* ($what) into $venv (once per machine)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || fail "python3 -m venv could not create $venv"
+  "$venv/bin/pip" install -q "$@" || fail "pip could not install $*; see its output above"
+  touch "$venv/.complete"
+}
+
+SCHEMATHESIS_VERSION="4.32.5"
+# The API fuzzer the conformance test drives.
+SCHEMATHESIS_VENV="${TIDEMARK_SCHEMATHESIS_VENV:-$HOME/.cache/tidemark/schemathesis-$SCHEMATHESIS_VERSION}"
+ensure_schemathesis() {
+  ensure_venv "$SCHEMATHESIS_VENV" "the API fuzzer" "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# The validators of the production shape (infra/k8s, infra/compose.yaml): Kubernetes'
+# schemas and the Compose specification's, both bundled, so no cluster is needed.
+VALIDATORS_VENV="${TIDEMARK_VALIDATORS_VENV:-$HOME/.cache/tidemark/validators-1}"
+ensure_validators() {
+  ensure_venv "$VALIDATORS_VENV" "the manifest validators" "kubernetes-validate==1.37.0" "check-jsonschema==0.39.0"
 }
 
 # The console's page, built from console/web with the machine's Node.js and npm: its
@@ -107,7 +120,8 @@ ensure_chromium() {
 # Runs in a subshell (a command substitution or a background job), which exec replaces, so
 # that the pid infra/down stops is the broker itself.
 kafka_java() {
-  exec java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+  # shellcheck disable=SC2086 # the heap options are words
+  exec java ${KAFKA_HEAP:--Xms512m -Xmx1g} -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.yaml" -cp "$KAFKA_LIBS/*" "$@"
 }
 

@@ -39,7 +39,7 @@ pub fn router(pool: PgPool, gate: Arc<Gate>) -> Router {
         .route("/v1/approvals/mine", get(my_approvals))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(pool);
-    tidemark_http::finish(router, utoipa::openapi::OpenApiBuilder::new().build(), gate)
+    tidemark_http::finish(router, utoipa::openapi::OpenApiBuilder::new().build(), gate, tidemark_http::ServiceMetrics::default())
 }
 
 const STAGES: [&str; 6] = ["Prospecting", "Qualification", "Proposal", "Negotiation", "ClosedWon", "ClosedLost"];

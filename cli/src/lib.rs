@@ -32,6 +32,10 @@ pub struct Config {
     /// PostgreSQL database of the read models, the registry and the writer epochs.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/tidemark")]
     pub database_url: String,
+    /// A read replica of that database, for the query API's reads of the read models
+    /// [default: the database itself]
+    #[arg(long, env = "TIDEMARK_READ_DATABASE_URL")]
+    pub read_database_url: Option<String>,
     /// Kafka bootstrap servers.
     #[arg(long, env = "TIDEMARK_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
@@ -50,6 +54,9 @@ pub struct Config {
     /// The sales console: its page and sign-in.
     #[arg(long, env = "TIDEMARK_CONSOLE_ADDR", default_value = "127.0.0.1:8083")]
     pub console_addr: SocketAddr,
+    /// The projectors' health and metrics.
+    #[arg(long, env = "TIDEMARK_PROJECTOR_ADDR", default_value = "127.0.0.1:8084")]
+    pub projector_addr: SocketAddr,
     /// More origins whose pages may call the command and query APIs from a browser (besides
     /// the console's own), comma-separated: for example a console served elsewhere
     #[arg(long, env = "TIDEMARK_CONSOLE_ORIGINS", value_delimiter = ',')]
@@ -112,6 +119,10 @@ pub struct Config {
     /// Partitions of each event topic when `setup` creates it.
     #[arg(long, env = "TIDEMARK_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
+    /// Replicas of each event topic's partitions when `setup` creates it; an append is
+    /// acknowledged once all but one of them have it (`min.insync.replicas`).
+    #[arg(long, env = "TIDEMARK_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
     /// Lead assignment rules, a JSON file: `[{"territory": "east", "segment": null, "team": "east",
     /// "members": ["alice", "bob"]}, …]`; the first rule that matches a lead names its team, whose
     /// members take leads in turn [default: the demo company's rules]
@@ -193,12 +204,7 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
         tracing::info!(database_url, "creating the database");
         sqlx::Postgres::create_database(database_url).await.context("creating the database")?;
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(5))
-        // A ping before every acquire was a round trip per read; a broken connection shows
-        // as the query's error instead (a 503), and the pool replaces it.
-        .test_before_acquire(false)
+    let pool = pool_options()
         .connect(database_url)
         .await
         .with_context(|| format!("cannot connect to {database_url}"))?;
@@ -215,22 +221,28 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Creates the event topics when missing: `partitions` each, kept forever.
+/// Creates the event topics when missing: `partitions` each, `replication_factor` replicas
+/// of which all but one must have an append before it is acknowledged, kept forever.
 pub async fn create_topics(config: &Config) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = tidemark_log::client(&config.brokers, "tidemark-setup")
         .create()
         .context("creating a Kafka admin client")?;
     let topics = config.topics();
+    let min_insync = (config.replication_factor - 1).max(1).to_string();
     let new: Vec<NewTopic> = topics
         .all()
         .iter()
-        .map(|t| NewTopic::new(t, config.partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1"))
+        .map(|t| {
+            NewTopic::new(t, config.partitions, TopicReplication::Fixed(config.replication_factor))
+                .set("retention.ms", "-1")
+                .set("min.insync.replicas", &min_insync)
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics(&new, &options).await.with_context(|| format!("cannot reach the broker at {}", config.brokers))?;
     for result in results {
         match result {
-            Ok(topic) => tracing::info!(topic, partitions = config.partitions, "created topic"),
+            Ok(topic) => tracing::info!(topic, partitions = config.partitions, replicas = config.replication_factor, "created topic"),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic, "topic exists"),
             Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
         }
@@ -244,6 +256,7 @@ pub struct System {
     pub registry_addr: Option<SocketAddr>,
     pub query_addr: Option<SocketAddr>,
     pub console_addr: Option<SocketAddr>,
+    pub projector_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -263,7 +276,7 @@ impl System {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut system =
-            System { command_addr: None, registry_addr: None, query_addr: None, console_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
+            System { command_addr: None, registry_addr: None, query_addr: None, console_addr: None, projector_addr: None, shutdown: shutdown.clone(), tasks: JoinSet::new() };
         // Bound first: the APIs let the console's origin call them, and in tests its port is 0.
         let console_sign_in = if services.console { users::console_sign_in(config) } else { None };
         let console_listener = match console_sign_in {
@@ -296,6 +309,7 @@ impl System {
                 code_version: CODE_VERSION.to_string(),
                 registry_token: service_token.clone(),
                 snapshot_every: config.snapshot_every.max(1),
+                metrics: tidemark_http::ServiceMetrics::default(),
             };
             let writer = Arc::new(tidemark_command_service::Writer::start(writer_config, &pool).await?);
             let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
@@ -311,12 +325,19 @@ impl System {
             tasks.spawn(async move { Ok(tidemark_command_service::route_leads(writer, rules, s).await) });
         }
         if services.projectors {
+            let listener = bind(config.projector_addr, "projectors' health and metrics").await?;
+            system.projector_addr = Some(listener.local_addr()?);
+            let metrics = tidemark_http::ServiceMetrics::default();
+            let router = tidemark_projectors::service::router(pool.clone(), &config.brokers, metrics.clone(), gate.clone())
+                .with_context(|| format!("cannot make a Kafka client for {}", config.brokers))?;
+            tasks.spawn(serve(listener, router, shutdown.clone()));
             let runner = tidemark_projectors::RunnerConfig {
                 brokers: config.brokers.clone(),
                 registry_url: registry_url.clone(),
                 topics: config.topics(),
                 group_prefix: config.consumer_group_prefix.clone().unwrap_or_else(|| format!("{}tidemark.projection.", config.topic_prefix)),
                 batch_size: config.projector_batch.max(1),
+                metrics,
             };
             tidemark_projectors::for_each(&mut SpawnProjection { tasks: &mut tasks, runner: &runner, pool: &pool, shutdown: &shutdown });
         }
@@ -324,7 +345,13 @@ impl System {
             let listener = bind(config.query_addr, "query API").await?;
             system.query_addr = Some(listener.local_addr()?);
             let freshness = tidemark_query_service::freshness::Freshness::new(&config.brokers)?;
+            let reads = match &config.read_database_url {
+                Some(url) => Some(read_pool(url).await?),
+                None => None,
+            };
             let query_config = tidemark_query_service::QueryConfig {
+                reads,
+                metrics: tidemark_http::ServiceMetrics::default(),
                 topics: config.topics(),
                 tokens: config.tokens(),
                 stall_after: Duration::from_millis(config.stall_after_ms),
@@ -402,6 +429,23 @@ pub fn service_claims() -> Claims {
         client_id: None,
         azp: None,
     }
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        // A ping before every acquire was a round trip per read; a broken connection shows
+        // as the query's error instead (a 503), and the pool replaces it.
+        .test_before_acquire(false)
+}
+
+/// The read replica's pool: only reads, so no migrations; the primary's carry over to it.
+async fn read_pool(url: &str) -> anyhow::Result<PgPool> {
+    pool_options()
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to the read replica {url}"))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

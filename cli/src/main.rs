@@ -117,7 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Console => Services { console: true, ..Services::NONE },
     };
     let system = System::start(&config, services).await?;
-    for (name, addr) in [("registry", system.registry_addr), ("commands", system.command_addr), ("queries", system.query_addr), ("console", system.console_addr)] {
+    for (name, addr) in [("registry", system.registry_addr), ("commands", system.command_addr), ("queries", system.query_addr), ("console", system.console_addr), ("projectors", system.projector_addr)] {
         if let Some(addr) = addr {
             tracing::info!("{name} listening on http://{addr}");
         }

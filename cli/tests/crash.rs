@@ -1,12 +1,13 @@
 //! A crash at any point loses no effect and doubles none: a projector process killed with
-//! SIGKILL mid-stream, again and again, ends with exactly the rows of a clean run.
+//! SIGKILL mid-stream, again and again, ends with exactly the rows of a clean run; and so do
+//! several projector processes sharing the partitions, one of them killed.
 
 mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{test_config, KillOnDrop, TestSystem};
+use common::{report, test_config, KillOnDrop, TestSystem};
 use rand::Rng;
 use serde_json::json;
 use tidemark::{Config, Services, System};
@@ -20,6 +21,7 @@ fn spawn_projector(config: &Config, registry_url: &str) -> KillOnDrop {
         .env("TIDEMARK_BROKERS", &config.brokers)
         .env("TIDEMARK_REGISTRY_URL", registry_url)
         .env("TIDEMARK_TOPIC_PREFIX", &config.topic_prefix)
+        .env("TIDEMARK_PROJECTOR_ADDR", "127.0.0.1:0")
         .env("TIDEMARK_PROJECTOR_BATCH", "5") // many small transactions: many places to die in
         .env("TIDEMARK_LOG", "warn")
         .stdout(Stdio::null())
@@ -62,12 +64,9 @@ async fn snapshot(pool: &sqlx::PgPool) -> Vec<String> {
     tables
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() {
-    let config = test_config();
-    let t = TestSystem::start_with(config.clone(), Services { projectors: false, ..Services::ALL }).await;
-
-    // A busy afternoon: opportunities created, moved, re-priced and closed.
+/// A busy afternoon: opportunities created, moved, re-priced and closed. Returns how many
+/// records the opportunity topic holds.
+async fn busy_afternoon(t: &TestSystem) -> i64 {
     let owners = ["ann", "ben", "cem"];
     let accounts = futures::future::join_all((0..6).map(|i| {
         let f = t.command("/v1/accounts", json!({"name": format!("Account {i}")}), &[]);
@@ -90,7 +89,39 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() 
             assert_eq!(t.command(&path, body, &[]).await.status, 200);
         }
     }
-    let total: i64 = t.log_end_offsets(&config.topics().opportunity).await.values().sum();
+    t.log_end_offsets(&t.config.topics().opportunity).await.values().sum()
+}
+
+/// The read models as a clean run makes them: the same log into a fresh database, by
+/// another consumer group.
+async fn clean_run(t: &TestSystem, total: i64) -> Vec<String> {
+    let config = &t.config;
+    let mut clean = test_config();
+    clean.brokers = config.brokers.clone();
+    clean.topic_prefix = config.topic_prefix.clone();
+    clean.consumer_group_prefix = Some(format!("{}clean.", config.topic_prefix));
+    clean.registry_url = t.registry();
+    tidemark::prepare_database(&clean.database_url).await.unwrap();
+    let clean_system = System::start(&clean, Services { projectors: true, ..Services::NONE }).await.unwrap();
+    let clean_pool = sqlx::PgPool::connect(&clean.database_url).await.unwrap();
+    wait_caught_up(&clean_pool, total, "the clean projector").await;
+    clean_system.shutdown.cancel();
+    snapshot(&clean_pool).await
+}
+
+async fn same_as_a_clean_run(t: &TestSystem, pool: &sqlx::PgPool, total: i64) {
+    let (crashed, reference) = (snapshot(pool).await, clean_run(t, total).await);
+    assert!(crashed[0].contains("Closed Lost") && crashed[1].contains("Proposal"), "the read models are populated");
+    assert_eq!(crashed, reference, "the read models equal a clean replay");
+    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine").fetch_one(pool).await.unwrap();
+    assert_eq!(quarantined, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() {
+    let config = test_config();
+    let t = TestSystem::start_with(config.clone(), Services { projectors: false, ..Services::ALL }).await;
+    let total = busy_afternoon(&t).await;
     let pool = t.pool().await;
 
     // The crashing run: kill the projector as soon as it has made some progress, three times.
@@ -113,22 +144,53 @@ async fn a_projector_killed_mid_stream_ends_with_the_same_rows_as_a_clean_run() 
     let mut projector = spawn_projector(&config, &t.registry());
     wait_caught_up(&pool, total, "the crashed projector").await;
     projector.kill();
+    same_as_a_clean_run(&t, &pool, total).await;
+}
 
-    // The clean run: the same log into a fresh database, by another consumer group.
-    let mut clean = test_config();
-    clean.brokers = config.brokers.clone();
-    clean.topic_prefix = config.topic_prefix.clone();
-    clean.consumer_group_prefix = Some(format!("{}clean.", config.topic_prefix));
-    clean.registry_url = t.registry();
-    tidemark::prepare_database(&clean.database_url).await.unwrap();
-    let clean_system = System::start(&clean, Services { projectors: true, ..Services::NONE }).await.unwrap();
-    let clean_pool = sqlx::PgPool::connect(&clean.database_url).await.unwrap();
-    wait_caught_up(&clean_pool, total, "the clean projector").await;
-    clean_system.shutdown.cancel();
+/// Three projector processes share each projection's partitions (one consumer group per
+/// projection); one is killed mid-stream and its partitions move to the others, then a
+/// fourth joins. Every record is applied once: the rows equal a clean run.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_projector_processes_share_the_partitions_and_survive_a_kill() {
+    let config = test_config();
+    let t = TestSystem::start_with(config.clone(), Services { projectors: false, ..Services::ALL }).await;
+    let total = busy_afternoon(&t).await;
+    let pool = t.pool().await;
 
-    let (crashed, reference) = (snapshot(&pool).await, snapshot(&clean_pool).await);
-    assert!(crashed[0].contains("Closed Lost") && crashed[1].contains("Proposal"), "the read models are populated");
-    assert_eq!(crashed, reference, "a crashed-and-restarted projection equals a clean replay");
-    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine").fetch_one(&pool).await.unwrap();
-    assert_eq!(quarantined, 0);
+    let mut projectors: Vec<KillOnDrop> = (0..3).map(|_| spawn_projector(&config, &t.registry())).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while applied(&pool).await.iter().all(|n| *n == 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    members_become(&config, 3).await;
+    projectors[0].kill(); // SIGKILL, with its partitions' batches in flight or not
+    let at_kill = applied(&pool).await;
+    report(&format!("crash: three projector processes, one killed with {at_kill:?} of {total} records applied per projection"));
+    projectors.push(spawn_projector(&config, &t.registry()));
+    wait_caught_up(&pool, total, "the remaining projectors").await;
+    members_become(&config, 3).await;
+    drop(projectors);
+    same_as_a_clean_run(&t, &pool, total).await;
+}
+
+/// Waits until each projection's consumer group has `count` members: the killed one's
+/// session has expired, or the new one has joined.
+async fn members_become(config: &Config, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members: Vec<usize> = PROJECTIONS.iter().map(|projection| group_members(config, projection)).collect();
+        if members.iter().all(|m| *m == count) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the projections' groups have {members:?} members, not {count} each");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn group_members(config: &Config, projection: &str) -> usize {
+    let client: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &config.brokers).create().expect("a Kafka client");
+    let group = format!("{}tidemark.projection.{projection}", config.topic_prefix);
+    rdkafka::consumer::Consumer::fetch_group_list(&client, Some(&group), Duration::from_secs(5))
+        .map(|list| list.groups().iter().map(|g| g.members().len()).sum())
+        .unwrap_or(0)
 }

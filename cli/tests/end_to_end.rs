@@ -280,7 +280,8 @@ async fn read_your_writes_gives_up_with_503_and_retry_after_when_the_projection_
 #[tokio::test(flavor = "multi_thread")]
 async fn every_service_serves_its_openapi_document_and_health() {
     let t = TestSystem::start().await;
-    for (base, path) in [(t.commands(), "/v1/opportunities/{id}/stage"), (t.queries(), "/v1/pipeline"), (t.registry(), "/subjects/{subject}/versions")] {
+    let projectors = format!("http://{}", t.system().projector_addr.expect("the projectors run"));
+    for (base, path) in [(t.commands(), "/v1/opportunities/{id}/stage"), (t.queries(), "/v1/pipeline"), (t.registry(), "/subjects/{subject}/versions"), (projectors, "/metrics")] {
         let doc = t.get(&format!("{base}/openapi.json")).await;
         assert_eq!(doc.status, 200);
         assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
@@ -483,4 +484,43 @@ async fn an_aggregate_behind_an_unreadable_record_says_so_until_an_operator_skip
     assert!(!entries.is_empty() && entries.iter().all(|e| e["skip"]["skipped_by"] == "oscar" && e["skip"]["reason"] == "garbage from a broken producer"), "{entries:?}");
     let still_open = second.get_as(&list, &ops).await;
     assert_eq!(still_open.body["data"], json!([]), "every projection's entry of that record is resolved");
+}
+
+/// With a read database (a replica in production), the query API reads the read models and
+/// the projections' standings there, so an answer waits for that database to have the rows;
+/// what it records (a denial) goes to the primary. The "replica" here is a second database
+/// that projectors of its own fill, started late to make it lag.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_api_reads_from_the_read_database_and_records_on_the_primary() {
+    let mut config = test_config();
+    let replica = test_config();
+    tidemark::prepare_database(&replica.database_url).await.unwrap();
+    config.read_database_url = Some(replica.database_url.clone());
+    let t = TestSystem::start_with(config, Services::ALL).await;
+    let account = t.open_account("Replica Ltd").await;
+    let created = t.create_opportunity(&account, "alice", "500.00").await;
+    let id = created.body["id"].as_str().unwrap();
+
+    // The primary's projectors have the deal; the read database has nothing yet.
+    let url = format!("{}/v1/opportunities/{id}?consistency_token={}&wait_ms=500", t.queries(), created.token());
+    let lagging = t.get(&url).await;
+    assert_eq!((lagging.status, lagging.body["type"].as_str()), (503, Some("/problems/bound-not-met")), "{}", lagging.body);
+
+    let mut filler = replica.clone();
+    filler.brokers = t.config.brokers.clone();
+    filler.topic_prefix = t.config.topic_prefix.clone();
+    filler.consumer_group_prefix = Some(format!("{}replica.", t.config.topic_prefix));
+    filler.registry_url = t.registry();
+    let replicating = tidemark::System::start(&filler, Services { projectors: true, ..Services::NONE }).await.unwrap();
+    let caught_up = t.get(&url.replace("wait_ms=500", "wait_ms=20000")).await;
+    assert_eq!((caught_up.status, caught_up.body["data"]["name"].as_str()), (200, Some("Fleet renewal")), "{}", caught_up.body);
+    replicating.shutdown.cancel();
+
+    let rep = t.token("carol", "default", &["rep"], Some("east"), None);
+    assert_eq!(t.get_as(&format!("{}/metrics", t.queries()), &rep).await.status, 403);
+    let count = |url: String| async move {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM denials WHERE action = 'read-metrics'").fetch_one(&pool).await.unwrap()
+    };
+    assert_eq!((count(t.config.database_url.clone()).await, count(replica.database_url.clone()).await), (1, 0), "the denial is on the primary");
 }

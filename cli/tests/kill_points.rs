@@ -40,6 +40,7 @@ impl Serve {
             .env("TIDEMARK_COMMAND_ADDR", self.config.command_addr.to_string())
             .env("TIDEMARK_REGISTRY_ADDR", self.config.registry_addr.to_string())
             .env("TIDEMARK_QUERY_ADDR", self.config.query_addr.to_string())
+            .env("TIDEMARK_PROJECTOR_ADDR", self.config.projector_addr.to_string())
             .env("TIDEMARK_REGISTRY_URL", &self.registry)
             .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
             .env("TIDEMARK_RATE_PER_PRINCIPAL", "10000")

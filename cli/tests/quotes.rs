@@ -283,3 +283,70 @@ async fn a_delegate_decides_on_behalf_of_the_approver_while_the_delegation_lasts
     let late = post(&t, &format!("/v1/opportunities/{east_deal}/quotes/{second}/approve"), json!({}), &p.bob).await;
     assert_eq!((late.status, late.body["reason_code"].as_str()), (403, Some("not-the-approver")), "{}", late.body);
 }
+
+/// The value of the sample of `name` whose labels include each of `labels`.
+fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (found, rest) = series.split_once('{').unwrap_or((series, ""));
+        (found == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))).then(|| value.parse().ok())?
+    })
+}
+
+/// Every service's `/metrics`, for monitoring and autoscalers: request latencies by route,
+/// the writer's transactions, the projectors' batches and rebalances, the projections' lag,
+/// the approvals waiting and the sales service levels. Only for operators.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_reports_its_figures_to_monitoring() {
+    let t = TestSystem::start().await;
+    let p = team(&t);
+    let id = opportunity(&t).await;
+    let quote = draft(&t, &id, "25", &p.alice).await;
+    let q = format!("/v1/opportunities/{id}/quotes/{quote}");
+    assert_eq!(post(&t, &format!("{q}/submit"), json!({}), &p.alice).await.status, 200);
+    assert_eq!(post(&t, &format!("{q}/approve"), json!({}), &p.mia).await.status, 200);
+    assert_eq!(my_approvals(&t, &p.fiona).await.len(), 1, "finance's step waits, and the projection has applied it");
+
+    let projector = format!("http://{}", t.system().projector_addr.expect("the projectors run"));
+    let services = [("commands", t.commands()), ("queries", t.queries()), ("registry", t.registry()), ("projectors", projector.clone())];
+    let mut figures = std::collections::BTreeMap::new();
+    for (service, base) in &services {
+        let refused = t.get_as(&format!("{base}/metrics"), &p.mia).await;
+        assert_eq!((refused.status, refused.body["reason_code"].as_str()), (403, Some("needs-operator")), "{service}: {}", refused.body);
+        let answer = t.http.get(format!("{base}/metrics")).bearer_auth(t.operator()).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{service}");
+        assert!(answer.headers()["content-type"].to_str().unwrap().starts_with("text/plain"), "{service}");
+        figures.insert(*service, answer.text().await.unwrap());
+    }
+    let at_least_one = |service: &str, name: &str, labels: &[(&str, &str)]| {
+        let value = sample(&figures[service], name, labels);
+        assert!(value.is_some_and(|v| v >= 1.0), "{service}: {name} {labels:?} is {value:?} in\n{}", figures[service]);
+    };
+    let exactly = |service: &str, name: &str, labels: &[(&str, &str)], expected: f64| {
+        assert_eq!(sample(&figures[service], name, labels), Some(expected), "{service}: {name} {labels:?} in\n{}", figures[service]);
+    };
+
+    let latency = "tidemark_http_request_duration_seconds_count";
+    at_least_one("commands", latency, &[("method", "POST"), ("route", "/v1/opportunities/{id}/quotes/{quote_id}/submit"), ("status", "200")]);
+    at_least_one("queries", latency, &[("method", "GET"), ("route", "/v1/approvals/mine"), ("status", "200")]);
+    at_least_one("registry", latency, &[("method", "POST"), ("status", "200")]);
+    at_least_one("commands", "tidemark_writer_transactions_total", &[("outcome", "committed")]);
+    at_least_one("commands", "tidemark_writer_commit_seconds_count", &[]);
+
+    at_least_one("projectors", "tidemark_projector_records_total", &[("projection", "opportunities")]);
+    at_least_one("projectors", "tidemark_projector_batch_seconds_count", &[("projection", "opportunities")]);
+    at_least_one("projectors", "tidemark_projector_rebalances_total", &[("projection", "opportunities"), ("kind", "assigned")]);
+    let health = t.get(&format!("{projector}/healthz")).await;
+    assert_eq!((health.status, health.body["broker"].as_str()), (200, Some("ok")), "{}", health.body);
+
+    for projection in ["opportunities", "pipeline", "leads", "contacts"] {
+        assert!(sample(&figures["queries"], "tidemark_projection_lag_events", &[("projection", projection)]).is_some(), "{projection}'s lag in\n{}", figures["queries"]);
+    }
+    exactly("queries", "tidemark_approvals_pending", &[("approver", "finance")], 1.0);
+    exactly("queries", "tidemark_approvals_pending", &[("approver", "manager")], 0.0);
+    exactly("queries", "tidemark_slo_time_to_quote_seconds_count", &[], 1.0);
+    exactly("queries", "tidemark_slo_approval_turnaround_seconds_count", &[("approver", "manager")], 1.0);
+    exactly("queries", "tidemark_slo_lead_assignment_seconds_count", &[], 0.0);
+    // Seconds between the deal's creation and its quote: in the lowest bucket.
+    exactly("queries", "tidemark_slo_time_to_quote_seconds_bucket", &[("le", "60")], 1.0);
+}

@@ -64,6 +64,8 @@ pub fn router(
     (lead_rules, teams): (Vec<tidemark_events::assignment::Rule>, tidemark_events::teams::Teams),
 ) -> axum::Router {
     let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
+    let metrics = writer.metrics().clone();
+    let scrape = tidemark_http::telemetry::Scrape { pool: pool.clone(), metrics: metrics.clone() };
     let state = AppState { writer, lead_rules: Arc::new(lead_rules), teams: Arc::new(teams), keys, pool, registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
@@ -81,9 +83,10 @@ pub fn router(
         .merge(crate::leads::routes())
         .merge(crate::erasure::routes())
         .routes(routes!(healthz))
+        .merge(tidemark_http::telemetry::routes(scrape))
         .with_state(state)
         .split_for_parts();
-    tidemark_http::finish(router, api, gate)
+    tidemark_http::finish(router, api, gate, metrics)
 }
 
 impl From<CommandError> for Problem {

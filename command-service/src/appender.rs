@@ -19,6 +19,7 @@ use backon::{ConstantBuilder, Retryable};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tidemark_http::ServiceMetrics;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -82,7 +83,7 @@ impl Appender {
     /// Starts the committing task with a producer from `make` (called again to replace a
     /// producer whose transaction failed). Fails when the first producer cannot register.
     /// `reader`: a client with `tidemark_log::reader` settings.
-    pub async fn start(make: ProducerFactory, reader: Arc<BaseConsumer>, timeout: Duration) -> Result<Appender, KafkaError> {
+    pub async fn start(make: ProducerFactory, reader: Arc<BaseConsumer>, timeout: Duration, metrics: ServiceMetrics) -> Result<Appender, KafkaError> {
         // A new broker creates its transaction log on the first registration, which can
         // take longer than one attempt's timeout.
         let producer = (|| init(&make, timeout))
@@ -92,7 +93,7 @@ impl Appender {
             .await?;
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
-        tokio::spawn(Committer { make, reader, timeout, producer: Some(producer), fenced: fenced.clone() }.run(submissions));
+        tokio::spawn(Committer { make, reader, timeout, producer: Some(producer), fenced: fenced.clone(), metrics }.run(submissions));
         Ok(Appender { queue, fenced })
     }
 
@@ -154,6 +155,7 @@ struct Committer {
     /// `None` after a failure left no usable producer; made anew before the next commit.
     producer: Option<FutureProducer>,
     fenced: Arc<OnceLock<String>>,
+    metrics: ServiceMetrics,
 }
 
 impl Committer {
@@ -183,13 +185,39 @@ impl Committer {
             for submission in &group {
                 span.follows_from(&submission.span);
             }
+            let began = Instant::now();
             let mut result = self.commit(&records).instrument(span).await;
+            self.count(&result, records.len(), began.elapsed());
             drop(records);
             for submission in group {
                 let answer = result.as_mut().map(|delivered| delivered.drain(..submission.records.len()).collect()).map_err(|e| e.clone());
                 (submission.on_fate)(answer);
             }
         }
+    }
+
+    /// Counts a transaction by its outcome, with its size and its time to visibility.
+    fn count(&self, result: &Result<Vec<Delivered>, AppendError>, records: usize, took: Duration) {
+        if records == 0 {
+            return; // a settling of the producer, not a transaction
+        }
+        let outcome = match result {
+            Ok(_) => "committed",
+            Err(AppendError::NotAppended(_)) => "aborted",
+            Err(AppendError::Uncertain(_)) => "uncertain",
+            Err(AppendError::Fenced(_)) => "fenced",
+        };
+        self.metrics.record(|| {
+            metrics::describe_counter!(
+                "tidemark_writer_transactions_total",
+                "The writer's Kafka transactions by outcome: committed; aborted (nothing appended); uncertain (the next producer settled it); fenced (a newer writer took over)."
+            );
+            metrics::counter!("tidemark_writer_transactions_total", "outcome" => outcome).increment(1);
+            metrics::describe_histogram!("tidemark_writer_transaction_records", "Records in one transaction: the commands that arrived together, and their events.");
+            metrics::histogram!("tidemark_writer_transaction_records").record(records as f64);
+            metrics::describe_histogram!("tidemark_writer_commit_seconds", metrics::Unit::Seconds, "From a transaction's begin to its records' visibility to committed readers.");
+            metrics::histogram!("tidemark_writer_commit_seconds").record(took.as_secs_f64());
+        });
     }
 
     async fn commit(&mut self, records: &[&Record]) -> Result<Vec<Delivered>, AppendError> {

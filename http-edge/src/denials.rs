@@ -44,3 +44,13 @@ pub fn problem(denial: Denial) -> Problem {
         .with("reason_code", denial.code)
         .with("policy_version", POLICY_VERSION)
 }
+
+/// Refuses, and records the refusal, unless `who` operates the deployment: what `resource`
+/// shows spans every tenant.
+pub async fn operator(pool: &PgPool, who: &Principal, action: &str, resource: &str) -> Result<(), Problem> {
+    if tidemark_events::policy::may_operate(&who.subject()) {
+        return Ok(());
+    }
+    let denial = Denial { code: "needs-operator", reason: format!("{resource} span every tenant: they are for the deployment's operators and monitoring") };
+    Err(deny(pool, who, action, resource, denial).await)
+}

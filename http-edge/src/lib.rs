@@ -7,11 +7,13 @@ pub mod health;
 pub mod openapi;
 pub mod principal;
 pub mod problem;
+pub mod telemetry;
 pub mod text;
 pub mod token;
 
 pub use principal::{Gate, Principal, Rate};
 pub use problem::{Problem, ProblemJson, ProblemPath, ProblemQuery};
+pub use telemetry::ServiceMetrics;
 pub use token::{ConsistencyToken, Position, TokenCodec, TokenError};
 
 use axum::http::{HeaderName, HeaderValue, Request};
@@ -34,11 +36,13 @@ impl MakeRequestId for NewCorrelationId {
 /// Finishes a service's router: serves its OpenAPI document at `/openapi.json` and adds
 /// the layers every service wants: a correlation id (taken from `X-Correlation-Id` or
 /// made), echoed in the answer and carried by the request's tracing span. The document is
-/// completed with what the edge answers on every operation ([`openapi::complete`]).
-pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Arc<Gate>) -> Router {
+/// completed with what the edge answers on every operation ([`openapi::complete`]). Every
+/// request that matched a route is timed into the service's `metrics`.
+pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Arc<Gate>, metrics: ServiceMetrics) -> Router {
     let api = openapi::complete(api);
     router
         .route("/openapi.json", axum::routing::get(move || std::future::ready(axum::Json(api.clone()))))
+        .route_layer(axum::middleware::from_fn_with_state(metrics, telemetry::time_requests))
         .fallback(|uri: axum::http::Uri| async move { Problem::not_found(format!("no resource at {uri}; see /openapi.json")) })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             Problem::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", format!("{uri} does not take {method}; see /openapi.json"))

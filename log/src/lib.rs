@@ -109,7 +109,7 @@ pub fn topic_ends(client: &BaseConsumer, topics: &[String], timeout: Duration) -
 /// Where `consumer` stands in each of `partitions`: the offset of the next record it would
 /// deliver, past any transaction markers it has read. Partitions it has not started to
 /// fetch are left out.
-pub fn positions(consumer: &impl Consumer, partitions: impl IntoIterator<Item = Partition>) -> Result<BTreeMap<Partition, i64>, KafkaError> {
+pub fn positions<C: rdkafka::consumer::ConsumerContext>(consumer: &impl Consumer<C>, partitions: impl IntoIterator<Item = Partition>) -> Result<BTreeMap<Partition, i64>, KafkaError> {
     let asked: BTreeSet<Partition> = partitions.into_iter().collect();
     let position = consumer.position()?;
     Ok(position

@@ -20,6 +20,7 @@ pub mod quarantine;
 pub mod quotes;
 pub mod rebuild;
 mod runner;
+pub mod service;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tidemark_events::Topics;
+use tidemark_http::ServiceMetrics;
 use tidemark_log::ClosesInBackground;
 use tidemark_privacy::PgKeyStore;
 use tidemark_schemas::EventCodec;
@@ -40,6 +42,8 @@ pub struct RunnerConfig {
     pub group_prefix: String,
     /// Most records applied in one transaction.
     pub batch_size: usize,
+    /// The projector's figures: records and batches applied, rebalances, restarts.
+    pub metrics: ServiceMetrics,
 }
 
 /// Runs the projection until `shutdown`, restarting after any failure (broker or database
@@ -66,7 +70,13 @@ pub async fn run<P: Projection>(config: RunnerConfig, pool: PgPool, shutdown: Ca
     let _ = attempt
         .retry(pauses)
         .sleep(pause)
-        .notify(|e, pause| tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting"))
+        .notify(|e, pause| {
+            tracing::warn!(projection = P::NAME, error = %e, retry_in_ms = pause.as_millis() as u64, "projector failed; restarting");
+            config.metrics.record(|| {
+                metrics::describe_counter!("tidemark_projector_restarts_total", "Times a projection's worker failed (broker or database away, …) and started again.");
+                metrics::counter!("tidemark_projector_restarts_total", "projection" => P::NAME).increment(1);
+            });
+        })
         .await;
 }
 
@@ -74,13 +84,14 @@ struct Worker<'a, P> {
     projection: std::marker::PhantomData<P>,
     pool: &'a PgPool,
     codec: EventCodec,
-    consumer: Arc<ClosesInBackground<StreamConsumer>>,
+    consumer: Arc<ClosesInBackground<StreamConsumer<Rebalances>>>,
+    metrics: ServiceMetrics,
     /// The positions this worker stored last, so an idle check writes only what moved.
     advanced: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
-    let consumer: StreamConsumer = tidemark_log::reader(&config.brokers, &format!("tidemark-projector-{}", P::NAME))
+    let consumer: StreamConsumer<Rebalances> = tidemark_log::reader(&config.brokers, &format!("tidemark-projector-{}", P::NAME))
         .set("group.id", format!("{}{}", config.group_prefix, P::NAME))
         // A crashed projector's partitions move to a live one after this long (default 45 s).
         .set("session.timeout.ms", "10000")
@@ -88,13 +99,13 @@ async fn run_once<P: Projection>(config: &RunnerConfig, pool: &PgPool, shutdown:
         // What a lagging projector fetches ahead waits in memory: the default of 64 MB per
         // projection held gigabytes when the projections fell behind a burst of commands.
         .set("queued.max.messages.kbytes", "8192")
-        .create()?;
+        .create_with_context(Rebalances { projection: P::NAME, metrics: config.metrics.clone() })?;
     let topics = P::topics(&config.topics);
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     // Whichever task lets go of it last, it is closed off the async threads.
     let consumer = Arc::new(ClosesInBackground::new(consumer));
     let batch_size = config.batch_size;
-    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone(), advanced: Default::default() };
+    let worker = Worker::<P> { projection: std::marker::PhantomData, pool, codec: EventCodec::new(&config.registry_url)?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone()))), consumer: consumer.clone(), metrics: config.metrics.clone(), advanced: Default::default() };
     // Watermark requests get their own connection: on the consumer's, they would queue
     // behind its fetch long-polls, and the heartbeat gets its own task so it never delays
     // consumption.
@@ -145,12 +156,21 @@ impl<P: Projection> Worker<'_, P> {
     }
 
     async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
+        let (began, records) = (std::time::Instant::now(), batch.len());
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;
         let mut reached = apply::apply_batch::<P>(&mut tx, &received).await?;
         let positions = tidemark_log::positions(&**self.consumer, reached.keys().cloned())?;
         apply::advance(&mut tx, P::NAME, &positions).await?;
         tx.commit().await?;
+        self.metrics.record(|| {
+            metrics::describe_counter!("tidemark_projector_records_total", "Records a projection applied (or skipped as applied before), in committed batches.");
+            metrics::counter!("tidemark_projector_records_total", "projection" => P::NAME).increment(records as u64);
+            metrics::describe_histogram!("tidemark_projector_batch_records", "Records in one batch: one PostgreSQL transaction.");
+            metrics::histogram!("tidemark_projector_batch_records", "projection" => P::NAME).record(records as f64);
+            metrics::describe_histogram!("tidemark_projector_batch_seconds", metrics::Unit::Seconds, "From a batch's decoding to its commit.");
+            metrics::histogram!("tidemark_projector_batch_seconds", "projection" => P::NAME).record(began.elapsed().as_secs_f64());
+        });
         // What is stored now: the batch's offsets, moved up to the positions where ahead.
         for (key, at) in positions {
             reached.entry(key).and_modify(|offset| *offset = (*offset).max(at));
@@ -171,7 +191,7 @@ impl<P: Projection> Worker<'_, P> {
 /// Marks, every second, the partitions where nothing is left to apply: whatever the
 /// projection has not applied there yet was appended after `checked_at`, which bounds the
 /// staleness of its answers.
-async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsumer>>, watermarks: ClosesInBackground<BaseConsumer>, pool: PgPool) -> Result<(), ProjectionError> {
+async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsumer<Rebalances>>>, watermarks: ClosesInBackground<BaseConsumer>, pool: PgPool) -> Result<(), ProjectionError> {
     let watermarks = Arc::new(watermarks);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
@@ -222,6 +242,29 @@ async fn heartbeat<P: Projection>(consumer: Arc<ClosesInBackground<StreamConsume
             .execute(&mut *db)
             .await?;
         }
+    }
+}
+
+/// Counts the consumer group's rebalances as this projection's consumer lives them.
+struct Rebalances {
+    projection: &'static str,
+    metrics: ServiceMetrics,
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (kind, partitions) = match rebalance {
+            Rebalance::Assign(list) => ("assigned", list.count()),
+            Rebalance::Revoke(list) => ("revoked", list.count()),
+            Rebalance::Error(_) => ("failed", 0),
+        };
+        tracing::info!(projection = self.projection, kind, partitions, "rebalance");
+        self.metrics.record(|| {
+            metrics::describe_counter!("tidemark_projector_rebalances_total", "Rebalances of a projection's consumer group as one worker lived them: partitions assigned, revoked, or a failed rebalance.");
+            metrics::counter!("tidemark_projector_rebalances_total", "projection" => self.projection, "kind" => kind).increment(1);
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tidemark_events::Topics;
-use tidemark_http::{Gate, TokenCodec};
+use tidemark_http::{Gate, ServiceMetrics, TokenCodec};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -28,7 +28,12 @@ use freshness::Freshness;
 
 #[derive(Clone)]
 struct AppState {
+    /// The primary: what the query service records (denials, reads of personal data).
     pool: PgPool,
+    /// The read models: a replica's, or the primary's. The projections' standings are read
+    /// here too, so a replica's delay shows in every answer's staleness.
+    reads: PgPool,
+    metrics: ServiceMetrics,
     freshness: Freshness,
     topics: Topics,
     tokens: TokenCodec,
@@ -47,6 +52,9 @@ struct AppState {
 struct ApiDoc;
 
 pub struct QueryConfig {
+    /// The read models' database, when not the primary's (a read replica).
+    pub reads: Option<PgPool>,
+    pub metrics: ServiceMetrics,
     pub topics: Topics,
     pub tokens: TokenCodec,
     pub stall_after: Duration,
@@ -56,6 +64,8 @@ pub struct QueryConfig {
 
 pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc<Gate>) -> axum::Router {
     let state = AppState {
+        reads: config.reads.unwrap_or_else(|| pool.clone()),
+        metrics: config.metrics.clone(),
         pool,
         freshness,
         topics: config.topics,
@@ -65,5 +75,5 @@ pub fn router(pool: PgPool, freshness: Freshness, config: QueryConfig, gate: Arc
         log: Arc::new(config.log),
     };
     let (router, api) = routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi())).with_state(state).split_for_parts();
-    tidemark_http::finish(router, api, gate)
+    tidemark_http::finish(router, api, gate, config.metrics)
 }

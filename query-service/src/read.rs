@@ -116,8 +116,8 @@ impl AppState {
     /// rows are.
     pub(crate) async fn also_hold<P: Projection>(&self, bound: &Bound) -> Result<Standings, Problem> {
         let ends = self.freshness.log_end_offsets(&P::topics(&self.topics)).await?;
-        self.freshness.await_bound(&self.pool, P::NAME, &ends, bound).await?;
-        let mut db = self.pool.acquire().await.map_err(database)?;
+        self.freshness.await_bound(&self.reads, P::NAME, &ends, bound).await?;
+        let mut db = self.reads.acquire().await.map_err(database)?;
         let mut standing: Vec<_> =
             freshness::standings(&mut db, P::NAME).await.map_err(database)?.into_iter().map(|s| (s.partition, s.next_offset, s.generation)).collect();
         standing.sort();
@@ -131,9 +131,9 @@ impl AppState {
         let tenant = who.tenant_id.as_str();
         let topics = P::topics(&self.topics);
         let ends = self.freshness.log_end_offsets(&topics).await?;
-        self.freshness.await_bound(&self.pool, P::NAME, &ends, &bound).await?;
+        self.freshness.await_bound(&self.reads, P::NAME, &ends, &bound).await?;
 
-        let mut tx = self.pool.begin().await.map_err(database)?;
+        let mut tx = self.reads.begin().await.map_err(database)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(database)?;
         let standing = freshness::standings(&mut tx, P::NAME).await.map_err(database)?;
         let key = CacheKey::new(tenant, query.into(), &standing);

@@ -18,6 +18,7 @@ pub fn test_config() -> Config {
     let any_port = "127.0.0.1:0".parse().unwrap();
     Config {
         database_url: format!("{postgres}/tidemark_test_{id}"),
+        read_database_url: None,
         brokers,
         registry_url: external_registry().unwrap_or_else(|| "http://127.0.0.1:9".into()), // else replaced by the in-process registry's address
         topic_prefix: format!("t{id}."),
@@ -25,6 +26,7 @@ pub fn test_config() -> Config {
         registry_addr: any_port,
         query_addr: any_port,
         console_addr: any_port,
+        projector_addr: any_port,
         console_origins: vec![],
         console_assets: None,
         oidc_issuer: None,
@@ -43,6 +45,7 @@ pub fn test_config() -> Config {
         rate_per_tenant: 10_000,
         stall_after_ms: 30_000,
         partitions: 3,
+        replication_factor: 1,
         // Every test's writer snapshots as soon as a partition changes: restarts in any test
         // go through a snapshot.
         snapshot_every: 1,

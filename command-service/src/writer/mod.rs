@@ -76,6 +76,8 @@ pub struct WriterConfig {
     /// A partition is saved again once this many records were added to it since its last
     /// snapshot (see `snapshot`).
     pub snapshot_every: u64,
+    /// The command service's figures, which the writer's transactions are counted into.
+    pub metrics: tidemark_http::ServiceMetrics,
 }
 
 impl WriterConfig {
@@ -353,7 +355,7 @@ impl Writer {
             .clone();
         let make = Box::new(move || producer_config.create::<FutureProducer>());
         let client = Arc::new(client);
-        let appender = Appender::start(make, client.clone(), BROKER_TIMEOUT).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let appender = Appender::start(make, client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let writer = Writer {
             config,
             pool: pool.clone(),
@@ -391,6 +393,11 @@ impl Writer {
 
     pub fn epoch(&self) -> i64 {
         self.epoch
+    }
+
+    /// The command service's figures (the writer counts its transactions there).
+    pub fn metrics(&self) -> &tidemark_http::ServiceMetrics {
+        &self.config.metrics
     }
 
     /// How this writer started: how long it took, and what the snapshots saved it.

@@ -43,7 +43,7 @@ export { freePort };
 export async function startTidemark(logDir, { services = ["command-service", "projector", "query-service", "console"], env: more = {}, consolePort } = {}) {
   const bin = need("TIDEMARK_BIN");
   const id = randomUUID().replaceAll("-", "").slice(0, 12);
-  const [command, registry, query, console] = await Promise.all([freePort(), freePort(), freePort(), consolePort ?? freePort()]);
+  const [command, registry, query, projector, console] = await Promise.all([freePort(), freePort(), freePort(), freePort(), consolePort ?? freePort()]);
   const env = {
     ...process.env,
     DATABASE_URL: `${need("TIDEMARK_TEST_DATABASE_URL")}/tidemark_test_console_${id}`,
@@ -54,6 +54,7 @@ export async function startTidemark(logDir, { services = ["command-service", "pr
     TIDEMARK_REGISTRY_ADDR: `127.0.0.1:${registry}`,
     TIDEMARK_QUERY_ADDR: `127.0.0.1:${query}`,
     TIDEMARK_CONSOLE_ADDR: `127.0.0.1:${console}`,
+    TIDEMARK_PROJECTOR_ADDR: `127.0.0.1:${projector}`,
     TIDEMARK_REGISTRY_URL: `http://127.0.0.1:${registry}`,
     TIDEMARK_LOG: process.env.TIDEMARK_LOG ?? "warn",
     ...more,
@@ -69,7 +70,7 @@ export async function startTidemark(logDir, { services = ["command-service", "pr
   run("registry");
   await answers(`http://127.0.0.1:${registry}/healthz`);
   for (const service of services) run(service);
-  const ports = { "command-service": command, "query-service": query, console };
+  const ports = { "command-service": command, "query-service": query, projector, console };
   await Promise.all(services.filter((s) => ports[s]).map((s) => answers(`http://127.0.0.1:${ports[s]}/healthz`)));
   return {
     console: `http://127.0.0.1:${console}`,

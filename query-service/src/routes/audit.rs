@@ -44,7 +44,7 @@ async fn audit_rows(state: &AppState, who: &Principal, table: &'static str, limi
         sqlx::query_scalar(&format!("SELECT to_jsonb(t) - 'id' - 'tenant_id' FROM {table} t WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"))
             .bind(&who.tenant_id)
             .bind(limit)
-            .fetch_all(&state.pool)
+            .fetch_all(&state.reads)
             .await
             .map_err(database)?;
     Ok(Json(json!({ "data": rows })).into_response())

@@ -119,7 +119,7 @@ async fn forecast_lineage(State(state): State<AppState>, who: Principal, Problem
     let period = period_of(&p.period)?;
     let category = p.category.as_deref().map(category_of).transpose()?;
     let cell = Cell { owner: &p.owner, period, at: &p.period, currency: &p.currency, category };
-    let mut db = state.pool.acquire().await.map_err(database)?;
+    let mut db = state.reads.acquire().await.map_err(database)?;
     let (deals, figures) = forecast::cell(&mut db, &who.tenant_id, &cell).await?;
     drop(db);
 

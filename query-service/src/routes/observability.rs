@@ -3,7 +3,7 @@
 //! it still makes progress; and `/healthz`.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -22,10 +22,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(projections_health)).routes(routes!(metrics))
 }
 
-/// Whether the service's dependencies (PostgreSQL, broker) answer and no projection is stalled.
+/// Whether the service's dependencies (PostgreSQL, its read models' database, broker) answer and no projection is stalled.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
-    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let answers = |pool: &sqlx::PgPool| {
+        let pool = pool.clone();
+        async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
+    };
+    let (postgres, read_models) = (answers(&state.pool).await, answers(&state.reads).await);
     let freshness = state.freshness.clone();
     let broker = tokio::task::spawn_blocking(move || freshness.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()));
     // Not ready while a projection that answers depend on is stalled: such answers would
@@ -35,7 +39,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(unhealthy) => Err(format!("stalled: {}", unhealthy.join(", "))),
         Err(problem) => Err(problem.detail),
     };
-    tidemark_http::health::answer(&[("postgres", postgres), ("broker", broker), ("projections", projections)], json!({}))
+    tidemark_http::health::answer(&[("postgres", postgres), ("read_models", read_models), ("broker", broker), ("projections", projections)], json!({}))
 }
 
 /// One partition of one projection, as monitoring sees it.
@@ -57,7 +61,7 @@ async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHeal
         let topics = topics_of(&state.topics);
         // Standings first, then the log ends: the other way round, records applied in
         // between would stand past an end read before them, and look like a reset log.
-        let mut db = state.pool.acquire().await.map_err(database)?;
+        let mut db = state.reads.acquire().await.map_err(database)?;
         let standing = freshness::standings(&mut db, name).await.map_err(database)?;
         drop(db);
         let ends = state.freshness.log_end_offsets(&topics).await?;
@@ -117,15 +121,26 @@ async fn projections_health(State(state): State<AppState>) -> Result<Response, t
     Ok((status, Json(json!({ "status": if healthy { "ok" } else { "stalled" }, "projections": body }))).into_response())
 }
 
-/// Lag, position, progress and health per projection and partition; the answer cache's
-/// hits. For operators and the system (a scraper sends a bearer token).
+/// The service's request latencies; lag, position, progress and health per projection and
+/// partition; the approvals waiting; the answer cache's hits. For operators and the system
+/// (a scraper sends a bearer token).
 ///
-/// Each scrape records a fresh survey into a recorder of its own: no sample outlives what
-/// it speaks of, and services that share a process never mix their figures.
+/// The survey is recorded at each scrape into a recorder of its own: no sample outlives
+/// what it speaks of.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
 async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Response, tidemark_http::Problem> {
     crate::access::operator(&state, &who, "read-metrics", "metrics").await?;
     let survey = survey(&state).await?;
+    let pending: Vec<(String, i64, Option<f64>)> = sqlx::query!(
+        r#"SELECT approver AS "approver!", count(*) AS "count!", extract(epoch FROM now() - min(waiting_since))::float8 AS oldest
+           FROM pending_approvals GROUP BY approver"#
+    )
+    .fetch_all(&state.reads)
+    .await
+    .map_err(database)?
+    .into_iter()
+    .map(|r| (r.approver, r.count, r.oldest))
+    .collect();
     let recorder = PrometheusBuilder::new().build_recorder();
     metrics::with_local_recorder(&recorder, || {
         describe_gauge!("tidemark_projection_lag_events", "Records in the log that the projection has not applied.");
@@ -146,6 +161,14 @@ async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Respon
                 gauge!("tidemark_projection_stalled", labels).set(f64::from(u8::from(p.stalled)));
             }
         }
+        describe_gauge!("tidemark_approvals_pending", "Quote approval steps waiting for a decision, by approver (manager or finance), across tenants.");
+        describe_gauge!("tidemark_approvals_oldest_waiting_seconds", "How long the oldest approval step of each approver has been waiting.");
+        // Both approvers always have a sample, so that an autoscaler reads 0 rather than nothing.
+        for approver in ["manager", "finance"] {
+            let (count, oldest) = pending.iter().find(|(a, ..)| a == approver).map_or((0, None), |(_, count, oldest)| (*count, *oldest));
+            gauge!("tidemark_approvals_pending", "approver" => approver).set(count as f64);
+            gauge!("tidemark_approvals_oldest_waiting_seconds", "approver" => approver).set(oldest.unwrap_or(0.0));
+        }
         let (hits, misses) = (state.cache.hits(), state.cache.misses());
         describe_counter!("tidemark_query_cache_hits_total", "Answers served from the cache.");
         describe_counter!("tidemark_query_cache_misses_total", "Answers computed.");
@@ -154,31 +177,71 @@ async fn metrics(State(state): State<AppState>, who: Principal) -> Result<Respon
         counter!("tidemark_query_cache_misses_total").absolute(misses);
         gauge!("tidemark_query_cache_hit_ratio").set(if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 });
     });
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], in_order(&recorder.handle().render())).into_response())
+    let slos = slo_histograms(&state.reads).await?;
+    Ok(tidemark_http::telemetry::exposition(&state.metrics, &format!("{}\n\n{slos}", recorder.handle().render())))
 }
 
-/// The exposition with its families, and the samples within each, in order: the exporter
-/// writes them in hash order, and the same state should always read the same.
-fn in_order(exposition: &str) -> String {
-    let mut families: Vec<Vec<&str>> = exposition
-        .split("\n\n")
-        .filter(|family| !family.trim().is_empty())
-        .map(|family| {
-            let (mut comments, mut samples): (Vec<&str>, Vec<&str>) = family.lines().partition(|l| l.starts_with('#'));
-            samples.sort();
-            comments.append(&mut samples);
-            comments
-        })
-        .collect();
-    families.sort_by_key(|family| family.iter().find(|l| l.starts_with("# TYPE")).copied());
-    families.iter().map(|family| family.join("\n") + "\n").collect::<Vec<_>>().join("\n")
-}
+/// The sales process's service levels, each a duration per deal, lead or approval step,
+/// as the read models hold it: (name, help, SQL of (label, seconds)).
+const SLOS: [(&str, &str, &str); 3] = [
+    (
+        "tidemark_slo_time_to_quote_seconds",
+        "From a deal's creation to its first submitted quote.",
+        "SELECT NULL::text, extract(epoch FROM first_quoted_at - created_at)::float8 FROM opportunities WHERE first_quoted_at IS NOT NULL",
+    ),
+    (
+        "tidemark_slo_lead_assignment_seconds",
+        "From a lead's capture to its owner.",
+        "SELECT NULL::text, assignment_latency_ms / 1000.0::float8 FROM leads WHERE assigned_at IS NOT NULL",
+    ),
+    (
+        "tidemark_slo_approval_turnaround_seconds",
+        "From an approval step's request to its decision, by approver (manager or finance).",
+        "SELECT approver, extract(epoch FROM decided_at - requested_at)::float8 FROM approval_decisions",
+    ),
+];
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn families_and_their_samples_come_out_in_order() {
-        let exposition = "# TYPE b gauge\nb{p=\"2\"} 1\nb{p=\"1\"} 2\n\n# HELP a An a.\n# TYPE a counter\na 3\n";
-        assert_eq!(super::in_order(exposition), "# HELP a An a.\n# TYPE a counter\na 3\n\n# TYPE b gauge\nb{p=\"1\"} 2\nb{p=\"2\"} 1\n");
+/// Upper bounds of the service-level histograms' buckets: from a minute to a quarter.
+const SLO_BUCKETS: [f64; 10] = [60.0, 600.0, 3600.0, 4.0 * 3600.0, 86400.0, 2.0 * 86400.0, 7.0 * 86400.0, 14.0 * 86400.0, 30.0 * 86400.0, 90.0 * 86400.0];
+
+/// The service levels as Prometheus histograms, counted by the database from every row:
+/// the same at every query service, and after a rebuild, as they come from the log.
+async fn slo_histograms(reads: &sqlx::PgPool) -> Result<String, tidemark_http::Problem> {
+    let mut text = String::new();
+    for (name, help, durations) in SLOS {
+        // width_bucket: 0 below the first bound, i for [bound i-1, bound i), len for the rest.
+        let rows: Vec<(Option<String>, i32, i64, f64)> = sqlx::query_as(&format!(
+            "SELECT label, width_bucket(seconds, $1::float8[]), count(*), coalesce(sum(seconds), 0)::float8
+             FROM ({durations}) AS d(label, seconds) WHERE seconds IS NOT NULL GROUP BY 1, 2"
+        ))
+        .bind(SLO_BUCKETS.to_vec())
+        .fetch_all(reads)
+        .await
+        .map_err(database)?;
+        text += &format!("# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut labels: Vec<Option<&String>> = rows.iter().map(|(label, ..)| label.as_ref()).collect();
+        labels.sort();
+        labels.dedup();
+        if labels.is_empty() {
+            labels.push(None);
+        }
+        for label in labels {
+            let of_label = || rows.iter().filter(move |(l, ..)| l.as_ref() == label);
+            let with = |more: &str| match label {
+                Some(l) => format!("{{approver=\"{l}\"{}{more}}}", if more.is_empty() { "" } else { "," }),
+                None if more.is_empty() => String::new(),
+                None => format!("{{{more}}}"),
+            };
+            // A value on a bound belongs to the bucket below it in Prometheus (le), to the
+            // one above in width_bucket: close enough for durations measured in ms.
+            for (i, bound) in SLO_BUCKETS.iter().enumerate() {
+                let count: i64 = of_label().filter(|(_, bucket, ..)| (*bucket as usize) <= i).map(|(_, _, n, _)| n).sum();
+                text += &format!("{name}_bucket{} {count}\n", with(&format!("le=\"{bound}\"")));
+            }
+            let (count, sum) = of_label().fold((0i64, 0.0f64), |(c, s), (_, _, n, total)| (c + *n, s + *total));
+            text += &format!("{name}_bucket{} {count}\n{name}_sum{} {sum}\n{name}_count{} {count}\n", with("le=\"+Inf\""), with(""), with(""));
+        }
+        text += "\n";
     }
+    Ok(text)
 }

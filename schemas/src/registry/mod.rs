@@ -102,9 +102,11 @@ type Shared = Arc<Store>;
 #[openapi(info(title = "Tidemark schema registry", description = "Confluent Schema Registry REST API subset, backed by PostgreSQL."))]
 struct ApiDoc;
 
-/// The registry's routes, with `/openapi.json` and `/healthz`. Reads are open, as in
+/// The registry's routes, with `/openapi.json`, `/healthz` and `/metrics`. Reads are open, as in
 /// Confluent's registry; writes need a bearer token of an operator or of the system.
 pub fn router(pool: PgPool, gate: Arc<tidemark_http::Gate>) -> axum::Router {
+    let metrics = tidemark_http::ServiceMetrics::default();
+    let scrape = tidemark_http::telemetry::Scrape { pool: pool.clone(), metrics: metrics.clone() };
     let store: Shared = Arc::new(Store::new(pool));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(register))
@@ -116,9 +118,10 @@ pub fn router(pool: PgPool, gate: Arc<tidemark_http::Gate>) -> axum::Router {
         .routes(routes!(get_global_config, put_global_config))
         .routes(routes!(get_subject_config, put_subject_config))
         .routes(routes!(healthz))
+        .merge(tidemark_http::telemetry::routes(scrape))
         .with_state(store)
         .split_for_parts();
-    tidemark_http::finish(router, api, gate)
+    tidemark_http::finish(router, api, gate, metrics)
 }
 
 /// A principal allowed to change the registry, which every tenant shares: an operator of the
