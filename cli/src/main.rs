@@ -3,6 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tidemark::{Config, Services, System};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -69,13 +71,31 @@ struct TokenArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // Logs go to stderr: stdout is the command's answer (the replay tools print JSON there).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn")))
+    let traces = match tidemark_http::traces::provider("tidemark") {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("tidemark: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let logs = EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn"));
+    // Quieter logs keep every span of a trace. The exporter's own HTTP client is left out,
+    // or sending spans would make more of them.
+    let spans = EnvFilter::try_from_env("TIDEMARK_TRACES").unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn,hyper=off,h2=off,reqwest=off,opentelemetry=off"));
+    tracing_subscriber::registry()
+        // Logs go to stderr: stdout is the command's answer (the replay tools print JSON there).
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
+        .with(traces.as_ref().map(|provider| tidemark_http::traces::layer(provider, "tidemark").with_filter(spans)))
         .init();
     let cli = Cli::parse();
-    match run(cli).await {
+    let outcome = run(cli).await;
+    // Spans still queued for OTLP leave before the process does.
+    if let Some(provider) = traces {
+        if let Err(e) = provider.shutdown() {
+            eprintln!("tidemark: sending the last traces failed: {e}");
+        }
+    }
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // The reader of stdout went away (`tidemark replay events … | head`): nothing is wrong.
         Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => std::process::ExitCode::SUCCESS,

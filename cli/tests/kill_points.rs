@@ -8,96 +8,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{test_config, KillOnDrop};
+use common::{test_config, Serve};
 use rand::Rng;
 use serde_json::{json, Value};
-use tidemark::Config;
 use tidemark_schemas::Decoded;
 
 const KILLS: usize = 8;
 const QUOTES: usize = 8;
 const LEADS: usize = 8;
 const CREATES: usize = 16;
-
-struct Serve {
-    config: Config,
-    registry: String,
-    http: reqwest::Client,
-    token: String,
-}
-
-impl Serve {
-    fn spawn(&self) -> KillOnDrop {
-        Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .arg("serve")
-            .env("DATABASE_URL", &self.config.database_url)
-            .env("TIDEMARK_BROKERS", &self.config.brokers)
-            .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
-            .env("TIDEMARK_COMMAND_ADDR", self.config.command_addr.to_string())
-            .env("TIDEMARK_REGISTRY_ADDR", self.config.registry_addr.to_string())
-            .env("TIDEMARK_QUERY_ADDR", self.config.query_addr.to_string())
-            .env("TIDEMARK_PROJECTOR_ADDR", self.config.projector_addr.to_string())
-            .env("TIDEMARK_REGISTRY_URL", &self.registry)
-            .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
-            .env("TIDEMARK_RATE_PER_PRINCIPAL", "10000")
-            .env("TIDEMARK_RATE_PER_TENANT", "10000")
-            .env("TIDEMARK_SNAPSHOT_EVERY", self.config.snapshot_every.to_string())
-            .env("TIDEMARK_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(KillOnDrop)
-            .expect("the tidemark binary starts")
-    }
-
-    /// Waits until the command API serves; says how long that took, and the writer's start
-    /// report (how many partitions came from snapshots).
-    async fn ready(&self) -> (Duration, Value) {
-        let started = Instant::now();
-        let url = format!("http://{}/healthz", self.config.command_addr);
-        loop {
-            if let Ok(r) = self.http.get(&url).send().await {
-                if r.status() == 200 {
-                    let waited = started.elapsed();
-                    return (waited, r.json::<Value>().await.unwrap_or_default()["start"].clone());
-                }
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "the command API did not come back");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends a command until it is acknowledged: the same key after every failure, as a
-    /// careful client does. A refused command (4xx) is an answer too.
-    async fn send(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let sent = self.http.post(format!("http://{}{path}", self.config.command_addr)).bearer_auth(&self.token).header("Idempotency-Key", key).json(&body).send().await;
-            if let Ok(response) = sent {
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if status < 500 {
-                    return (status, body);
-                }
-            }
-            assert!(Instant::now() < deadline, "{key} was never answered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn strong_read(&self, path: &str) -> bool {
-        let url = format!("http://{}{path}", self.config.query_addr);
-        matches!(self.http.get(&url).bearer_auth(&self.token).send().await, Ok(r) if r.status() == 200)
-    }
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// What each command should have appended: its idempotency key's events, and those of the
 /// records it creates (a conversion's), by command id.
@@ -107,24 +30,7 @@ struct Expected {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doubles_none() {
-    let mut config = test_config();
-    (config.command_addr, config.registry_addr, config.query_addr) = (free_addr(), free_addr(), free_addr());
-    tidemark::prepare_database(&config.database_url).await.unwrap();
-    tidemark::create_topics(&config).await.unwrap();
-    let claims = tidemark_http::auth::Claims {
-        sub: "alice".into(),
-        tenant: "default".into(),
-        roles: vec!["admin".into()],
-        team: Some("east".into()),
-        manager: None,
-        kind: None,
-        exp: tidemark_http::auth::now_secs() + 3600,
-        iat: tidemark_http::auth::now_secs(),
-        client_id: None,
-        azp: None,
-    };
-    let token = tidemark::users::mint(&config, &claims).unwrap();
-    let serve = Arc::new(Serve { registry: format!("http://{}", config.registry_addr), config, http: reqwest::Client::new(), token });
+    let serve = Arc::new(Serve::new(test_config()).await);
     let process = Arc::new(Mutex::new(serve.spawn()));
     serve.ready().await;
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use backon::{ConstantBuilder, Retryable};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tidemark_http::ServiceMetrics;
 use tokio::sync::{mpsc, oneshot};
@@ -66,6 +67,8 @@ struct Submission {
     on_fate: OnFate,
     /// The command's span (with its correlation id), which the transaction's span follows.
     span: tracing::Span,
+    /// The command's trace context, written into each of its records' headers.
+    traceparent: Option<String>,
 }
 
 /// Hands records to the committing task.
@@ -134,7 +137,7 @@ impl Appender {
             }
             on_fate(fate)
         });
-        if let Err(refused) = self.queue.send(Submission { records, still_valid, on_fate, span: tracing::Span::current() }) {
+        if let Err(refused) = self.queue.send(Submission { records, still_valid, on_fate, traceparent: tidemark_http::traces::traceparent(&tracing::Span::current()), span: tracing::Span::current() }) {
             (refused.0.on_fate)(Err(AppendError::NotAppended("the committer stopped".into())));
         }
     }
@@ -178,7 +181,7 @@ impl Committer {
             if group.is_empty() {
                 continue;
             }
-            let records: Vec<&Record> = group.iter().flat_map(|s| &s.records).collect();
+            let records: Vec<(&Record, Option<&str>)> = group.iter().flat_map(|s| s.records.iter().map(|r| (r, s.traceparent.as_deref()))).collect();
             // One transaction serves several commands: its span follows each command's, so
             // a trace leads from every command to the commit that carried it.
             let span = tracing::info_span!("commit", commands = group.len(), records = records.len());
@@ -220,7 +223,8 @@ impl Committer {
         });
     }
 
-    async fn commit(&mut self, records: &[&Record]) -> Result<Vec<Delivered>, AppendError> {
+    /// Appends `records`, each with its command's trace context, in one transaction.
+    async fn commit(&mut self, records: &[(&Record, Option<&str>)]) -> Result<Vec<Delivered>, AppendError> {
         if let Some(reason) = self.fenced.get() {
             return Err(AppendError::Fenced(reason.clone()));
         }
@@ -238,10 +242,13 @@ impl Committer {
         let began = Instant::now();
         producer.begin_transaction().map_err(|e| self.failed_before_any_append(e))?;
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
-        for record in records {
+        for (record, traceparent) in records {
             let mut future = FutureRecord::to(&record.topic).partition(record.partition).payload(&record.payload);
             if let Some(key) = &record.key {
                 future = future.key(key);
+            }
+            if let Some(value) = traceparent {
+                future = future.headers(OwnedHeaders::new().insert(Header { key: tidemark_http::traces::TRACEPARENT, value: Some(*value) }));
             }
             match producer.send_result(future) {
                 Ok(delivery) => deliveries.push(delivery),
@@ -252,7 +259,7 @@ impl Committer {
         // report not yet served waits up to 100 ms for the producer's polling thread.
         let mut delivered = Vec::with_capacity(deliveries.len());
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for (record, delivery) in records.iter().zip(deliveries) {
+        for ((record, _), delivery) in records.iter().zip(deliveries) {
             match delivery.await {
                 Ok(Ok(d)) => {
                     delivered.push(Delivered { partition: d.partition, offset: d.offset });

@@ -10,6 +10,7 @@ pub mod problem;
 pub mod telemetry;
 pub mod text;
 pub mod token;
+pub mod traces;
 
 pub use principal::{Gate, Principal, Rate};
 pub use problem::{Problem, ProblemJson, ProblemPath, ProblemQuery};
@@ -35,7 +36,8 @@ impl MakeRequestId for NewCorrelationId {
 
 /// Finishes a service's router: serves its OpenAPI document at `/openapi.json` and adds
 /// the layers every service wants: a correlation id (taken from `X-Correlation-Id` or
-/// made), echoed in the answer and carried by the request's tracing span. The document is
+/// made), echoed in the answer and carried by the request's tracing span, which continues
+/// the caller's trace when the request has a `traceparent`. The document is
 /// completed with what the edge answers on every operation ([`openapi::complete`]). Every
 /// request that matched a route is timed into the service's `metrics`.
 pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Arc<Gate>, metrics: ServiceMetrics) -> Router {
@@ -55,7 +57,11 @@ pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Ar
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), correlation_id)
+            let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), correlation_id);
+            if let Some(parent) = req.headers().get(traces::TRACEPARENT).and_then(|v| v.to_str().ok()) {
+                traces::adopt_parent(&span, parent);
+            }
+            span
         }))
         .layer(SetRequestIdLayer::new(CORRELATION_ID, NewCorrelationId))
         .layer(axum::Extension(gate))
@@ -68,7 +74,7 @@ pub fn finish(router: Router, api: utoipa::openapi::OpenApi, gate: std::sync::Ar
 /// with the headers that commands and reads take and give.
 pub fn cors(origins: Vec<axum::http::HeaderValue>) -> tower_http::cors::CorsLayer {
     use axum::http::{header, HeaderName, Method};
-    let take = [header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, HeaderName::from_static("idempotency-key"), CONSISTENCY_TOKEN, CORRELATION_ID];
+    let take = [header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, HeaderName::from_static("idempotency-key"), CONSISTENCY_TOKEN, CORRELATION_ID, HeaderName::from_static(traces::TRACEPARENT)];
     let give = [header::ETAG, header::RETRY_AFTER, CONSISTENCY_TOKEN, CORRELATION_ID];
     tower_http::cors::CorsLayer::new()
         .allow_origin(origins)

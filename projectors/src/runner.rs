@@ -16,7 +16,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tidemark_events::Topics;
@@ -25,6 +25,7 @@ use tidemark_log::ClosesInBackground;
 use tidemark_privacy::PgKeyStore;
 use tidemark_schemas::EventCodec;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::apply::{self, ensure_standing};
 use crate::{Projection, ProjectionError};
@@ -155,7 +156,19 @@ impl<P: Projection> Worker<'_, P> {
         Ok(())
     }
 
+    /// Applies a batch in one transaction. Its span links to the trace of every command
+    /// whose records it applies: a batch serves many traces at once.
     async fn apply_batch(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
+        let span = tracing::info_span!("apply", projection = P::NAME, records = batch.len());
+        for traceparent in batch.iter().filter_map(|m| m.headers()?.iter().find(|h| h.key == tidemark_http::traces::TRACEPARENT)?.value) {
+            if let Ok(traceparent) = std::str::from_utf8(traceparent) {
+                tidemark_http::traces::link(&span, traceparent);
+            }
+        }
+        self.apply_batch_in_span(batch).instrument(span).await
+    }
+
+    async fn apply_batch_in_span(&self, batch: Vec<OwnedMessage>) -> Result<(), ProjectionError> {
         let (began, records) = (std::time::Instant::now(), batch.len());
         let received = apply::decode(&self.codec, batch).await?;
         let mut tx = self.pool.begin().await?;

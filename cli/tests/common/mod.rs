@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tidemark::{Config, Services, System};
@@ -438,4 +439,108 @@ pub fn report(line: &str) {
             let _ = writeln!(file, "{line}");
         }
     }
+}
+
+/// `tidemark serve` as a child process, on ports of its own, with an admin's token.
+pub struct Serve {
+    pub config: Config,
+    pub registry: String,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl Serve {
+    /// A database and topics of its own; nothing runs yet.
+    pub async fn new(mut config: Config) -> Serve {
+        (config.command_addr, config.registry_addr, config.query_addr, config.projector_addr) = (free_addr(), free_addr(), free_addr(), free_addr());
+        tidemark::prepare_database(&config.database_url).await.unwrap();
+        tidemark::create_topics(&config).await.unwrap();
+        let claims = tidemark_http::auth::Claims {
+            sub: "alice".into(),
+            tenant: "default".into(),
+            roles: vec!["admin".into()],
+            team: Some("east".into()),
+            manager: None,
+            kind: None,
+            exp: tidemark_http::auth::now_secs() + 3600,
+            iat: tidemark_http::auth::now_secs(),
+            client_id: None,
+            azp: None,
+        };
+        let token = tidemark::users::mint(&config, &claims).unwrap();
+        Serve { registry: format!("http://{}", config.registry_addr), config, http: reqwest::Client::new(), token }
+    }
+
+    pub fn spawn(&self) -> KillOnDrop {
+        self.spawn_with(&[])
+    }
+
+    /// Spawns it with `env` set besides the deployment's own settings.
+    pub fn spawn_with(&self, env: &[(&str, &str)]) -> KillOnDrop {
+        Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .arg("serve")
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("TIDEMARK_BROKERS", &self.config.brokers)
+            .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
+            .env("TIDEMARK_COMMAND_ADDR", self.config.command_addr.to_string())
+            .env("TIDEMARK_REGISTRY_ADDR", self.config.registry_addr.to_string())
+            .env("TIDEMARK_QUERY_ADDR", self.config.query_addr.to_string())
+            .env("TIDEMARK_PROJECTOR_ADDR", self.config.projector_addr.to_string())
+            .env("TIDEMARK_REGISTRY_URL", &self.registry)
+            .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
+            .env("TIDEMARK_RATE_PER_PRINCIPAL", "10000")
+            .env("TIDEMARK_RATE_PER_TENANT", "10000")
+            .env("TIDEMARK_SNAPSHOT_EVERY", self.config.snapshot_every.to_string())
+            .env("TIDEMARK_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("the tidemark binary starts")
+    }
+
+    /// Waits until the command API serves; says how long that took, and the writer's start
+    /// report (how many partitions came from snapshots).
+    pub async fn ready(&self) -> (Duration, Value) {
+        let started = Instant::now();
+        let url = format!("http://{}/healthz", self.config.command_addr);
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status() == 200 {
+                    let waited = started.elapsed();
+                    return (waited, r.json::<Value>().await.unwrap_or_default()["start"].clone());
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the command API did not come back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends a command until it is acknowledged: the same key after every failure, as a
+    /// careful client does. A refused command (4xx) is an answer too.
+    pub async fn send(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let sent = self.http.post(format!("http://{}{path}", self.config.command_addr)).bearer_auth(&self.token).header("Idempotency-Key", key).json(&body).send().await;
+            if let Ok(response) = sent {
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if status < 500 {
+                    return (status, body);
+                }
+            }
+            assert!(Instant::now() < deadline, "{key} was never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn strong_read(&self, path: &str) -> bool {
+        let url = format!("http://{}{path}", self.config.query_addr);
+        matches!(self.http.get(&url).bearer_auth(&self.token).send().await, Ok(r) if r.status() == 200)
+    }
+}
+
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
