@@ -137,7 +137,8 @@ impl Appender {
             }
             on_fate(fate)
         });
-        if let Err(refused) = self.queue.send(Submission { records, still_valid, on_fate, traceparent: tidemark_http::traces::traceparent(&tracing::Span::current()), span: tracing::Span::current() }) {
+        let span = tracing::Span::current();
+        if let Err(refused) = self.queue.send(Submission { records, still_valid, on_fate, traceparent: tidemark_http::traces::traceparent(&span), span }) {
             (refused.0.on_fate)(Err(AppendError::NotAppended("the committer stopped".into())));
         }
     }
