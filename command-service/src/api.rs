@@ -528,7 +528,7 @@ async fn unshare_opportunity(
 /// whether this writer still owns its partitions.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
-    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let postgres = tidemark_http::health::postgres_ok(&state.pool).await;
     let broker = {
         let writer = state.writer.clone();
         tokio::task::spawn_blocking(move || writer.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()))

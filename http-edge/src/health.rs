@@ -17,6 +17,11 @@ pub async fn http_ok(url: &str) -> Result<(), String> {
     }
 }
 
+/// Whether the database at the other end of `pool` answers a statement.
+pub async fn postgres_ok(pool: &sqlx::PgPool) -> Result<(), String> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// 200 when every check passed, else 503; the body names each dependency's state.
 pub fn answer(checks: &[(&str, Result<(), String>)], extra: Value) -> Response {
     let healthy = checks.iter().all(|(_, r)| r.is_ok());

@@ -42,7 +42,7 @@ pub fn router(pool: PgPool, brokers: &str, metrics: ServiceMetrics, gate: Arc<Ga
 /// Whether the workers' dependencies (PostgreSQL, broker) answer.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(dependencies): State<Dependencies>) -> Response {
-    let postgres = sqlx::query("SELECT 1").execute(&dependencies.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let postgres = tidemark_http::health::postgres_ok(&dependencies.pool).await;
     let client = dependencies.broker.clone();
     let broker = tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(5)).map(|_| ()).map_err(|e| e.to_string()))
         .await

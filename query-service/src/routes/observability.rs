@@ -25,11 +25,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 /// Whether the service's dependencies (PostgreSQL, its read models' database, broker) answer and no projection is stalled.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200), (status = 503)))]
 async fn healthz(State(state): State<AppState>) -> Response {
-    let answers = |pool: &sqlx::PgPool| {
-        let pool = pool.clone();
-        async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
-    };
-    let (postgres, read_models) = (answers(&state.pool).await, answers(&state.reads).await);
+    let (postgres, read_models) = (tidemark_http::health::postgres_ok(&state.pool).await, tidemark_http::health::postgres_ok(&state.reads).await);
     let freshness = state.freshness.clone();
     let broker = tokio::task::spawn_blocking(move || freshness.broker_answers()).await.unwrap_or_else(|e| Err(e.to_string()));
     // Not ready while a projection that answers depend on is stalled: such answers would
