@@ -47,6 +47,14 @@ pub struct Config {
     pub topic_prefix: String,
     #[arg(long, env = "TIDEMARK_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     pub command_addr: SocketAddr,
+    /// This writer's lasting name among the writers that share the shards; a writer
+    /// restarted under its name takes its shards back at once [default: the host's name]
+    #[arg(long, env = "TIDEMARK_WRITER_NAME")]
+    pub writer_name: Option<String>,
+    /// Where the other writers reach this one's command API, to forward the commands for its
+    /// shards [default: http://<command address>, the host's name for an unspecified address]
+    #[arg(long, env = "TIDEMARK_COMMAND_URL")]
+    pub command_url: Option<String>,
     #[arg(long, env = "TIDEMARK_REGISTRY_ADDR", default_value = "127.0.0.1:8081")]
     pub registry_addr: SocketAddr,
     #[arg(long, env = "TIDEMARK_QUERY_ADDR", default_value = "127.0.0.1:8082")]
@@ -229,7 +237,7 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<()> {
         .context("creating a Kafka admin client")?;
     let topics = config.topics();
     let min_insync = (config.replication_factor - 1).max(1).to_string();
-    let new: Vec<NewTopic> = topics
+    let mut new: Vec<NewTopic> = topics
         .all()
         .iter()
         .map(|t| {
@@ -238,6 +246,8 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<()> {
                 .set("min.insync.replicas", &min_insync)
         })
         .collect();
+    // One partition per shard: partition k of every event topic.
+    new.push(NewTopic::new(&topics.writer_shards, config.partitions, TopicReplication::Fixed(config.replication_factor)));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics(&new, &options).await.with_context(|| format!("cannot reach the broker at {}", config.brokers))?;
     for result in results {
@@ -300,18 +310,27 @@ impl System {
         if services.commands {
             let listener = bind(config.command_addr, "command API").await?;
             system.command_addr = Some(listener.local_addr()?);
+            let name = config.writer_name.clone().unwrap_or_else(hostname);
+            let bound = system.command_addr.expect("bound above");
+            let advertised_url = config.command_url.clone().unwrap_or_else(|| match bound.ip().is_unspecified() {
+                true => format!("http://{}:{}", hostname(), bound.port()),
+                false => format!("http://{bound}"),
+            });
             let writer_config = tidemark_command_service::WriterConfig {
                 brokers: config.brokers.clone(),
                 registry_url: registry_url.clone(),
                 topics: config.topics(),
                 writer_id: format!("{}-{}", hostname(), std::process::id()),
-                transactional_id: format!("{}tidemark-writer", config.topic_prefix),
+                group_id: format!("{}tidemark.writers", config.topic_prefix),
+                transactional_id: format!("{}tidemark-writer-{name}", config.topic_prefix),
+                name,
+                advertised_url,
                 code_version: CODE_VERSION.to_string(),
                 registry_token: service_token.clone(),
                 snapshot_every: config.snapshot_every.max(1),
                 metrics: tidemark_http::ServiceMetrics::default(),
             };
-            let writer = Arc::new(tidemark_command_service::Writer::start(writer_config, &pool).await?);
+            let writer = tidemark_command_service::Writer::start(writer_config, &pool, shutdown.clone()).await?;
             let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
             tidemark_command_service::finish_erasures(&writer, keys).await.context("finishing recorded erasures")?;
             let rules = config.lead_rules()?;

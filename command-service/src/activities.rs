@@ -58,13 +58,13 @@ struct LogActivity {
 async fn log_activity(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<LogActivity>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     let (target, card) = match body.about {
-        About::Opportunity => match state.writer.opportunity_card(&who.tenant_id, body.about_id) {
+        About::Opportunity => match state.writer.opportunity_card(&who.tenant_id, body.about_id).await {
             Some(card) => (if card.closed { Target::Closed } else { Target::Open }, Some(card)),
             None => (Target::Missing, None),
         },
         About::Account | About::Contact => {
             let kind = if body.about == About::Account { account::AGGREGATE_TYPE } else { contact::AGGREGATE_TYPE };
-            (if state.writer.exists(&who.tenant_id, kind, body.about_id) { Target::Open } else { Target::Missing }, None)
+            (if state.writer.exists(&who.tenant_id, kind, body.about_id).await { Target::Open } else { Target::Missing }, None)
         }
     };
     let record = card.as_ref().map(|c| Owned { owner: &c.owner_id, team: c.team_id.as_deref(), shared_with: &c.shared_with });

@@ -66,6 +66,7 @@ pub fn router(
     let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
     let metrics = writer.metrics().clone();
     let scrape = tidemark_http::telemetry::Scrape { pool: pool.clone(), metrics: metrics.clone() };
+    let forwarding = crate::forward::Forwarding::new(writer.clone());
     let state = AppState { writer, lead_rules: Arc::new(lead_rules), teams: Arc::new(teams), keys, pool, registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
@@ -86,7 +87,7 @@ pub fn router(
         .merge(tidemark_http::telemetry::routes(scrape))
         .with_state(state)
         .split_for_parts();
-    tidemark_http::finish(router, api, gate, metrics)
+    tidemark_http::finish(router, api, gate, metrics).layer(axum::middleware::from_fn_with_state(forwarding, crate::forward::to_owner))
 }
 
 impl From<CommandError> for Problem {
@@ -115,6 +116,11 @@ impl From<CommandError> for Problem {
                 detail,
             ),
             CommandError::Unavailable(_) => Problem::unavailable(detail),
+            CommandError::NotOwner { shard } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, crate::forward::NOT_OWNER, "The command's shard is changing owner", format!("{detail}; try again in a moment"))
+                    .retry_after(1)
+                    .with("shard", shard)
+            }
             CommandError::Internal { reference } => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Tidemark failed", detail).with("reference", reference.to_string())
             }
@@ -227,7 +233,11 @@ impl CommandContext {
     /// there is one (see [`new_aggregate_id`]).
     pub(crate) fn request_new(self, state: &AppState, aggregate_type: &'static str, content: impl std::hash::Hash) -> (CommandRequest, Session) {
         let (mut request, session) = self.request(state, aggregate_type, Uuid::nil(), content);
-        request.aggregate_id = new_aggregate_id(&request.meta, aggregate_type, request.idempotent);
+        request.aggregate_id = match request.idempotent {
+            true => new_aggregate_id(&request.meta, aggregate_type),
+            // Any id will do: one of a shard this writer owns spares a forwarding.
+            false => state.writer.new_id(),
+        };
         (request, session)
     }
 }
@@ -398,7 +408,7 @@ async fn create_opportunity(
 ) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::CreateOpportunity { owner: &body.owner_id, amount: &body.amount }, "opportunity/new").await?;
-    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
+    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id).await;
     let call = ctx.request_new(&state, opportunity::AGGREGATE_TYPE, ("create-opportunity", &body));
     let cmd = OpportunityCommand::Create(NewOpportunity {
         account_id: body.account_id,
@@ -537,5 +547,5 @@ async fn healthz(State(state): State<AppState>) -> Response {
     // A writer that a newer one fenced can append nothing: it must not take traffic.
     let writer = state.writer.fenced().map_or(Ok(()), Err);
     let checks = [("postgres", postgres), ("broker", broker), ("registry", registry), ("writer", writer)];
-    tidemark_http::health::answer(&checks, json!({"writer_epoch": state.writer.epoch(), "start": state.writer.start_report()}))
+    tidemark_http::health::answer(&checks, json!({"writer": state.writer.name(), "shards": state.writer.owned_shards(), "start": state.writer.start_report()}))
 }

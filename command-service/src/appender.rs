@@ -7,6 +7,9 @@
 //! transactional producer; commands hand it their records and wait for the commit, so a
 //! transaction costs its round trips once per group of commands, not once per command.
 //!
+//! Each transaction also commits the shards it writes to the writers' group (see the
+//! writer's `ownership`), so that a writer the group has left behind commits nothing.
+//!
 //! A commit returns when the coordinator has decided it; the markers that make the records
 //! visible to committed readers reach the partitions a moment later. A command is answered
 //! only once its records are visible, so that a strong read right after it sees them.
@@ -16,10 +19,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use backon::{ConstantBuilder, Retryable};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::TopicPartitionList;
 use tidemark_http::ServiceMetrics;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -78,6 +82,10 @@ pub struct Appender {
     fenced: Arc<OnceLock<String>>,
 }
 
+/// What a transaction on these shards commits to the writers' group, or why it may not be
+/// appended at all.
+pub type Fence = Arc<dyn Fn(&[i32]) -> Result<(TopicPartitionList, ConsumerGroupMetadata), String> + Send + Sync>;
+
 /// Makes a transactional producer and registers it with the transaction coordinator, which
 /// fences any earlier producer of the same id and settles its open transaction.
 pub type ProducerFactory = Box<dyn Fn() -> Result<FutureProducer, KafkaError> + Send + Sync>;
@@ -86,7 +94,7 @@ impl Appender {
     /// Starts the committing task with a producer from `make` (called again to replace a
     /// producer whose transaction failed). Fails when the first producer cannot register.
     /// `reader`: a client with `tidemark_log::reader` settings.
-    pub async fn start(make: ProducerFactory, reader: Arc<BaseConsumer>, timeout: Duration, metrics: ServiceMetrics) -> Result<Appender, KafkaError> {
+    pub async fn start(make: ProducerFactory, fence: Fence, reader: Arc<BaseConsumer>, timeout: Duration, metrics: ServiceMetrics) -> Result<Appender, KafkaError> {
         // A new broker creates its transaction log on the first registration, which can
         // take longer than one attempt's timeout.
         let producer = (|| init(&make, timeout))
@@ -96,7 +104,7 @@ impl Appender {
             .await?;
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
-        tokio::spawn(Committer { make, reader, timeout, producer: Some(producer), fenced: fenced.clone(), metrics }.run(submissions));
+        tokio::spawn(Committer { make, fence, reader, timeout, producer: Some(producer), fenced: fenced.clone(), metrics }.run(submissions));
         Ok(Appender { queue, fenced })
     }
 
@@ -153,6 +161,7 @@ async fn init(make: &ProducerFactory, timeout: Duration) -> Result<FutureProduce
 
 struct Committer {
     make: ProducerFactory,
+    fence: Fence,
     /// A committed reader's view of the log ends: when appended records become visible.
     reader: Arc<BaseConsumer>,
     timeout: Duration,
@@ -240,6 +249,10 @@ impl Committer {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let mut shards: Vec<i32> = records.iter().map(|(r, _)| r.partition).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let (offsets, member) = (self.fence)(&shards).map_err(AppendError::NotAppended)?;
         let began = Instant::now();
         producer.begin_transaction().map_err(|e| self.failed_before_any_append(e))?;
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
@@ -281,8 +294,12 @@ impl Committer {
             }
             tokio::task::yield_now().await;
         }
+        // After every delivery: a record still on its way could land behind the next
+        // owner's fence marker once the group has let this one commit.
         let (p, timeout) = (producer.clone(), self.timeout);
-        let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await.expect("commit_transaction does not panic");
+        let committed = tokio::task::spawn_blocking(move || p.send_offsets_to_transaction(&offsets, &member, timeout).and_then(|()| p.commit_transaction(timeout)))
+            .await
+            .expect("commit_transaction does not panic");
         if let Err(e) = committed {
             return Err(self.abort(&producer, e).await);
         }

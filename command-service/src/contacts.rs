@@ -55,7 +55,10 @@ impl ContactDetails {
 async fn create_contact(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<NewContact>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::ChangeContact, "contact/new").await?;
-    let account_exists = body.account_id.is_some_and(|id| state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id));
+    let account_exists = match body.account_id {
+        Some(id) => state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, id).await,
+        None => false,
+    };
     let call = ctx.request_new(&state, contact::AGGREGATE_TYPE, ("create-contact", &body));
     let cmd = ContactCommand::Create { account_id: body.account_id, account_exists, details: body.details.to_domain() };
     run(&state, call, "create-contact", decision::<contact::Contact>(cmd)).await
@@ -91,7 +94,7 @@ async fn link_contact(
 ) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     authorize(&state, &who, Action::ChangeContact, &format!("contact/{id}")).await?;
-    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id);
+    let account_exists = state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, body.account_id).await;
     let call = ctx.request(&state, contact::AGGREGATE_TYPE, id, ("link-contact", id, &body));
     run(&state, call, "link-contact", decision::<contact::Contact>(ContactCommand::Link { account_id: body.account_id, account_exists })).await
 }

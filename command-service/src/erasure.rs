@@ -149,7 +149,7 @@ fn version_of(state: &AnyAggregate) -> i64 {
 /// crash interrupted between the event and the key. Run at start.
 pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>) -> Result<usize, tidemark_privacy::KeyError> {
     let mut finished = 0;
-    for (tenant, id, state) in writer.all_of(contact::AGGREGATE_TYPE).await.into_iter().chain(writer.all_of(lead::AGGREGATE_TYPE).await) {
+    for (tenant, id, state) in writer.all_of(contact::AGGREGATE_TYPE, false).await.into_iter().chain(writer.all_of(lead::AGGREGATE_TYPE, false).await) {
         let (kind, erased) = match &state {
             AnyAggregate::Contact(c) => (contact::AGGREGATE_TYPE, c.erased_at.is_some()),
             AnyAggregate::Lead(l) => (lead::AGGREGATE_TYPE, l.erased_at.is_some()),

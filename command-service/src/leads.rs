@@ -133,7 +133,8 @@ pub async fn route_leads(writer: Arc<Writer>, rules: Vec<Rule>, shutdown: Cancel
 }
 
 async fn sweep(writer: &Writer, rules: &[Rule]) -> Result<(), CommandError> {
-    let leads = writer.all::<Lead>().await;
+    // Each writer assigns the leads of its own shards.
+    let leads = writer.all_owned::<Lead>().await;
     let mut turns = turns(&leads);
     for (tenant, id, lead) in &leads {
         if lead.owner_id.is_none() && lead.status == LeadStatus::New && lead.erased_at.is_none() {
@@ -254,8 +255,12 @@ struct ConvertLead {
     responses((status = 200, body = CommandAnswer), (status = 403), (status = 404), (status = 422), (status = 503)))]
 async fn convert_lead(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<ConvertLead>) -> Result<Response, Problem> {
     let who = &ctx.principal;
-    let existing_account = body.account_id.map(|a| (a, state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, a)));
-    let new_id = |what: &str| Uuid::new_v5(&id, what.as_bytes());
+    let existing_account = match body.account_id {
+        Some(a) => Some((a, state.writer.exists(&who.tenant_id, account::AGGREGATE_TYPE, a).await)),
+        None => None,
+    };
+    // In the lead's shard: the writer that owns the lead appends them in its transaction.
+    let new_id = |what: &str| state.writer.id_beside(lead::AGGREGATE_TYPE, id, |n| Uuid::new_v5(&id, format!("{what}-{n}").as_bytes()));
     let cmd = LeadCommand::Convert(Conversion {
         existing_account,
         new_ids: (new_id("account"), new_id("contact"), new_id("opportunity")),

@@ -1,5 +1,6 @@
 //! The command API: authenticate the bearer token, validate, decide with the pure domain
-//! core, and append to Kafka in transactions as the single writer.
+//! core, and append to Kafka in transactions as the single writer of the shards this
+//! instance owns; commands for the others are forwarded to their owners.
 
 mod activities;
 mod api;
@@ -7,6 +8,7 @@ mod appender;
 mod contacts;
 mod delegations;
 mod erasure;
+pub mod forward;
 mod leads;
 mod quotes;
 pub mod writer;

@@ -50,7 +50,7 @@ async fn quote_command(
     let quote_id = quote_id.unwrap_or_else(|| Uuid::new_v5(&id, format!("{}\0{}", request.meta.actor_id, request.meta.command_id).as_bytes()));
     session.quote_id = Some(quote_id);
     session.new_quote = action == "draft-quote";
-    let delegations = state.writer.delegated_to(&who.tenant_id, &who.actor_id, request.meta.received_at.date_naive());
+    let delegations = state.writer.delegated_to(&who.tenant_id, &who.actor_id, request.meta.received_at.date_naive()).await;
     let acting = Acting::new(&who.subject(), delegations);
     let cmd = make(&request.meta, quote_id, acting);
     run(&state, (request, session), action, opportunity_decision(OpportunityCommand::Quote(cmd), who.subject())).await

@@ -85,6 +85,9 @@ pub struct Topics {
     pub activity: String,
     pub contact: String,
     pub lead: String,
+    /// Not an event topic: one empty partition per shard (see the writer's `ownership`), so
+    /// that Kafka's group protocol can share the shards among the writers.
+    pub writer_shards: String,
 }
 
 impl Topics {
@@ -96,6 +99,7 @@ impl Topics {
             activity: format!("{prefix}crm.{}.events", activity::AGGREGATE_TYPE),
             contact: format!("{prefix}crm.{}.events", contact::AGGREGATE_TYPE),
             lead: format!("{prefix}crm.{}.events", lead::AGGREGATE_TYPE),
+            writer_shards: format!("{prefix}tidemark.writer.shards"),
         }
     }
 

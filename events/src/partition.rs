@@ -52,9 +52,25 @@ pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
+/// The first of `candidates` (0, 1, 2 …) whose id falls in `partition` among `partitions`:
+/// records created together with another aggregate's change can then be appended beside
+/// it, by the one writer that owns that partition number (its shard) in every topic.
+pub fn id_in_partition(partition: i32, partitions: i32, candidate: impl Fn(u32) -> uuid::Uuid) -> uuid::Uuid {
+    (0..).map(candidate).find(|id| partition_for(id.to_string().as_bytes(), partitions) == partition).expect("some id falls in every partition")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_found_in_the_partition_asked_for() {
+        let base = uuid::Uuid::from_u128(7);
+        for partition in 0..6 {
+            let id = id_in_partition(partition, 6, |n| uuid::Uuid::new_v5(&base, &n.to_le_bytes()));
+            assert_eq!(partition_for(id.to_string().as_bytes(), 6), partition);
+        }
+    }
 
     #[test]
     fn matches_the_java_client() {

@@ -85,7 +85,7 @@ pub fn cors(origins: Vec<axum::http::HeaderValue>) -> tower_http::cors::CorsLaye
 }
 
 /// Commands are small; anything larger is a mistake or an attack.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 /// No request holds a connection longer; every dependency is bounded well below this.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
 

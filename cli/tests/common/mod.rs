@@ -24,6 +24,8 @@ pub fn test_config() -> Config {
         registry_url: external_registry().unwrap_or_else(|| "http://127.0.0.1:9".into()), // else replaced by the in-process registry's address
         topic_prefix: format!("t{id}."),
         command_addr: any_port,
+        writer_name: None,
+        command_url: None,
         registry_addr: any_port,
         query_addr: any_port,
         console_addr: any_port,

@@ -43,12 +43,9 @@ pub fn fingerprint(parts: impl Hash) -> u64 {
     hasher.finish()
 }
 
-/// The id of an aggregate that a command creates. With an Idempotency-Key it follows from
+/// The id of an aggregate that a command with an Idempotency-Key creates: it follows from
 /// the key's scope, so that a retry targets the same aggregate (and finds its outcome).
-pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str, idempotent: bool) -> Uuid {
-    if !idempotent {
-        return Uuid::now_v7();
-    }
+pub fn new_aggregate_id(meta: &CommandMeta, aggregate_type: &str) -> Uuid {
     let scope = [meta.tenant_id.as_str(), meta.actor_id.as_str(), aggregate_type, meta.command_id.as_str()].join("\0");
     Uuid::new_v5(&Uuid::NAMESPACE_OID, scope.as_bytes())
 }

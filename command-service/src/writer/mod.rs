@@ -1,9 +1,12 @@
-//! The single writer of its partitions.
+//! The single writer of the partitions it owns.
 //!
-//! Kafka cannot check an expected version on append, so the writer owns its partitions:
-//! it registers its transactional id (which fences any earlier writer through the broker),
-//! writes a fence marker of a new epoch on each partition, reads them to the end through
-//! the shared fold rule, and then serializes decisions per partition: decide against the
+//! Kafka cannot check an expected version on append, so a writer owns the partitions it
+//! appends to. The writers share the shards (shard k: partition k of every event topic)
+//! through Kafka's group protocol (see `ownership`). Every writer reads every partition (it
+//! follows those it does not own, see `follower`), so that it can look up any aggregate and
+//! take a shard over quickly. To take one, it writes a fence marker of a new epoch on each of
+//! the shard's partitions, reads them past it through the shared fold rule, and then
+//! serializes decisions per partition: decide against the
 //! in-memory state, apply the events to it at once, and submit them to a transaction shared
 //! with the commands that arrive together (see `appender`). The next command on the
 //! partition is decided while that one commits. Should the append fail, the partition's
@@ -11,12 +14,17 @@
 //! unappended: each submission names the partition's era it was decided in, and a failure
 //! starts a new era.
 //!
-//! Beside the partitions it owns: `idempotency` (the outcomes a retry gets again) and
+//! A command for a shard this writer does not own is refused with `NotOwner` before any
+//! decision; the HTTP edge forwards it to the owner (see `crate::forward`).
+//!
+//! Beside the partitions: `idempotency` (the outcomes a retry gets again) and
 //! `lookups` (what commands on one aggregate need to know of others), both fed by the fold,
 //! and `snapshot` (the state saved now and then, so that a start reads only the log's tail).
 
+mod follower;
 mod idempotency;
 mod lookups;
+mod ownership;
 mod snapshot;
 
 pub use idempotency::{fingerprint, new_aggregate_id, Outcome};
@@ -24,7 +32,7 @@ pub use lookups::OpportunityCard;
 pub use snapshot::StartReport;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
@@ -40,13 +48,15 @@ use tidemark_events::fold::{PartitionFold, Verdict};
 use tidemark_events::partition::partition_for;
 use tidemark_events::approval::Delegated;
 use tidemark_events::{Aggregate, AnyAggregate, CommandMeta, DomainEvent, Envelope, EventRecord, Rejection, Topics};
-use tidemark_schemas::{Decoded, EventCodec, FenceMarker};
+use tidemark_schemas::{Decoded, EventCodec};
 use tokio::sync::{oneshot, Mutex, MutexGuard, OwnedMutexGuard};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::appender::{AppendError, Appender, Delivered, Record};
 use idempotency::{IdempotencyKey, Outcomes};
 use lookups::Lookups;
+use ownership::Membership;
 use snapshot::{Anchor, Held, RecordId};
 
 /// The writer's maps by aggregate id, with a hash much cheaper than the standard one: a
@@ -66,10 +76,18 @@ pub struct WriterConfig {
     pub brokers: String,
     pub registry_url: String,
     pub topics: Topics,
+    /// This process, in fence markers and client ids.
     pub writer_id: String,
-    /// Kafka's transactional id of the writer of these topics: the same for every instance
-    /// that takes over from another, so that the broker fences the one before.
+    /// This writer's lasting name in the writers' group: a writer restarted under the same
+    /// name takes its shards back at once, and fences the process it replaces.
+    pub name: String,
+    /// The writers' consumer group.
+    pub group_id: String,
+    /// Kafka's transactional id of this writer, derived from its name: a restarted writer
+    /// fences its previous process through the broker.
     pub transactional_id: String,
+    /// Where other writers forward the commands for this writer's shards.
+    pub advertised_url: String,
     pub code_version: String,
     /// Sent to the registry when registering schemas.
     pub registry_token: Option<String>,
@@ -99,6 +117,9 @@ pub enum CommandError {
     IdempotencyKeyReused,
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// Another writer owns the aggregate's shard (or nobody does, for a moment).
+    #[error("this writer does not own shard {shard}")]
+    NotOwner { shard: i32 },
     #[error("aggregate {id} cannot be changed: {reason}")]
     Unreadable { id: Uuid, reason: String },
     /// A defect, not a condition of the world: details go to the log, not to the client.
@@ -114,6 +135,8 @@ pub enum StartError {
     Transactions(String),
     #[error("topic {0} does not exist; run `tidemark setup` to create the topics")]
     MissingTopic(String),
+    #[error("every event topic and {shards} need as many partitions (one per shard); they have {counts}")]
+    UnevenTopics { shards: String, counts: String },
     #[error(transparent)]
     Registry(#[from] tidemark_schemas::codec::CodecError),
     #[error("database: {0}")]
@@ -159,6 +182,8 @@ pub struct CommandRequest {
 #[derive(Default)]
 struct PartitionState {
     fold: PartitionFold,
+    /// The epoch this writer owns the partition under (its appends carry it).
+    epoch: i64,
     /// Where to go on reading when catching up (past the markers read so far).
     next_offset: i64,
     /// An append failed without an answer: it may or may not be in the log.
@@ -177,6 +202,12 @@ struct PartitionState {
     anchor: Option<Anchor>,
     /// `next_offset` when the last snapshot was taken (or restored).
     snapshot_at: i64,
+    /// Bumped whenever the follower must read the partition again from `next_offset` (this
+    /// writer gave it up); it folds nothing of it until it has (see `follower`).
+    follow_from: u64,
+    /// The follower folded a record since: its position, past the markers, is where the
+    /// state stands after a quiet spell.
+    position_trusted: bool,
 }
 
 /// The record that makes an aggregate unreadable, and why.
@@ -237,11 +268,40 @@ impl PartitionState {
 struct Partition {
     topic: String,
     partition: i32,
+    /// A `Role`: read without the lock, so that a command for a shard that is moving is
+    /// refused at once rather than after the move.
+    role: AtomicU8,
     state: Mutex<PartitionState>,
     inbox: Arc<SyncMutex<Inbox>>,
 }
 
+/// What this writer does with a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Role {
+    /// Another writer (or none) owns it: this one reads it, for lookups and a quick takeover.
+    Following = 0,
+    /// Assigned to this writer, which fences it and reads it to its end before serving.
+    Taking = 1,
+    Owned = 2,
+    /// Being given up: the appends in flight settle, no new command is decided.
+    Leaving = 3,
+}
+
 impl Partition {
+    fn role(&self) -> Role {
+        match self.role.load(Ordering::SeqCst) {
+            0 => Role::Following,
+            1 => Role::Taking,
+            2 => Role::Owned,
+            _ => Role::Leaving,
+        }
+    }
+
+    fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Ordering::SeqCst);
+    }
+
     /// Locks the partition's state, brought up to date with the fates of its appends.
     async fn lock(&self) -> MutexGuard<'_, PartitionState> {
         let mut state = self.state.lock().await;
@@ -295,15 +355,21 @@ impl Step<'_> {
 
 pub struct Writer {
     config: WriterConfig,
-    /// Reads the operators' skipped records.
+    /// Reads the operators' skipped records, and says who owns which shard.
     pool: sqlx::PgPool,
-    epoch: i64,
     appender: Appender,
     /// Metadata and log-end requests.
     client: Arc<BaseConsumer>,
     codec: EventCodec,
     partitions: HashMap<(String, i32), Partition>,
-    partition_counts: HashMap<String, i32>,
+    /// Partitions of each event topic: the number of shards.
+    shard_count: i32,
+    /// This writer's place in the writers' group, once it has read the log.
+    membership: Arc<std::sync::OnceLock<Membership>>,
+    /// The shards this writer serves, each with the epoch it owns it under.
+    owned: SyncMutex<std::collections::BTreeMap<i32, i64>>,
+    /// Tells the follower to read a partition again from an offset (see `give_up`).
+    follow_from: tokio::sync::mpsc::UnboundedSender<follower::Seek>,
     lookups: Arc<Lookups>,
     outcomes: Arc<Outcomes>,
     /// Names each append in flight.
@@ -317,25 +383,35 @@ pub struct Writer {
     started: std::sync::OnceLock<StartReport>,
 }
 
+/// How long a start waits for the group's first word on its shards before it serves anyway
+/// (forwarding, or answering 503, until it owns some).
+const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
+
 impl Writer {
-    /// Takes ownership of every partition of the event topics: registers the transactional
-    /// id, writes a fence marker of a new epoch on each partition, then reads them all to
-    /// their end. Serves only after that.
-    pub async fn start(config: WriterConfig, pool: &sqlx::PgPool) -> Result<Writer, StartError> {
-        let epoch = sqlx::query_scalar!(r#"SELECT nextval('writer_epochs') AS "epoch!""#).fetch_one(pool).await?;
+    /// Reads every partition of the event topics to its end, joins the writers' group, and
+    /// returns once it owns the shards the group gave it first (or after
+    /// `FIRST_ASSIGNMENT_WAIT`). Follows the group until `shutdown`.
+    pub async fn start(config: WriterConfig, pool: &sqlx::PgPool, shutdown: CancellationToken) -> Result<Arc<Writer>, StartError> {
         let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
         codec.register_all(&config.topics).await?;
         let broker = |e: &dyn std::fmt::Display| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() };
         let client: BaseConsumer = tidemark_log::reader(&config.brokers, &config.client_id()).create().map_err(|e| broker(&e))?;
         let mut partitions = HashMap::new();
-        let mut partition_counts = HashMap::new();
-        for topic in config.topics.all() {
+        let mut counts = Vec::new();
+        for topic in config.topics.all().into_iter().chain([config.topics.writer_shards.as_str()]) {
             let count = tidemark_log::partition_count(&client, topic, Duration::from_secs(10))
                 .map_err(|e| broker(&e))?
                 .ok_or_else(|| StartError::MissingTopic(topic.to_string()))?;
-            partition_counts.insert(topic.to_string(), count);
-            for p in 0..count {
-                let partition = Partition { topic: topic.to_string(), partition: p, state: Mutex::default(), inbox: Arc::default() };
+            counts.push((topic, count));
+        }
+        let shard_count = counts[0].1;
+        if counts.iter().any(|(_, c)| *c != shard_count) {
+            let counts = counts.iter().map(|(t, c)| format!("{t}: {c}")).collect::<Vec<_>>().join(", ");
+            return Err(StartError::UnevenTopics { shards: config.topics.writer_shards.clone(), counts });
+        }
+        for topic in config.topics.all() {
+            for p in 0..shard_count {
+                let partition = Partition { topic: topic.to_string(), partition: p, role: AtomicU8::default(), state: Mutex::default(), inbox: Arc::default() };
                 partitions.insert((topic.to_string(), p), partition);
             }
         }
@@ -354,17 +430,26 @@ impl Writer {
             .set("retry.backoff.max.ms", "50")
             .clone();
         let make = Box::new(move || producer_config.create::<FutureProducer>());
+        let membership: Arc<std::sync::OnceLock<Membership>> = Arc::default();
+        let member = membership.clone();
+        let fence: crate::appender::Fence = Arc::new(move |shards: &[i32]| {
+            let member = member.get().ok_or("this writer has not joined the writers' group yet")?;
+            member.fence(shards.iter().copied()).ok_or_else(|| "this writer is not a member of the writers' group at the moment".to_string())
+        });
         let client = Arc::new(client);
-        let appender = Appender::start(make, client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let appender = Appender::start(make, fence, client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let (follow_from, seeks) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer {
             config,
             pool: pool.clone(),
-            epoch,
             appender,
             client,
             codec,
             partitions,
-            partition_counts,
+            shard_count,
+            membership,
+            owned: SyncMutex::default(),
+            follow_from,
             lookups: Arc::default(),
             outcomes: Arc::default(),
             next_entry: AtomicU64::new(0),
@@ -373,15 +458,30 @@ impl Writer {
             settling: Mutex::new(()),
             started: std::sync::OnceLock::new(),
         };
-        let report = writer.take_ownership_patiently().await?;
+        let mut report = writer.read_everything_patiently().await?;
+        let writer = Arc::new(writer);
+        tokio::spawn(writer.clone().follow(seeks, shutdown.clone()));
+        let config = &writer.config;
+        let (member, changes) = Membership::join(&config.brokers, &config.client_id(), &config.group_id, &config.name, &config.topics.writer_shards)
+            .map_err(|e| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() })?;
+        writer.membership.set(member).unwrap_or_else(|_| unreachable!("joined once"));
+        let (first, assigned) = oneshot::channel();
+        tokio::spawn(writer.clone().follow_the_group(changes, first, shutdown));
+        let waited = std::time::Instant::now();
+        if tokio::time::timeout(FIRST_ASSIGNMENT_WAIT, assigned).await.is_err() {
+            tracing::warn!("the writers' group assigned no shard in time; serving anyway, forwarding every command");
+        }
+        report.shards = writer.owned_shards().into_keys().collect();
+        report.seconds += waited.elapsed().as_secs_f64();
         tracing::info!(
-            epoch,
+            name = %writer.config.name,
+            shards = ?report.shards,
             partitions = report.partitions,
             from_snapshots = report.from_snapshots,
             snapshots_ignored = report.snapshots_ignored.len(),
             records_read = report.records_read,
             seconds = report.seconds,
-            "writer owns its partitions"
+            "writer started"
         );
         writer.started.set(report).expect("started once");
         Ok(writer)
@@ -391,8 +491,14 @@ impl Writer {
         &self.config.code_version
     }
 
-    pub fn epoch(&self) -> i64 {
-        self.epoch
+    /// This writer's name in the writers' group.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The shards this writer serves, each with the epoch it owns it under.
+    pub fn owned_shards(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.owned.lock().expect("not poisoned").clone()
     }
 
     /// The command service's figures (the writer counts its transactions there).
@@ -406,25 +512,18 @@ impl Writer {
     }
 
     /// A broker that is slow to answer at start-up (it is busy, or just started) gets a few
-    /// more chances before the writer gives up. A second fence marker of the same epoch is
-    /// harmless: readers keep the highest.
-    async fn take_ownership_patiently(&self) -> Result<StartReport, CommandError> {
-        (|| self.take_ownership())
+    /// more chances before the writer gives up.
+    async fn read_everything_patiently(&self) -> Result<StartReport, CommandError> {
+        (|| self.read_everything())
             .retry(ConstantBuilder::default().with_delay(Duration::from_secs(1)).with_max_times(2))
             .when(|e| matches!(e, CommandError::Unavailable(_)))
-            .notify(|e, _| tracing::warn!(error = %e, "taking ownership failed; trying again"))
+            .notify(|e, _| tracing::warn!(error = %e, "reading the log failed; trying again"))
             .await
     }
 
-    async fn take_ownership(&self) -> Result<StartReport, CommandError> {
+    /// Restores what the snapshots hold and reads every partition from there to its end.
+    async fn read_everything(&self) -> Result<StartReport, CommandError> {
         let started = std::time::Instant::now();
-        let marker = FenceMarker { writer_epoch: self.epoch, writer_id: self.config.writer_id.clone(), fenced_at: Utc::now() };
-        let mut markers = Vec::with_capacity(self.partitions.len());
-        for partition in self.partitions.values() {
-            let payload = self.codec.encode_fence(&partition.topic, &marker).await.map_err(codec_failure)?;
-            markers.push(Record { topic: partition.topic.clone(), partition: partition.partition, key: None, payload });
-        }
-        self.appender.append(markers).await.map_err(append_failure)?;
         let mut all = Vec::with_capacity(self.partitions.len());
         for partition in self.partitions.values() {
             all.push((partition, partition.lock().await));
@@ -437,7 +536,6 @@ impl Writer {
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
-
     /// Reads each partition from its `next_offset` to the log end as it is now, folding
     /// every committed record; says how many it read.
     async fn catch_up(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<u64, CommandError> {
@@ -535,17 +633,21 @@ impl Writer {
         self.outcomes.remember(env, position);
     }
 
-    /// The current state of one aggregate of the tenant, as this writer holds it.
+    /// The current state of one aggregate of the tenant, as this writer holds it (read to
+    /// the log's end first if another writer owns it).
     pub async fn state_of(&self, aggregate_type: &str, tenant_id: &str, id: Uuid) -> Option<AnyAggregate> {
-        let state = self.partition_of(aggregate_type, id).lock().await;
+        let partition = self.partition_of(aggregate_type, id);
+        self.read_to_end(std::iter::once(partition)).await;
+        let state = partition.lock().await;
         state.streams.get(&id).filter(|s| s.tenant_id == tenant_id).map(|s| s.state.get().into_owned())
     }
 
-    /// Every aggregate of a type this writer holds, with its tenant and id.
-    pub async fn all_of(&self, aggregate_type: &str) -> Vec<(String, Uuid, AnyAggregate)> {
+    /// Every aggregate of a type this writer holds, with its tenant and id; only those of
+    /// its own shards when `owned_only`.
+    pub async fn all_of(&self, aggregate_type: &str, owned_only: bool) -> Vec<(String, Uuid, AnyAggregate)> {
         let topic = self.config.topics.for_aggregate(aggregate_type).unwrap_or_default();
         let mut found = Vec::new();
-        for partition in self.partitions.values().filter(|p| p.topic == topic) {
+        for partition in self.partitions.values().filter(|p| p.topic == topic && (!owned_only || p.role() == Role::Owned)) {
             let state = partition.lock().await;
             found.extend(state.streams.iter().map(|(id, s)| (s.tenant_id.clone(), *id, s.state.get().into_owned())));
         }
@@ -557,24 +659,63 @@ impl Writer {
         self.state_of(A::TYPE, tenant_id, id).await.and_then(A::from_any)
     }
 
-    /// Every aggregate of `A`'s kind this writer holds, with its tenant and id.
+    /// Every aggregate of `A`'s kind this writer holds, with its tenant and id (as far as it
+    /// has read the partitions it does not own).
     pub async fn all<A: Aggregate>(&self) -> Vec<(String, Uuid, A)> {
-        self.all_of(A::TYPE).await.into_iter().filter_map(|(tenant, id, state)| Some((tenant, id, A::from_any(state)?))).collect()
+        self.all_of(A::TYPE, false).await.into_iter().filter_map(|(tenant, id, state)| Some((tenant, id, A::from_any(state)?))).collect()
+    }
+
+    /// Every aggregate of `A`'s kind in the shards this writer owns, with its tenant and id.
+    pub async fn all_owned<A: Aggregate>(&self) -> Vec<(String, Uuid, A)> {
+        self.all_of(A::TYPE, true).await.into_iter().filter_map(|(tenant, id, state)| Some((tenant, id, A::from_any(state)?))).collect()
     }
 
     /// The approval authority delegated to `user` for `day`, by whom, in the tenant.
-    pub fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
+    pub async fn delegated_to(&self, tenant_id: &str, user: &str, day: NaiveDate) -> Vec<Delegated> {
+        self.read_to_end(self.partitions.values().filter(|p| p.topic == self.config.topics.delegation)).await;
         self.lookups.delegated_to(tenant_id, user, day)
     }
 
     /// The opportunity's owner, team, readers and whether it is closed, in the tenant.
-    pub fn opportunity_card(&self, tenant_id: &str, id: Uuid) -> Option<OpportunityCard> {
+    pub async fn opportunity_card(&self, tenant_id: &str, id: Uuid) -> Option<OpportunityCard> {
+        self.read_to_end(std::iter::once(self.partition_of(tidemark_events::opportunity::AGGREGATE_TYPE, id))).await;
         self.lookups.opportunity_card(tenant_id, id)
     }
 
     /// Whether the account (or contact: `aggregate_type`) exists in the tenant.
-    pub fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
+    pub async fn exists(&self, tenant_id: &str, aggregate_type: &str, id: Uuid) -> bool {
+        // They are never removed: only a miss needs the log's end.
+        if self.lookups.exists(tenant_id, aggregate_type, id) {
+            return true;
+        }
+        self.read_to_end(std::iter::once(self.partition_of(aggregate_type, id))).await;
         self.lookups.exists(tenant_id, aggregate_type, id)
+    }
+
+    /// Reads the partitions this writer does not own up to the log's end as it is now, so
+    /// that a lookup sees what their owners committed before it. Should the log not answer,
+    /// the lookup goes on with what was read (the decision it serves fails to append then).
+    async fn read_to_end<'a>(&'a self, partitions: impl Iterator<Item = &'a Partition>) {
+        let mut followed = Vec::new();
+        for partition in partitions.filter(|p| p.role() != Role::Owned) {
+            followed.push((partition, partition.lock().await));
+        }
+        if followed.is_empty() {
+            return;
+        }
+        let asked: Vec<tidemark_log::Partition> = followed.iter().map(|(p, _)| (p.topic.clone(), p.partition)).collect();
+        let client = self.client.clone();
+        let ends = match tokio::task::spawn_blocking(move || tidemark_log::log_ends(&client, &asked, BROKER_TIMEOUT)).await {
+            Ok(Ok(ends)) => ends,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "a lookup goes on without the log's end"),
+            Err(e) => return tracing::warn!(error = %e, "a lookup goes on without the log's end"),
+        };
+        followed.retain(|(p, s)| s.next_offset < ends[&(p.topic.clone(), p.partition)]);
+        if !followed.is_empty() {
+            if let Err(e) = self.catch_up(&mut followed).await {
+                tracing::warn!(error = %e, "a lookup goes on without the log's end");
+            }
+        }
     }
 
     /// Runs one command: decide against the current state, append, wait for the commit.
@@ -599,6 +740,7 @@ impl Writer {
     }
 
     async fn execute_unbounded(&self, request: CommandRequest, decide: Decide, follow_ups: Option<FollowUps>) -> Result<Outcome, CommandError> {
+        self.owner_of(self.partition_of(request.aggregate_type, request.aggregate_id))?;
         let key = IdempotencyKey::of_request(&request);
         let same_key = if request.idempotent { Some(self.outcomes.lock(&key).await) } else { None };
         self.settle_uncertain().await?;
@@ -655,7 +797,10 @@ impl Writer {
             tracing::error!(%reference, topic = %partition.topic, partition = partition.partition, "one transaction's commands share a partition");
             return Err(CommandError::Internal { reference });
         }
+        self.owner_of(partition)?;
         let mut locked = [(partition, partition.lock().await)];
+        // The shard may have moved while this waited for the lock.
+        self.owner_of(partition)?;
         if locked[0].1.uncertain {
             self.recover(&mut locked).await?;
         }
@@ -693,7 +838,7 @@ impl Writer {
                 aggregate_type: request.aggregate_type,
                 aggregate_id: id,
                 version: current + 1 + i as i64,
-                writer_epoch: self.epoch,
+                writer_epoch: state.epoch,
             };
             let record = EventRecord { envelope: Envelope::new(meta, at, event.event_type(), recorded_at), event };
             payloads.push(self.codec.encode_event(&partition.topic, &record).await.map_err(codec_failure)?);
@@ -806,10 +951,33 @@ impl Writer {
             .map_err(unavailable)
     }
 
+    /// A new aggregate id in a shard this writer owns (any id when it owns none).
+    pub fn new_id(&self) -> Uuid {
+        let owned = self.owned_shards();
+        loop {
+            let id = Uuid::now_v7();
+            if owned.is_empty() || owned.contains_key(&partition_for(id.to_string().as_bytes(), self.shard_count)) {
+                return id;
+            }
+        }
+    }
+
+    /// The first of `candidates` that falls in the shard of aggregate `id`.
+    pub fn id_beside(&self, aggregate_type: &str, id: Uuid, candidates: impl Fn(u32) -> Uuid) -> Uuid {
+        tidemark_events::partition::id_in_partition(self.partition_of(aggregate_type, id).partition, self.shard_count, candidates)
+    }
+
+    /// Refuses a command for a partition this writer does not serve now.
+    fn owner_of(&self, partition: &Partition) -> Result<(), CommandError> {
+        match partition.role() {
+            Role::Owned => Ok(()),
+            _ => Err(CommandError::NotOwner { shard: partition.partition }),
+        }
+    }
+
     fn partition_of(&self, aggregate_type: &str, id: Uuid) -> &Partition {
         let topic = self.config.topics.for_aggregate(aggregate_type).expect("a known aggregate type");
-        let count = self.partition_counts[topic];
-        let p = partition_for(id.to_string().as_bytes(), count);
+        let p = partition_for(id.to_string().as_bytes(), self.shard_count);
         &self.partitions[&(topic.to_string(), p)]
     }
 

@@ -176,7 +176,10 @@ pub struct StartReport {
     pub records_read: u64,
     /// Of `seconds`, those spent reading, checking and restoring snapshots.
     pub snapshot_seconds: f64,
+    /// Until the writer served: reading the log, then taking its first shards.
     pub seconds: f64,
+    /// The shards the group gave it first.
+    pub shards: Vec<i32>,
 }
 
 /// A partition's state as a trusted snapshot restores it, built off the async threads.
@@ -382,7 +385,8 @@ impl Writer {
                 continue;
             }
             self.outcomes.forget_expired();
-            for partition in self.partitions.values() {
+            // The owner saves its partitions; the writers that follow them need not.
+            for partition in self.partitions.values().filter(|p| p.role() == super::Role::Owned) {
                 if let Err(e) = self.snapshot(partition).await {
                     tracing::warn!(topic = %partition.topic, partition = partition.partition, error = %e, "saving a writer snapshot failed; trying again later");
                 }
