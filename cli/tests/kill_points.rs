@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -188,16 +187,7 @@ async fn a_writer_killed_at_random_points_loses_no_acknowledged_command_and_doub
     assert!(gaps.is_empty(), "streams whose versions are not 1..n: {gaps:?}");
 
     let replay = |what: &str| {
-        let output = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .args(["replay", "verify", what])
-            .env("DATABASE_URL", &serve.config.database_url)
-            .env("TIDEMARK_BROKERS", &serve.config.brokers)
-            .env("TIDEMARK_REGISTRY_URL", &serve.registry)
-            .env("TIDEMARK_TOPIC_PREFIX", &serve.config.topic_prefix)
-            .env("TIDEMARK_JWT_SECRET", &serve.config.jwt_secret)
-            .env("TIDEMARK_LOG", "warn")
-            .output()
-            .unwrap();
+        let output = serve.cli(&["replay", "verify", what]).output().unwrap();
         (output.status.code(), String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr))
     };
     for projection in ["opportunities", "pipeline"] {

@@ -479,8 +479,14 @@ impl Serve {
 
     /// Spawns it with `env` set besides the deployment's own settings.
     pub fn spawn_with(&self, env: &[(&str, &str)]) -> KillOnDrop {
+        self.spawn_service("serve", env)
+    }
+
+    /// Spawns one service of the deployment (`command-service`, `projector` …) with `env`
+    /// set besides the deployment's own settings.
+    pub fn spawn_service(&self, service: &str, env: &[(&str, &str)]) -> KillOnDrop {
         Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .arg("serve")
+            .arg(service)
             .env("DATABASE_URL", &self.config.database_url)
             .env("TIDEMARK_BROKERS", &self.config.brokers)
             .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
@@ -535,6 +541,20 @@ impl Serve {
             assert!(Instant::now() < deadline, "{key} was never answered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The tidemark command line, set up for this deployment.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("TIDEMARK_BROKERS", &self.config.brokers)
+            .env("TIDEMARK_REGISTRY_URL", &self.registry)
+            .env("TIDEMARK_TOPIC_PREFIX", &self.config.topic_prefix)
+            .env("TIDEMARK_JWT_SECRET", &self.config.jwt_secret)
+            .env("TIDEMARK_LOG", "warn");
+        command
     }
 
     pub async fn strong_read(&self, path: &str) -> bool {
