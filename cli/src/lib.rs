@@ -320,7 +320,8 @@ impl System {
                 brokers: config.brokers.clone(),
                 registry_url: registry_url.clone(),
                 topics: config.topics(),
-                writer_id: format!("{}-{}", hostname(), std::process::id()),
+                // Unique to this start, even for a restart within one process.
+                writer_id: format!("{}-{}-{}", hostname(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]),
                 group_id: format!("{}tidemark.writers", config.topic_prefix),
                 transactional_id: format!("{}tidemark-writer-{name}", config.topic_prefix),
                 name,

@@ -1,6 +1,7 @@
 //! Three of each against one broker: three writers sharing the shards, three projector
 //! processes sharing each projection's partitions, two query services. Under steady traffic
-//! sent to any writer, one writer is killed (SIGKILL), then a second, then both start again.
+//! sent to any writer, one writer is killed (SIGKILL), then a second, then both start again;
+//! then the third is paused (SIGSTOP) until the group has given its shard away, and woken.
 //! Every acknowledged command is then in the log exactly once as readers fold it (no zombie
 //! append counts), versions are contiguous, the read models equal a replay, a token minted
 //! by any writer is honoured by either query service, and the report says how long each
@@ -48,6 +49,14 @@ impl Writers {
         Utc::now()
     }
 
+    /// Sends the writer's process a signal (`STOP`, `CONT`).
+    fn signal(&self, i: usize, signal: &str) -> DateTime<Utc> {
+        let pid = self.all.lock().unwrap()[i].process.as_ref().expect("running").0.id();
+        let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
+        Utc::now()
+    }
+
     fn urls(&self) -> Vec<String> {
         self.all.lock().unwrap().iter().map(|w| format!("http://{}", w.addr)).collect()
     }
@@ -80,6 +89,17 @@ impl Writers {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A writer's transactions by outcome, from its `/metrics`.
+async fn transactions(serve: &Serve, url: &str) -> BTreeMap<String, u64> {
+    let metrics = serve.http.get(format!("{url}/metrics")).bearer_auth(&serve.operator).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("tidemark_writer_transactions_total{outcome=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(outcome, n)| (outcome.to_string(), n.trim().parse().unwrap_or(0)))
+        .collect()
 }
 
 /// Who owns each shard now, by the writers' own record.
@@ -170,6 +190,17 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
         writers.ready(i).await;
     }
     wait_for_owners(&pool, "w1 and w2 back", |o| o.values().collect::<std::collections::BTreeSet<_>>().len() == 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A zombie: w3 stops (SIGSTOP) with commands in flight and loses its shard while it
+    // sleeps; woken, it must not commit what it had begun.
+    let paused = writers.signal(2, "STOP");
+    wait_for_owners(&pool, "w3 paused", |o| !o.values().any(|w| w == "w3")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    writers.signal(2, "CONT");
+    kills.push(("w3".to_string(), paused));
+    wait_for_owners(&pool, "w3 awake", |o| o.values().collect::<std::collections::BTreeSet<_>>().len() == 3).await;
+    let zombie = transactions(&serve, &writers.urls()[2]).await;
+    report(&format!("scale-out: w3's transactions once woken, by outcome: {zombie:?}"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
     for client in clients {
@@ -201,7 +232,7 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
                     owner = None;
                 }
                 "killed" if owner.as_ref() == Some(&writer) => {
-                    since = Some((at, format!("{writer} killed")));
+                    since = Some((at, format!("{writer} killed or paused")));
                     owner = None;
                 }
                 _ => {}
@@ -260,7 +291,7 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
         }
     }
     report(&format!(
-        "scale-out: {} commands acknowledged through 3 writers ({} refused), 2 writers killed and restarted; \
+        "scale-out: {} commands acknowledged through 3 writers ({} refused), 2 writers killed and restarted, 1 paused and woken; \
          the log holds {} records of deals: {} passed over as zombie appends, {} as duplicates, {} gaps; {} acknowledged commands not exactly once",
         acked.len(),
         refused.len(),

@@ -20,3 +20,12 @@ CREATE TABLE writer_shard_changes (
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX writer_shard_changes_by_shard ON writer_shard_changes (shard, at);
+
+-- The process that runs under each writer name now: a writer whose transactions are fenced
+-- looks here to tell a successor under its name (it must stop) from the broker aborting a
+-- transaction it kept open too long, paused (it goes on with a new producer).
+CREATE TABLE writer_processes (
+    name text PRIMARY KEY,
+    process text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);

@@ -116,10 +116,9 @@ impl From<CommandError> for Problem {
                 detail,
             ),
             CommandError::Unavailable(_) => Problem::unavailable(detail),
+            // Never seen by a client: `forward` sends the command to the owner instead.
             CommandError::NotOwner { shard } => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, crate::forward::NOT_OWNER, "The command's shard is changing owner", format!("{detail}; try again in a moment"))
-                    .retry_after(1)
-                    .with("shard", shard)
+                Problem::new(StatusCode::MISDIRECTED_REQUEST, crate::forward::NOT_OWNER, "Another writer owns the command's shard", detail).with("shard", shard)
             }
             CommandError::Internal { reference } => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Tidemark failed", detail).with("reference", reference.to_string())

@@ -55,8 +55,10 @@ pub enum AppendError {
     /// replaced, which settles the transaction; reading the log tells which way.
     #[error("the event log did not confirm the append: {0}")]
     Uncertain(String),
-    /// Another writer took over with the same transactional id; this one must stop.
-    #[error("this writer was fenced by a newer one: {0}")]
+    /// The broker refused this producer: a newer process took over under the same name (this
+    /// one must stop), or the broker aborted a transaction left open too long (this writer
+    /// was paused) and the next producer goes on. The records are not in the log.
+    #[error("this writer was fenced: {0}")]
     Fenced(String),
 }
 
@@ -86,6 +88,10 @@ pub struct Appender {
 /// appended at all.
 pub type Fence = Arc<dyn Fn(&[i32]) -> Result<(TopicPartitionList, ConsumerGroupMetadata), String> + Send + Sync>;
 
+/// Whether a newer process runs under this writer's name: asked when the broker fences the
+/// producer, to tell whether this writer must stop.
+pub type Superseded = Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
+
 /// Makes a transactional producer and registers it with the transaction coordinator, which
 /// fences any earlier producer of the same id and settles its open transaction.
 pub type ProducerFactory = Box<dyn Fn() -> Result<FutureProducer, KafkaError> + Send + Sync>;
@@ -94,7 +100,7 @@ impl Appender {
     /// Starts the committing task with a producer from `make` (called again to replace a
     /// producer whose transaction failed). Fails when the first producer cannot register.
     /// `reader`: a client with `tidemark_log::reader` settings.
-    pub async fn start(make: ProducerFactory, fence: Fence, reader: Arc<BaseConsumer>, timeout: Duration, metrics: ServiceMetrics) -> Result<Appender, KafkaError> {
+    pub async fn start(make: ProducerFactory, (fence, superseded): (Fence, Superseded), reader: Arc<BaseConsumer>, timeout: Duration, metrics: ServiceMetrics) -> Result<Appender, KafkaError> {
         // A new broker creates its transaction log on the first registration, which can
         // take longer than one attempt's timeout.
         let producer = (|| init(&make, timeout))
@@ -104,7 +110,7 @@ impl Appender {
             .await?;
         let (queue, submissions) = mpsc::unbounded_channel();
         let fenced = Arc::new(OnceLock::new());
-        tokio::spawn(Committer { make, fence, reader, timeout, producer: Some(producer), fenced: fenced.clone(), metrics }.run(submissions));
+        tokio::spawn(Committer { make, fence, superseded, reader, timeout, producer: Some(producer), fenced: fenced.clone(), metrics }.run(submissions));
         Ok(Appender { queue, fenced })
     }
 
@@ -162,6 +168,7 @@ async fn init(make: &ProducerFactory, timeout: Duration) -> Result<FutureProduce
 struct Committer {
     make: ProducerFactory,
     fence: Fence,
+    superseded: Superseded,
     /// A committed reader's view of the log ends: when appended records become visible.
     reader: Arc<BaseConsumer>,
     timeout: Duration,
@@ -241,7 +248,10 @@ impl Committer {
         let producer = match self.producer.clone() {
             Some(producer) => producer,
             None => {
-                let producer = init(&self.make, self.timeout).await.map_err(|e| self.failed_before_any_append(e))?;
+                let producer = match init(&self.make, self.timeout).await {
+                    Ok(producer) => producer,
+                    Err(e) => return Err(self.failed_before_any_append(e).await),
+                };
                 self.producer = Some(producer.clone());
                 producer
             }
@@ -254,7 +264,9 @@ impl Committer {
         shards.dedup();
         let (offsets, member) = (self.fence)(&shards).map_err(AppendError::NotAppended)?;
         let began = Instant::now();
-        producer.begin_transaction().map_err(|e| self.failed_before_any_append(e))?;
+        if let Err(e) = producer.begin_transaction() {
+            return Err(self.failed_before_any_append(e).await);
+        }
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
         for (record, traceparent) in records {
             let mut future = FutureRecord::to(&record.topic).partition(record.partition).payload(&record.payload);
@@ -331,9 +343,9 @@ impl Committer {
     }
 
     /// Nothing was sent: the records are certainly not in the log.
-    fn failed_before_any_append(&mut self, e: KafkaError) -> AppendError {
+    async fn failed_before_any_append(&mut self, e: KafkaError) -> AppendError {
         if is_fenced(&e) {
-            return self.fence(e.to_string());
+            return self.fence(e.to_string()).await;
         }
         self.producer = None;
         AppendError::NotAppended(e.to_string())
@@ -343,13 +355,12 @@ impl Committer {
     /// nothing is visible); otherwise replaces the producer, which settles the transaction.
     async fn abort(&mut self, producer: &FutureProducer, e: KafkaError) -> AppendError {
         if is_fenced(&e) {
-            return self.fence(e.to_string());
+            return self.fence(e.to_string()).await;
         }
         // A fenced producer's records fail before its commit does (purged from its queue);
-        // the fence shows as the client's fatal error. Registering again would fence the
-        // newer writer in turn.
+        // the fence shows as the client's fatal error.
         if let Some((code, reason)) = producer.client().fatal_error().filter(|(code, _)| FENCED.contains(code)) {
-            return self.fence(format!("{code}: {reason}"));
+            return self.fence(format!("{code}: {reason}")).await;
         }
         tracing::warn!(error = %e, "a transaction failed; aborting it");
         let abortable = matches!(&e, KafkaError::Transaction(t) if t.txn_requires_abort());
@@ -365,15 +376,22 @@ impl Committer {
         AppendError::Uncertain(e.to_string())
     }
 
-    fn fence(&mut self, reason: String) -> AppendError {
-        tracing::error!(%reason, "this writer was fenced by a newer one; it appends nothing more");
+    /// The transaction is aborted. Registering again would fence a newer process of this
+    /// writer's name in turn, so the next transaction registers only if there is none.
+    async fn fence(&mut self, reason: String) -> AppendError {
         self.producer = None;
-        let _ = self.fenced.set(reason.clone());
+        if (self.superseded)().await {
+            tracing::error!(%reason, "a newer process took over under this writer's name; this one appends nothing more");
+            let _ = self.fenced.set(reason.clone());
+        } else {
+            tracing::warn!(%reason, "the broker fenced this writer's producer (a transaction was left open too long: the writer was paused or cut off); the next transaction registers a new one");
+        }
         AppendError::Fenced(reason)
     }
 }
 
-/// The broker's ways of saying that a newer producer of the same transactional id exists.
+/// The broker's ways of saying that this producer's epoch is over: a newer producer of the
+/// same transactional id exists, or the coordinator aborted its transaction.
 const FENCED: [RDKafkaErrorCode; 3] = [RDKafkaErrorCode::Fenced, RDKafkaErrorCode::ProducerFenced, RDKafkaErrorCode::InvalidProducerEpoch];
 
 fn is_fenced(e: &KafkaError) -> bool {

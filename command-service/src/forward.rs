@@ -2,10 +2,11 @@
 //!
 //! A writer decides only on the shards it owns (see `writer::ownership`), yet clients need
 //! not know the partitioning: a command that reaches another writer is refused by the writer
-//! (`not-owner`, before any decision), and this layer sends the same request to the owner
-//! and answers with the owner's answer. A forwarded request is not forwarded again: should
-//! the shard move meanwhile, the client gets the 503 with `Retry-After`, and its retry (with
-//! its Idempotency-Key) finds the new owner.
+//! before any decision (421 Misdirected Request, `not-owner`), and this layer sends the same
+//! request to the owner and answers with the owner's answer. A forwarded request is not
+//! forwarded again. When the shard is moving (it has no owner, or the owner just lost it),
+//! the client gets a 503 with `Retry-After`, and its retry (with its Idempotency-Key) finds
+//! the new owner. No client ever sees the 421.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,30 +43,26 @@ impl Forwarding {
 }
 
 pub(crate) async fn to_owner(State(forwarding): State<Forwarding>, request: Request, next: Next) -> Response {
-    let is_command = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
-    if !is_command || request.headers().contains_key(FORWARDED_BY) {
+    if [Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method()) {
         return next.run(request).await;
     }
+    let forwarded = request.headers().contains_key(FORWARDED_BY);
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, tidemark_http::MAX_BODY).await else {
         return Problem::payload_too_large(format!("at most {} bytes", tidemark_http::MAX_BODY)).into_response();
     };
     let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
     let response = next.run(Request::from_parts(parts, Body::from(body.clone()))).await;
-    if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+    if response.status() != StatusCode::MISDIRECTED_REQUEST {
         return response;
     }
-    let (answer, refused) = response.into_parts();
-    let Ok(refused) = to_bytes(refused, usize::MAX).await else {
-        return Problem::unavailable("the answer could not be read").into_response();
-    };
+    let refused = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
     let Some(shard) = not_owner(&refused) else {
-        return Response::from_parts(answer, Body::from(refused));
+        return Problem::unavailable("the command's shard is changing owner").into_response();
     };
     let url = match forwarding.writer.owner_url(shard).await {
-        Ok(Some(url)) => url,
-        // Nobody else owns it (it is moving): the 503 stands.
-        Ok(None) => return Response::from_parts(answer, Body::from(refused)),
+        Ok(Some(url)) if !forwarded => url,
+        Ok(_) => return moving(shard),
         Err(e) => return Problem::unavailable(format!("cannot find the owner of shard {shard}: {e}")).into_response(),
     };
     let target = format!("{}{}", url.trim_end_matches('/'), uri.path_and_query().map_or("/", |p| p.as_str()));
@@ -78,6 +75,14 @@ pub(crate) async fn to_owner(State(forwarding): State<Forwarding>, request: Requ
         Ok(owner) => relay(owner).await,
         Err(e) => Problem::unavailable(format!("the owner of this command's shard ({url}) did not answer: {e}")).into_response(),
     }
+}
+
+/// The shard has no owner to serve the command at the moment.
+fn moving(shard: i32) -> Response {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shard-moving", "The command's shard is changing owner", format!("shard {shard} is changing owner; try again in a moment"))
+        .retry_after(1)
+        .with("shard", shard)
+        .into_response()
 }
 
 /// Headers of one connection, not of the request.

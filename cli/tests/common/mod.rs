@@ -448,7 +448,10 @@ pub struct Serve {
     pub config: Config,
     pub registry: String,
     pub http: reqwest::Client,
+    /// An admin's.
     pub token: String,
+    /// A deployment operator's: `/metrics`.
+    pub operator: String,
 }
 
 impl Serve {
@@ -470,7 +473,9 @@ impl Serve {
             azp: None,
         };
         let token = tidemark::users::mint(&config, &claims).unwrap();
-        Serve { registry: format!("http://{}", config.registry_addr), config, http: reqwest::Client::new(), token }
+        let operator = tidemark_http::auth::Claims { sub: "ops".into(), roles: vec!["operator".into()], team: None, ..claims.clone() };
+        let operator = tidemark::users::mint(&config, &operator).unwrap();
+        Serve { registry: format!("http://{}", config.registry_addr), config, http: reqwest::Client::new(), token, operator }
     }
 
     pub fn spawn(&self) -> KillOnDrop {
@@ -499,10 +504,10 @@ impl Serve {
             .env("TIDEMARK_RATE_PER_PRINCIPAL", "10000")
             .env("TIDEMARK_RATE_PER_TENANT", "10000")
             .env("TIDEMARK_SNAPSHOT_EVERY", self.config.snapshot_every.to_string())
-            .env("TIDEMARK_LOG", "warn")
+            .env("TIDEMARK_LOG", std::env::var("TIDEMARK_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(kept_log(service))
             .spawn()
             .map(KillOnDrop)
             .expect("the tidemark binary starts")
@@ -561,6 +566,14 @@ impl Serve {
         let url = format!("http://{}{path}", self.config.query_addr);
         matches!(self.http.get(&url).bearer_auth(&self.token).send().await, Ok(r) if r.status() == 200)
     }
+}
+
+/// Where a spawned service's log goes: a file in `TIDEMARK_TEST_LOGS` when that is set (to
+/// look into a failure), else nowhere.
+fn kept_log(service: &str) -> Stdio {
+    let Ok(dir) = std::env::var("TIDEMARK_TEST_LOGS") else { return Stdio::null() };
+    let path = std::path::Path::new(&dir).join(format!("{service}-{}.log", uuid::Uuid::new_v4().simple()));
+    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
 }
 
 pub fn free_addr() -> std::net::SocketAddr {

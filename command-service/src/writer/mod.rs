@@ -421,8 +421,9 @@ impl Writer {
             .set("linger.ms", "1")
             .set("message.timeout.ms", BROKER_TIMEOUT.as_millis().to_string())
             // A writer that dies with a transaction open holds up readers of its partitions
-            // until a successor registers or this passes.
-            .set("transaction.timeout.ms", "10000")
+            // (and the writer taking its shards over) until a successor of the same name
+            // registers or this passes; a commit is given up after `APPEND_TIMEOUT` anyway.
+            .set("transaction.timeout.ms", "7000")
             // Back-to-back transactions meet the previous one's markers still being written
             // (CONCURRENT_TRANSACTIONS on AddPartitionsToTxn); the default backoff of 100 ms,
             // doubling, would be each transaction's latency.
@@ -436,8 +437,24 @@ impl Writer {
             let member = member.get().ok_or("this writer has not joined the writers' group yet")?;
             member.fence(shards.iter().copied()).ok_or_else(|| "this writer is not a member of the writers' group at the moment".to_string())
         });
+        sqlx::query!(
+            "INSERT INTO writer_processes (name, process) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET process = EXCLUDED.process, started_at = clock_timestamp()",
+            config.name,
+            config.writer_id,
+        )
+        .execute(pool)
+        .await?;
+        let (pool_, name, process) = (pool.clone(), config.name.clone(), config.writer_id.clone());
+        let superseded: crate::appender::Superseded = Arc::new(move || {
+            let (pool, name, process) = (pool_.clone(), name.clone(), process.clone());
+            Box::pin(async move {
+                // Unknown counts as superseded: two processes appending under one name is the worse mistake.
+                let now = sqlx::query_scalar!("SELECT process FROM writer_processes WHERE name = $1", name).fetch_optional(&pool).await;
+                !matches!(now, Ok(Some(now)) if now == process)
+            })
+        });
         let client = Arc::new(client);
-        let appender = Appender::start(make, fence, client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let appender = Appender::start(make, (fence, superseded), client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let (follow_from, seeks) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer {
             config,
