@@ -25,7 +25,7 @@ enum Command {
     Setup,
     /// Run everything in one process: registry, command API, projectors, query API, console.
     Serve,
-    /// Run the command API (the single writer of the event topics).
+    /// Run the command API (a writer of the event topics, sharing the shards with the others).
     CommandService,
     /// Run the projector workers.
     Projector,

@@ -123,9 +123,16 @@ async fn a_conversion_appends_the_lead_and_the_records_it_creates_in_one_answer(
 
     // The answer comes after the commit, so every record is in the log when it arrives.
     let topics = t.config.topics();
+    let conversion = t.read_log(&topics.lead).await.into_iter().find_map(|(_, _, d)| match d {
+        Decoded::Event(tidemark_events::EventRecord { event: tidemark_events::DomainEvent::Lead(tidemark_events::lead::LeadEvent::Converted(c)), .. }) => Some(c),
+        _ => None,
+    });
+    let conversion = conversion.expect("the lead's conversion is in the log");
+    // In the lead's shard: one writer appends all four records.
+    let shard = |id: uuid::Uuid| tidemark_events::partition::partition_for(id.to_string().as_bytes(), t.config.partitions);
+    assert!([conversion.account_id, conversion.contact_id, conversion.opportunity_id].iter().all(|created| shard(*created) == shard(id)), "{conversion:?}");
     let mut created = Vec::new();
-    for (topic, what) in [(&topics.lead, "lead"), (&topics.account, "account"), (&topics.contact, "contact"), (&topics.opportunity, "opportunity")] {
-        let target = if what == "lead" { id } else { uuid::Uuid::new_v5(&id, what.as_bytes()) };
+    for (topic, target) in [(&topics.lead, id), (&topics.account, conversion.account_id), (&topics.contact, conversion.contact_id), (&topics.opportunity, conversion.opportunity_id)] {
         for (_, _, d) in t.read_log(topic).await {
             if let Decoded::Event(e) = d {
                 if e.envelope.aggregate_id == target && e.envelope.event_type != "LeadCaptured" && e.envelope.event_type != "LeadAssigned" && e.envelope.event_type != "LeadQualified" {

@@ -162,7 +162,7 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
                     k if n % 3 == 0 && k < 20 => ("/v1/opportunities".to_string(), json!({"account_id": account, "name": key, "owner_id": "alice", "amount": {"value": "100.00", "currency": "EUR"}, "close_date": "2027-06-30"})),
                     k => {
                         let deal = &deals[rand::rng().random_range(0..k)].clone();
-                        (format!("/v1/opportunities/{deal}/amount"), json!({"amount": {"value": format!("{n}.00"), "currency": "EUR"}}))
+                        (format!("/v1/opportunities/{deal}/amount"), json!({"amount": {"value": format!("{}.00", 1000 + n), "currency": "EUR"}}))
                     }
                 };
                 let (status, answer) = writers.send(&path, &body, &key).await;
