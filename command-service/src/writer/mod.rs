@@ -437,22 +437,7 @@ impl Writer {
             let member = member.get().ok_or("this writer has not joined the writers' group yet")?;
             member.fence(shards.iter().copied()).ok_or_else(|| "this writer is not a member of the writers' group at the moment".to_string())
         });
-        sqlx::query!(
-            "INSERT INTO writer_processes (name, process) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET process = EXCLUDED.process, started_at = clock_timestamp()",
-            config.name,
-            config.writer_id,
-        )
-        .execute(pool)
-        .await?;
-        let (pool_, name, process) = (pool.clone(), config.name.clone(), config.writer_id.clone());
-        let superseded: crate::appender::Superseded = Arc::new(move || {
-            let (pool, name, process) = (pool_.clone(), name.clone(), process.clone());
-            Box::pin(async move {
-                // Unknown counts as superseded: two processes appending under one name is the worse mistake.
-                let now = sqlx::query_scalar!("SELECT process FROM writer_processes WHERE name = $1", name).fetch_optional(&pool).await;
-                !matches!(now, Ok(Some(now)) if now == process)
-            })
-        });
+        let superseded = ownership::register_process(pool, &config.name, &config.writer_id).await?;
         let client = Arc::new(client);
         let appender = Appender::start(make, (fence, superseded), client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let (follow_from, seeks) = tokio::sync::mpsc::unbounded_channel();
@@ -553,6 +538,7 @@ impl Writer {
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
+
     /// Reads each partition from its `next_offset` to the log end as it is now, folding
     /// every committed record; says how many it read.
     async fn catch_up(&self, parts: &mut [(&Partition, MutexGuard<'_, PartitionState>)]) -> Result<u64, CommandError> {

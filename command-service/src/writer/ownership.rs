@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{append_failure, codec_failure, unavailable, CommandError, Partition, Role, Writer};
-use crate::appender::Record;
+use crate::appender::{Record, Superseded};
 
 /// How long a writer that must give shards up may take to settle their appends in flight
 /// (about one commit) before the group goes on without it.
@@ -126,6 +126,27 @@ impl Drop for Membership {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// Records this process as the one running under `name`, and says how to ask later whether
+/// a newer one has taken its place (see `appender::Superseded`).
+pub(super) async fn register_process(pool: &sqlx::PgPool, name: &str, process: &str) -> Result<Superseded, sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO writer_processes (name, process) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET process = EXCLUDED.process, started_at = clock_timestamp()",
+        name,
+        process,
+    )
+    .execute(pool)
+    .await?;
+    let (pool, name, process) = (pool.clone(), name.to_string(), process.to_string());
+    Ok(Arc::new(move || {
+        let (pool, name, process) = (pool.clone(), name.clone(), process.clone());
+        Box::pin(async move {
+            // Not knowing counts as superseded: two processes appending under one name is the worse mistake.
+            let now = sqlx::query_scalar!("SELECT process FROM writer_processes WHERE name = $1", name).fetch_optional(&pool).await;
+            !matches!(now, Ok(Some(now)) if now == process)
+        })
+    }))
 }
 
 impl Writer {
