@@ -1,7 +1,8 @@
 //! A command's trace crosses the log: the caller's `traceparent` is the parent of the
 //! command's HTTP span, the writer's transaction links to the command, and the projectors'
 //! batches that apply its record link back to the command's span, whose context only the
-//! record's headers carried across the broker.
+//! record's headers carried across the broker. A read that waits for the command (its
+//! consistency token) links on to those batches.
 
 mod common;
 
@@ -12,6 +13,8 @@ use serde_json::{json, Value};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
+/// The trace of a read that comes after the command.
+const READER: &str = "0af7651916cd43dd8448eb211c80319c";
 
 /// The spans the process has written so far, one JSON object per line.
 fn spans(file: &std::path::Path) -> Vec<Value> {
@@ -39,13 +42,24 @@ async fn a_commands_trace_follows_it_through_the_log_into_the_projections() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    let read = serve
+        .http
+        .get(format!("http://{}/v1/accounts/{}?consistency_token={}", serve.config.query_addr, answer["id"].as_str().unwrap(), answer["consistency_token"].as_str().unwrap()))
+        .bearer_auth(&serve.token)
+        .header("traceparent", format!("00-{READER}-{CALLER}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let (spans, applied) = loop {
         let spans = spans(&file);
         let applied: Vec<&Value> = spans.iter().filter(|s| s["name"] == "apply" && !links_into(s, TRACE).is_empty()).collect();
         let answered = spans.iter().any(|s| s["name"] == "http" && s["trace_id"] == TRACE);
-        if answered && applied.iter().any(|s| s["attributes"]["projection"] == "accounts") {
+        let read = spans.iter().any(|s| s["name"] == "read" && s["trace_id"] == READER);
+        if answered && read && applied.iter().any(|s| s["attributes"]["projection"] == "accounts") {
             let applied = applied.into_iter().cloned().collect::<Vec<_>>();
             break (spans, applied);
         }
@@ -66,5 +80,12 @@ async fn a_commands_trace_follows_it_through_the_log_into_the_projections() {
             assert!(command_spans.contains(&linked.as_str()), "a batch links to a span of the command's trace ({linked}): {batch}");
         }
     }
+    // The read that waited for the command links to the accounts batch that applied it.
+    let read = spans.iter().find(|s| s["name"] == "read" && s["trace_id"] == READER).expect("the read's span");
+    let accounts: Vec<(&str, &str)> = applied.iter().filter(|s| s["attributes"]["projection"] == "accounts").map(|s| (s["trace_id"].as_str().unwrap(), s["span_id"].as_str().unwrap())).collect();
+    assert!(
+        accounts.iter().any(|(trace, span)| links_into(read, trace).iter().any(|l| l == span)),
+        "the read links to the batch that applied the command: {read}"
+    );
     let _ = std::fs::remove_file(&file);
 }

@@ -217,6 +217,22 @@ pub async fn advance(db: &mut PgConnection, projection: &str, positions: &BTreeM
     Ok(())
 }
 
+/// Names the batch that last moved `partitions`: `traceparent` is its span's context.
+pub async fn mark_batch<'a>(db: &mut PgConnection, projection: &str, partitions: impl Iterator<Item = &'a (String, i32)>, traceparent: &str) -> sqlx::Result<()> {
+    let (topics, numbers): (Vec<String>, Vec<i32>) = partitions.cloned().unzip();
+    sqlx::query!(
+        "UPDATE projection_offsets SET traceparent = $2
+         WHERE projection = $1 AND (topic, partition) IN (SELECT * FROM UNNEST($3::text[], $4::int[]))",
+        projection,
+        traceparent,
+        &topics,
+        &numbers,
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 pub async fn ensure_standing(db: &mut PgConnection, projection: &str, topic: &str, partition: i32) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO projection_offsets (projection, topic, partition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

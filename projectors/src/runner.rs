@@ -175,6 +175,10 @@ impl<P: Projection> Worker<'_, P> {
         let mut reached = apply::apply_batch::<P>(&mut tx, &received).await?;
         let positions = tidemark_log::positions(&**self.consumer, reached.keys().cloned())?;
         apply::advance(&mut tx, P::NAME, &positions).await?;
+        // A read that waited for these records links to this batch (see the query service).
+        if let Some(traceparent) = tidemark_http::traces::traceparent(&tracing::Span::current()) {
+            apply::mark_batch(&mut tx, P::NAME, reached.keys(), &traceparent).await?;
+        }
         tx.commit().await?;
         self.metrics.record(|| {
             metrics::describe_counter!("tidemark_projector_records_total", "Records a projection applied (or skipped as applied before), in committed batches.");

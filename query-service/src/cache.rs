@@ -122,7 +122,7 @@ mod tests {
 
     fn key(tenant: &str, query: Query) -> CacheKey {
         let at = chrono::DateTime::UNIX_EPOCH;
-        let standing = Standing { topic: "t".into(), partition: 0, next_offset: 7, caught_up_at: None, last_progress: at, generation: 0 };
+        let standing = Standing { topic: "t".into(), partition: 0, next_offset: 7, caught_up_at: None, last_progress: at, generation: 0, traceparent: None };
         CacheKey::new(tenant, query, &[standing])
     }
 

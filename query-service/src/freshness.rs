@@ -53,13 +53,15 @@ pub struct Standing {
     pub last_progress: DateTime<Utc>,
     /// How many times a rebuild replaced the projection's tables.
     pub generation: i64,
+    /// The trace context of the batch that last moved it, when traces are recorded.
+    pub traceparent: Option<String>,
 }
 
 pub async fn standings(db: &mut PgConnection, projection: &str) -> sqlx::Result<Vec<Standing>> {
     // GREATEST ignores a null caught_up_at; updated_at is never null.
     sqlx::query_as!(
         Standing,
-        r#"SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at) AS "last_progress!", generation
+        r#"SELECT topic, partition, next_offset, caught_up_at, GREATEST(updated_at, caught_up_at) AS "last_progress!", generation, traceparent
            FROM projection_offsets WHERE projection = $1"#,
         projection,
     )

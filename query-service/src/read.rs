@@ -136,6 +136,15 @@ impl AppState {
         let mut tx = self.reads.begin().await.map_err(database)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(database)?;
         let standing = freshness::standings(&mut tx, P::NAME).await.map_err(database)?;
+        // A read that waited for a command's records: its trace leads on to the batches that
+        // applied them (the last batch of each partition the token names).
+        if let Some(token) = &bound.token {
+            for s in standing.iter().filter(|s| token.0.contains_key(&(s.topic.clone(), s.partition))) {
+                if let Some(traceparent) = &s.traceparent {
+                    tidemark_http::traces::link(&tracing::Span::current(), traceparent);
+                }
+            }
+        }
         let key = CacheKey::new(tenant, query.into(), &standing);
         let answer = match self.cache.get(&key).await {
             Some(answer) => answer,

@@ -364,8 +364,11 @@ pub struct Writer {
     partitions: HashMap<(String, i32), Partition>,
     /// Partitions of each event topic: the number of shards.
     shard_count: i32,
-    /// This writer's place in the writers' group, once it has read the log.
-    membership: Arc<std::sync::OnceLock<Membership>>,
+    /// This writer's place in the writers' group, once it has read the log (joined again
+    /// if the group expels it).
+    membership: Arc<std::sync::RwLock<Option<Membership>>>,
+    /// Whether a newer process runs under this writer's name.
+    superseded: crate::appender::Superseded,
     /// The shards this writer serves, each with the epoch it owns it under.
     owned: SyncMutex<std::collections::BTreeMap<i32, i64>>,
     /// Tells the follower to read a partition again from an offset (see `give_up`).
@@ -431,15 +434,16 @@ impl Writer {
             .set("retry.backoff.max.ms", "50")
             .clone();
         let make = Box::new(move || producer_config.create::<FutureProducer>());
-        let membership: Arc<std::sync::OnceLock<Membership>> = Arc::default();
+        let membership: Arc<std::sync::RwLock<Option<Membership>>> = Arc::default();
         let member = membership.clone();
         let fence: crate::appender::Fence = Arc::new(move |shards: &[i32]| {
-            let member = member.get().ok_or("this writer has not joined the writers' group yet")?;
-            member.fence(shards.iter().copied()).ok_or_else(|| "this writer is not a member of the writers' group at the moment".to_string())
+            let member = member.read().expect("not poisoned");
+            let member = member.as_ref().ok_or("this writer is not in the writers' group at the moment")?;
+            member.fence(shards.iter().copied()).ok_or_else(|| "this writer is not in the writers' group at the moment".to_string())
         });
         let superseded = ownership::register_process(pool, &config.name, &config.writer_id).await?;
         let client = Arc::new(client);
-        let appender = Appender::start(make, (fence, superseded), client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
+        let appender = Appender::start(make, (fence, superseded.clone()), client.clone(), BROKER_TIMEOUT, config.metrics.clone()).await.map_err(|e| StartError::Transactions(e.to_string()))?;
         let (follow_from, seeks) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer {
             config,
@@ -450,6 +454,7 @@ impl Writer {
             partitions,
             shard_count,
             membership,
+            superseded,
             owned: SyncMutex::default(),
             follow_from,
             lookups: Arc::default(),
@@ -463,10 +468,7 @@ impl Writer {
         let mut report = writer.read_everything_patiently().await?;
         let writer = Arc::new(writer);
         tokio::spawn(writer.clone().follow(seeks, shutdown.clone()));
-        let config = &writer.config;
-        let (member, changes) = Membership::join(&config.brokers, &config.client_id(), &config.group_id, &config.name, &config.topics.writer_shards)
-            .map_err(|e| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() })?;
-        writer.membership.set(member).unwrap_or_else(|_| unreachable!("joined once"));
+        let changes = writer.join().map_err(|e| StartError::Broker { brokers: writer.config.brokers.clone(), detail: e.to_string() })?;
         let (first, assigned) = oneshot::channel();
         tokio::spawn(writer.clone().follow_the_group(changes, first, shutdown));
         let waited = std::time::Instant::now();

@@ -38,10 +38,16 @@ pub(super) enum Change {
     Gained(Vec<i32>),
     /// The group waits (up to `RELEASE_WAIT`) until `released` is answered.
     Lost { shards: Vec<i32>, released: SyncSender<()> },
+    /// The member can do nothing more (its client's error is fatal): for example, its
+    /// session ended while the coordinator moved, and its own new session fenced the old.
+    Expelled(String),
 }
 
 struct GroupContext {
     changes: mpsc::UnboundedSender<Change>,
+    /// Set when the membership is dropped: closing the consumer revokes its partitions, and
+    /// nobody waits to answer.
+    closing: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -49,6 +55,9 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
+            if self.closing.load(Ordering::SeqCst) {
+                return;
+            }
             let (released, wait) = sync_channel(1);
             if self.changes.send(Change::Lost { shards: shards(list), released }).is_ok() && wait.recv_timeout(RELEASE_WAIT).is_err() {
                 tracing::warn!("shards given up before their appends in flight settled; the group fences them");
@@ -73,7 +82,7 @@ fn shards(list: &TopicPartitionList) -> Vec<i32> {
 pub(super) struct Membership {
     consumer: Arc<BaseConsumer<GroupContext>>,
     topic: String,
-    pub(super) stop: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Membership {
@@ -89,7 +98,7 @@ impl Membership {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("enable.auto.commit", "false")
-            .create_with_context(GroupContext { changes })?;
+            .create_with_context(GroupContext { changes, closing: AtomicBool::new(false) })?;
         consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
@@ -102,6 +111,10 @@ impl Membership {
                 while !stopped.load(Ordering::SeqCst) {
                     if let Some(Err(e)) = polled.poll(Duration::from_millis(100)) {
                         tracing::warn!(error = %e, "the writers' group");
+                        if let Some((_, reason)) = polled.client().fatal_error() {
+                            let _ = polled.context().changes.send(Change::Expelled(reason));
+                            return;
+                        }
                     }
                 }
             })
@@ -125,6 +138,7 @@ impl Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.consumer.context().closing.store(true, Ordering::SeqCst);
     }
 }
 
@@ -152,6 +166,13 @@ pub(super) async fn register_process(pool: &sqlx::PgPool, name: &str, process: &
 impl Writer {
     /// Takes and gives up shards as the group says, until `shutdown`; `first` is told once
     /// the first shards given are served.
+    pub(super) fn join(&self) -> Result<mpsc::UnboundedReceiver<Change>, KafkaError> {
+        let config = &self.config;
+        let (member, changes) = Membership::join(&config.brokers, &config.client_id(), &config.group_id, &config.name, &config.topics.writer_shards)?;
+        *self.membership.write().expect("not poisoned") = Some(member);
+        Ok(changes)
+    }
+
     pub(super) async fn follow_the_group(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<Change>, first: oneshot::Sender<()>, shutdown: CancellationToken) {
         let mut first = Some(first);
         loop {
@@ -185,11 +206,39 @@ impl Writer {
                     }
                     let _ = released.send(());
                 }
+                Change::Expelled(reason) => {
+                    tracing::warn!(%reason, "the writers' group expelled this writer; it gives up its shards and joins again");
+                    for shard in self.owned_shards().into_keys() {
+                        self.give_up(shard).await;
+                    }
+                    *self.membership.write().expect("not poisoned") = None;
+                    match self.rejoin(&shutdown).await {
+                        Some(joined) => changes = joined,
+                        None => break,
+                    }
+                }
             }
         }
         // Leaves the group: the others take the shards once its session ends.
-        if let Some(member) = self.membership.get() {
-            member.stop.store(true, Ordering::SeqCst);
+        *self.membership.write().expect("not poisoned") = None;
+    }
+
+    /// Joins the group again, unless a newer process runs under this writer's name (it
+    /// would be fenced in turn) or the writer stops.
+    async fn rejoin(&self, shutdown: &CancellationToken) -> Option<mpsc::UnboundedReceiver<Change>> {
+        loop {
+            if (self.superseded)().await {
+                tracing::error!("a newer process runs under this writer's name; this one stays out of the writers' group");
+                return None;
+            }
+            match self.join() {
+                Ok(changes) => return Some(changes),
+                Err(e) => tracing::warn!(error = %e, "joining the writers' group again failed; trying again"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
