@@ -62,12 +62,7 @@ impl Writers {
     }
 
     async fn ready(&self, i: usize) {
-        let url = format!("{}/healthz", self.urls()[i]);
-        let started = Instant::now();
-        while !matches!(self.serve.http.get(&url).send().await, Ok(r) if r.status() == 200) {
-            assert!(started.elapsed() < Duration::from_secs(90), "writer {i} did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        answers(&self.serve.http, &format!("{}/healthz", self.urls()[i]), &format!("writer {i}")).await;
     }
 
     /// Sends a command to any writer until it is answered (a 2xx or a 4xx), with the same
@@ -88,6 +83,20 @@ impl Writers {
             assert!(Instant::now() < deadline, "{key} was never answered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Waits until `url` answers 200; fails saying what it answered last.
+async fn answers(http: &reqwest::Client, url: &str, what: &str) {
+    let started = Instant::now();
+    loop {
+        let last = match http.get(url).send().await {
+            Ok(r) if r.status() == 200 => return,
+            Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => e.to_string(),
+        };
+        assert!(started.elapsed() < Duration::from_secs(90), "{what} did not start: {last}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -126,6 +135,8 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
     let serve = Arc::new(Serve::new(config).await);
     let pool = sqlx::PgPool::connect(&serve.config.database_url).await.unwrap();
     let _registry = serve.spawn_service("registry", &[]);
+    // The writers register the event schemas as they start.
+    answers(&serve.http, &format!("{}/config", serve.registry), "the registry").await;
     let writers = Arc::new(Writers {
         serve: serve.clone(),
         all: Mutex::new((0..WRITERS).map(|i| Writer { name: format!("w{}", i + 1), addr: free_addr(), process: None }).collect()),

@@ -396,7 +396,12 @@ impl Writer {
     /// `FIRST_ASSIGNMENT_WAIT`). Follows the group until `shutdown`.
     pub async fn start(config: WriterConfig, pool: &sqlx::PgPool, shutdown: CancellationToken) -> Result<Arc<Writer>, StartError> {
         let codec = EventCodec::with_token(&config.registry_url, config.registry_token.as_deref())?.with_keys(std::sync::Arc::new(PgKeyStore::new(pool.clone())));
-        codec.register_all(&config.topics).await?;
+        // Services started together (Compose, a test) may find the registry not yet listening.
+        (|| codec.register_all(&config.topics))
+            .retry(ConstantBuilder::default().with_delay(Duration::from_secs(1)).with_max_times(30))
+            .when(|e| e.is_retryable())
+            .notify(|e, _| tracing::warn!(error = %e, "the schema registry does not answer yet; waiting for it"))
+            .await?;
         let broker = |e: &dyn std::fmt::Display| StartError::Broker { brokers: config.brokers.clone(), detail: e.to_string() };
         let client: BaseConsumer = tidemark_log::reader(&config.brokers, &config.client_id()).create().map_err(|e| broker(&e))?;
         let mut partitions = HashMap::new();
