@@ -369,6 +369,8 @@ pub struct Writer {
     membership: Arc<std::sync::RwLock<Option<Membership>>>,
     /// Whether a newer process runs under this writer's name.
     superseded: crate::appender::Superseded,
+    /// Set when the group expelled this writer and a newer process has its name.
+    replaced: std::sync::OnceLock<String>,
     /// The shards this writer serves, each with the epoch it owns it under.
     owned: SyncMutex<std::collections::BTreeMap<i32, i64>>,
     /// Tells the follower to read a partition again from an offset (see `give_up`).
@@ -460,6 +462,7 @@ impl Writer {
             shard_count,
             membership,
             superseded,
+            replaced: std::sync::OnceLock::new(),
             owned: SyncMutex::default(),
             follow_from,
             lookups: Arc::default(),
@@ -477,8 +480,8 @@ impl Writer {
         let (first, assigned) = oneshot::channel();
         tokio::spawn(writer.clone().follow_the_group(changes, first, shutdown));
         let waited = std::time::Instant::now();
-        if tokio::time::timeout(FIRST_ASSIGNMENT_WAIT, assigned).await.is_err() {
-            tracing::warn!("the writers' group assigned no shard in time; serving anyway, forwarding every command");
+        if tokio::time::timeout(FIRST_ASSIGNMENT_WAIT, writer.settle_in(assigned)).await.is_err() {
+            tracing::warn!("the writers' group has not settled in time; serving anyway, forwarding the commands of shards it does not own");
         }
         report.shards = writer.owned_shards().into_keys().collect();
         report.seconds += waited.elapsed().as_secs_f64();
@@ -996,9 +999,9 @@ impl Writer {
         self.client.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
     }
 
-    /// Why this writer may append nothing more, if a newer one fenced it.
+    /// Why this writer may append nothing more, if a newer process of its name took over.
     pub fn fenced(&self) -> Option<String> {
-        self.appender.fenced()
+        self.appender.fenced().or_else(|| self.replaced.get().cloned())
     }
 }
 

@@ -33,6 +33,10 @@ use crate::appender::{Record, Superseded};
 /// (about one commit) before the group goes on without it.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
+/// How long the shards a starting writer serves must stay the same before it takes the
+/// group to have settled (unless it serves them all).
+const SETTLED: Duration = Duration::from_secs(2);
+
 /// A change of this writer's shards, told by the group.
 pub(super) enum Change {
     Gained(Vec<i32>),
@@ -166,6 +170,21 @@ pub(super) async fn register_process(pool: &sqlx::PgPool, name: &str, process: &
 impl Writer {
     /// Takes and gives up shards as the group says, until `shutdown`; `first` is told once
     /// the first shards given are served.
+    /// Returns once the group's first shards are served and then every shard is, or the
+    /// shards this writer serves have not changed for `SETTLED` (a cooperative rebalance
+    /// hands a replaced member's shards over in a second round).
+    pub(super) async fn settle_in(&self, first: oneshot::Receiver<()>) {
+        let _ = first.await;
+        let (mut owned, mut since) = (self.owned_shards(), Instant::now());
+        while owned.len() < self.shard_count as usize && since.elapsed() < SETTLED {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.owned_shards();
+            if now != owned {
+                (owned, since) = (now, Instant::now());
+            }
+        }
+    }
+
     pub(super) fn join(&self) -> Result<mpsc::UnboundedReceiver<Change>, KafkaError> {
         let config = &self.config;
         let (member, changes) = Membership::join(&config.brokers, &config.client_id(), &config.group_id, &config.name, &config.topics.writer_shards)?;
@@ -228,7 +247,9 @@ impl Writer {
     async fn rejoin(&self, shutdown: &CancellationToken) -> Option<mpsc::UnboundedReceiver<Change>> {
         loop {
             if (self.superseded)().await {
-                tracing::error!("a newer process runs under this writer's name; this one stays out of the writers' group");
+                let reason = "a newer process runs under this writer's name; this one stays out of the writers' group";
+                tracing::error!("{reason}");
+                let _ = self.replaced.set(reason.to_string());
                 return None;
             }
             match self.join() {
