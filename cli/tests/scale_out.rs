@@ -68,21 +68,11 @@ impl Writers {
     /// Sends a command to any writer until it is answered (a 2xx or a 4xx), with the same
     /// Idempotency-Key after every failure: a careful client behind a load balancer.
     async fn send(&self, path: &str, body: &Value, key: &str) -> (u16, Value) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
+        let any = || {
             let urls = self.urls();
-            let url = urls[rand::rng().random_range(0..urls.len())].clone();
-            let sent = self.serve.http.post(format!("{url}{path}")).bearer_auth(&self.serve.token).header("Idempotency-Key", key).json(body).send().await;
-            if let Ok(response) = sent {
-                let status = response.status().as_u16();
-                let answer: Value = response.json().await.unwrap_or(Value::Null);
-                if status < 500 {
-                    return (status, answer);
-                }
-            }
-            assert!(Instant::now() < deadline, "{key} was never answered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            urls[rand::rng().random_range(0..urls.len())].clone()
+        };
+        self.serve.send_via(any, path, body, key, Duration::from_secs(90)).await
     }
 }
 

@@ -533,9 +533,16 @@ impl Serve {
     /// Sends a command until it is acknowledged: the same key after every failure, as a
     /// careful client does. A refused command (4xx) is an answer too.
     pub async fn send(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let api = format!("http://{}", self.config.command_addr);
+        self.send_via(|| api.clone(), path, &body, key, Duration::from_secs(120)).await
+    }
+
+    /// Like `send`, to the command API that `api` names at each attempt (a client behind a
+    /// load balancer), for up to `patience`.
+    pub async fn send_via(&self, api: impl Fn() -> String, path: &str, body: &Value, key: &str, patience: Duration) -> (u16, Value) {
+        let deadline = Instant::now() + patience;
         loop {
-            let sent = self.http.post(format!("http://{}{path}", self.config.command_addr)).bearer_auth(&self.token).header("Idempotency-Key", key).json(&body).send().await;
+            let sent = self.http.post(format!("{}{path}", api())).bearer_auth(&self.token).header("Idempotency-Key", key).json(body).send().await;
             if let Ok(response) = sent {
                 let status = response.status().as_u16();
                 let body: Value = response.json().await.unwrap_or(Value::Null);

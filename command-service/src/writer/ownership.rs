@@ -168,8 +168,6 @@ pub(super) async fn register_process(pool: &sqlx::PgPool, name: &str, process: &
 }
 
 impl Writer {
-    /// Takes and gives up shards as the group says, until `shutdown`; `first` is told once
-    /// the first shards given are served.
     /// Returns once the group's first shards are served and then every shard is, or the
     /// shards this writer serves have not changed for `SETTLED` (a cooperative rebalance
     /// hands a replaced member's shards over in a second round).
@@ -185,6 +183,7 @@ impl Writer {
         }
     }
 
+    /// Joins the writers' group; the changes of this writer's shards come on the receiver.
     pub(super) fn join(&self) -> Result<mpsc::UnboundedReceiver<Change>, KafkaError> {
         let config = &self.config;
         let (member, changes) = Membership::join(&config.brokers, &config.client_id(), &config.group_id, &config.name, &config.topics.writer_shards)?;
@@ -192,6 +191,8 @@ impl Writer {
         Ok(changes)
     }
 
+    /// Takes and gives up shards as the group says, until `shutdown`; `first` is told once
+    /// the first shards given are served.
     pub(super) async fn follow_the_group(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<Change>, first: oneshot::Sender<()>, shutdown: CancellationToken) {
         let mut first = Some(first);
         loop {
@@ -227,8 +228,11 @@ impl Writer {
                 }
                 Change::Expelled(reason) => {
                     tracing::warn!(%reason, "the writers' group expelled this writer; it gives up its shards and joins again");
-                    for shard in self.owned_shards().into_keys() {
-                        self.give_up(shard).await;
+                    // Those it is still taking too: their takes stop once they are followed.
+                    for shard in 0..self.shard_count {
+                        if self.shard(shard).any(|p| p.role() != Role::Following) {
+                            self.give_up(shard).await;
+                        }
                     }
                     *self.membership.write().expect("not poisoned") = None;
                     match self.rejoin(&shutdown).await {
