@@ -117,6 +117,15 @@ ensure_chromium() {
     || fail "apt-get could not install chromium"
 }
 
+# Debian's poppler-utils: the quote document tests read PDFs' text with its pdftotext.
+ensure_pdftotext() {
+  command -v pdftotext >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || fail "pdftotext is missing and installing it needs root: sudo apt-get install poppler-utils"
+  say "installing poppler-utils from Debian's packages (pdftotext, for the quote document tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null \
+    || fail "apt-get could not install poppler-utils"
+}
+
 # Runs in a subshell (a command substitution or a background job), which exec replaces, so
 # that the pid infra/down stops is the broker itself.
 kafka_java() {

@@ -223,6 +223,7 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<PgPool> {
         tidemark_command_service::migrator(),
         tidemark_http::denials::migrator(),
         tidemark_privacy::PgKeyStore::migrator(),
+        tidemark_documents::migrator(),
     ] {
         migrator.run(&pool).await.context("migrating the database")?;
     }
@@ -275,6 +276,7 @@ impl System {
     /// Starts `services` in this process. Listeners bind before anything else starts, so a
     /// port in use fails at once; the registry serves before the writer registers schemas.
     pub async fn start(config: &Config, services: Services) -> anyhow::Result<System> {
+        tidemark_documents::set_code_version(CODE_VERSION);
         let pool = prepare_database(&config.database_url).await?;
         let auth = config.authenticator().await?;
         let service_token = match &config.service_token {
@@ -333,7 +335,7 @@ impl System {
             };
             let writer = tidemark_command_service::Writer::start(writer_config, &pool, shutdown.clone()).await?;
             let keys = Arc::new(tidemark_privacy::PgKeyStore::new(pool.clone()));
-            tidemark_command_service::finish_erasures(&writer, keys).await.context("finishing recorded erasures")?;
+            tidemark_command_service::finish_erasures(&writer, keys, &pool).await.context("finishing recorded erasures")?;
             let rules = config.lead_rules()?;
             let versions = (registry_url.clone(), CODE_VERSION.to_string());
             let router = tidemark_command_service::router(writer.clone(), pool.clone(), versions, config.tokens(), gate.clone(), (rules.clone(), config.teams()?))

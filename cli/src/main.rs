@@ -88,6 +88,7 @@ async fn main() -> std::process::ExitCode {
         .with(traces.as_ref().map(|provider| tidemark_http::traces::layer(provider, "tidemark").with_filter(spans)))
         .init();
     let cli = Cli::parse();
+    tidemark_documents::set_code_version(tidemark::CODE_VERSION);
     let outcome = run(cli).await;
     // Spans still queued for OTLP leave before the process does.
     if let Some(provider) = traces {

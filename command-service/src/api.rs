@@ -40,7 +40,7 @@ pub(crate) struct AppState {
     pub(crate) lead_rules: Arc<Vec<tidemark_events::assignment::Rule>>,
     pub(crate) teams: Arc<tidemark_events::teams::Teams>,
     pub(crate) keys: Arc<dyn tidemark_privacy::KeyStore>,
-    pool: sqlx::PgPool,
+    pub(crate) pool: sqlx::PgPool,
     registry_url: String,
     code_version: String,
     tokens: TokenCodec,

@@ -105,6 +105,12 @@ async fn erase(State(state): State<AppState>, ctx: CommandContext, ProblemJson(b
             tracing::error!(subject, error = %e, "destroying a data subject's key failed");
             return Err(Problem::unavailable(format!("the erasure of {subject} is recorded, but its key could not be destroyed yet; retry with the same Idempotency-Key")));
         }
+        if kind == contact::AGGREGATE_TYPE {
+            forget_in_documents(&state.pool, &who.tenant_id, id).await.map_err(|e| {
+                tracing::error!(subject, error = %e, "deleting the quote documents that name an erased person failed");
+                Problem::unavailable(format!("the erasure of {subject} is recorded, but documents naming them could not be deleted yet; retry with the same Idempotency-Key"))
+            })?;
+        }
         tracing::info!(subject, already, "personal data erased");
         erased.push(ErasedSubject { subject, version, already });
     }
@@ -145,9 +151,20 @@ fn version_of(state: &AnyAggregate) -> i64 {
     }
 }
 
-/// Destroys the key of every subject whose erasure is recorded: finishes erasures that a
-/// crash interrupted between the event and the key. Run at start.
-pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>) -> Result<usize, tidemark_privacy::KeyError> {
+/// Deletes the kept quote documents that name an erased contact (after its key is destroyed,
+/// so that no document rendered meanwhile still names them; see `tidemark_documents`).
+async fn forget_in_documents(pool: &sqlx::PgPool, tenant: &str, contact_id: Uuid) -> sqlx::Result<()> {
+    let mut db = pool.acquire().await?;
+    let deleted = tidemark_documents::forget_person(&mut db, tenant, contact_id).await?;
+    if deleted > 0 {
+        tracing::info!(contact = %contact_id, deleted, "deleted the quote documents that named an erased person");
+    }
+    Ok(())
+}
+
+/// Destroys the key of every subject whose erasure is recorded, and deletes the documents
+/// that name an erased contact: finishes erasures that a crash interrupted. Run at start.
+pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>, pool: &sqlx::PgPool) -> Result<usize, tidemark_privacy::KeyError> {
     let mut finished = 0;
     for (tenant, id, state) in writer.all_of(contact::AGGREGATE_TYPE, false).await.into_iter().chain(writer.all_of(lead::AGGREGATE_TYPE, false).await) {
         let (kind, erased) = match &state {
@@ -156,6 +173,9 @@ pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>) -> Result
             _ => continue,
         };
         let subject = format!("{kind}/{id}");
+        if erased && kind == contact::AGGREGATE_TYPE {
+            forget_in_documents(pool, &tenant, id).await.map_err(|e| tidemark_privacy::KeyError::Store(e.to_string()))?;
+        }
         if erased && keys.key_for_opening(&tenant, &subject).await?.is_some() {
             keys.destroy(&tenant, &subject).await?;
             tracing::warn!(subject, "finished an erasure that was recorded but whose key was not destroyed");

@@ -392,8 +392,17 @@ pub(crate) fn decide(opp: &Opportunity, command: &QuoteCommand) -> Result<Vec<Op
 
 /// Folds a quote event into the opportunity's quotes.
 pub(crate) fn evolve(opp: &mut Opportunity, event: &OpportunityEvent) {
+    evolve_quotes(&mut opp.quotes, event);
+    if let OpportunityEvent::QuoteAccepted(e) = event {
+        opp.synced_quote = Some(e.quote_id);
+    }
+}
+
+/// Folds a quote event into a list of quotes: for readers that keep an opportunity's quotes
+/// and little else of it (its documents).
+pub fn evolve_quotes(quotes: &mut Vec<Quote>, event: &OpportunityEvent) {
     if let OpportunityEvent::QuoteDrafted(e) = event {
-        opp.quotes.push(Quote {
+        quotes.push(Quote {
             id: e.quote_id,
             revision: e.revision,
             currency: e.currency.clone(),
@@ -420,7 +429,7 @@ pub(crate) fn evolve(opp: &mut Opportunity, event: &OpportunityEvent) {
         OpportunityEvent::QuoteDeclined(e) => e.quote_id,
         _ => return,
     };
-    let Some(quote) = opp.quotes.iter_mut().find(|q| q.id == id) else { return };
+    let Some(quote) = quotes.iter_mut().find(|q| q.id == id) else { return };
     match event {
         OpportunityEvent::QuoteRevised(e) => {
             quote.revision = e.revision;
@@ -468,10 +477,7 @@ pub(crate) fn evolve(opp: &mut Opportunity, event: &OpportunityEvent) {
             quote.status = QuoteStatus::Draft;
             quote.waiting_since = None;
         }
-        OpportunityEvent::QuoteAccepted(_) => {
-            quote.status = QuoteStatus::Accepted;
-            opp.synced_quote = Some(id);
-        }
+        OpportunityEvent::QuoteAccepted(_) => quote.status = QuoteStatus::Accepted,
         OpportunityEvent::QuoteDeclined(e) => {
             quote.status = QuoteStatus::Declined;
             quote.decline_reason = Some(e.reason.clone());

@@ -17,6 +17,7 @@ mod leads;
 mod opportunities;
 mod pipeline;
 pub mod quarantine;
+pub mod quote_documents;
 pub mod quotes;
 pub mod rebuild;
 mod runner;
@@ -37,6 +38,7 @@ pub use delegations::Delegations;
 pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
+pub use quote_documents::QuoteDocuments;
 pub use apply::{fold_record, Folded};
 pub use runner::{run, RunnerConfig};
 
@@ -70,6 +72,7 @@ pub fn for_each(each: &mut impl EachProjection) {
     each.visit::<Accounts>();
     each.visit::<Leads>();
     each.visit::<AutomatedEdits>();
+    each.visit::<QuoteDocuments>();
 }
 
 /// A projection as tools that take one by name see it.

@@ -1,24 +1,103 @@
-//! Quote figures across the tenant: time to quote, from a deal's creation to its first
-//! submitted quote.
+//! Quotes: the document of an approved revision, and time to quote across the tenant (from
+//! a deal's creation to its first submitted quote).
 
 use axum::extract::State;
-use axum::response::Response;
-use serde::Serialize;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use tidemark_http::{Principal, Problem};
-use tidemark_projectors::Opportunities;
-use utoipa::ToSchema;
+use tidemark_documents::RenderedFor;
+use tidemark_events::policy::{self, Action, Denial, Owned};
+use tidemark_http::{audit, denials, Principal, Problem, ProblemPath, ProblemQuery, CONSISTENCY_TOKEN};
+use tidemark_projectors::quote_documents::{render_once, QuoteDocuments};
+use tidemark_projectors::{Opportunities, Projection};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use super::approvals::to_the_millisecond;
 use crate::access::tenant_wide;
 use crate::cache::Cached;
-use crate::freshness::database;
+use crate::freshness::{self, database};
 use crate::read::{AskedBound, BoundParams, Refusal};
 use crate::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(time_to_quote))
+    OpenApiRouter::new().routes(routes!(time_to_quote)).routes(routes!(document))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DocumentParams {
+    /// The approved revision (default: the latest approved one).
+    revision: Option<i32>,
+}
+
+/// The PDF of an approved quote revision: its lines, totals, discount, validity, approval
+/// history and provenance. Rendered when the revision was approved and kept; rendered now
+/// if none is kept (after an erasure of a person it named). A strong read by default.
+#[utoipa::path(get, path = "/v1/quotes/{id}/document", params(DocumentParams, BoundParams), tag = "quotes",
+    responses((status = 200, content_type = "application/pdf", description = "The document; headers `Document-Revision`, `Document-Rendered-At`, `Document-Rendered-For` (approval or request), `Document-Code-Version`, and the staleness headers"),
+        (status = 400), (status = 403), (status = 404), (status = 503)))]
+async fn document(
+    State(state): State<AppState>,
+    who: Principal,
+    asked: AskedBound,
+    ProblemPath(id): ProblemPath<Uuid>,
+    ProblemQuery(params): ProblemQuery<DocumentParams>,
+) -> Result<Response, Problem> {
+    let bound = asked.with_default(true);
+    let target = format!("quote/{id}");
+    let ends = state.freshness.log_end_offsets(&QuoteDocuments::topics(&state.topics)).await?;
+    state.freshness.await_bound(&state.reads, QuoteDocuments::NAME, &ends, &bound).await?;
+
+    let mut tx = state.pool.begin().await.map_err(database)?;
+    let standing = freshness::standings(&mut tx, QuoteDocuments::NAME).await.map_err(database)?;
+    let revisions = sqlx::query!(
+        "SELECT opportunity_id, revision FROM approved_quote_revisions WHERE quote_id = $1 AND tenant_id = $2 ORDER BY revision DESC",
+        id,
+        who.tenant_id,
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(database)?;
+    let Some(opportunity_id) = revisions.first().map(|r| r.opportunity_id) else {
+        return Err(Problem::not_found(format!("no approved revision of quote {id}: a quote has a document once a revision is approved")));
+    };
+    let row = QuoteDocuments::load(&mut tx, &[opportunity_id]).await.map_err(database)?.remove(&opportunity_id);
+    let row = row.ok_or_else(|| Problem::not_found(format!("no opportunity {opportunity_id} in the read model")))?;
+    let subject = who.subject();
+    let record = Owned { owner: &row.owner_id, team: row.team_id.as_deref(), shared_with: &row.shared_with.iter().cloned().collect::<Vec<_>>() };
+    if let Err(denial) = policy::authorize(&subject, &Action::ReadOpportunity { record }) {
+        return Err(denials::deny(&state.pool, &who, "read-quote-document", &target, denial).await);
+    }
+    if !policy::may_see_personal_fields(&subject) {
+        let denial = Denial { code: "personal-data-withheld", reason: "a quote document names the customer's people, and these roles may not see personal data".into() };
+        return Err(denials::deny(&state.pool, &who, "read-quote-document", &target, denial).await);
+    }
+    let revision = params.revision.unwrap_or(revisions[0].revision);
+    let Some(approved) = row.approved.iter().find(|a| a.quote.id == id && a.quote.revision == revision) else {
+        let known: Vec<String> = revisions.iter().map(|r| r.revision.to_string()).collect();
+        return Err(Problem::not_found(format!("revision {revision} of quote {id} was not approved; approved revisions: {}", known.join(", "))));
+    };
+    let kept = render_once(&mut tx, opportunity_id, &row, approved, RenderedFor::Request).await.map_err(database)?;
+    tx.commit().await.map_err(database)?;
+    audit::record_personal_read(&state.pool, &who, &target).await;
+
+    let note = state.freshness.note(QuoteDocuments::NAME, &ends, &standing, &bound).await;
+    let token = state.tokens.encode(&who.tenant_id, &freshness::answer_token(bound.token.as_ref(), &standing));
+    let mut headers = HeaderMap::new();
+    let text = |value: &str| HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("?"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    headers.insert(header::CONTENT_DISPOSITION, text(&format!("inline; filename=\"quote-{id}-r{revision}.pdf\"")));
+    headers.insert("document-revision", HeaderValue::from(revision));
+    headers.insert("document-rendered-at", text(&kept.rendered_at.to_rfc3339()));
+    headers.insert("document-rendered-for", text(&kept.rendered_for));
+    headers.insert("document-code-version", text(&kept.code_version));
+    headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
+    headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
+    headers.insert(CONSISTENCY_TOKEN, text(&token));
+    Ok((headers, kept.pdf).into_response())
 }
 
 /// Time to quote of one team's deals, in seconds.
