@@ -119,6 +119,13 @@ export class Api {
     return { ...answer, data: items };
   }
 
+  /** The PDF of a quote's latest approved revision. */
+  async document(quoteId: string): Promise<Blob> {
+    const response = await fetch(`${this.config.query_api}/v1/quotes/${quoteId}/document`, { headers: this.headers() });
+    if (!response.ok) throw await problemOf(response);
+    return await response.blob();
+  }
+
   /** What a quote with these lines would total, and the approvals it would need. */
   preview(lines: unknown[], team: string | null): Promise<unknown> {
     return this.post("/v1/quotes/preview", { lines, team });

@@ -2,7 +2,8 @@
 // against a real Tidemark: Kafka, PostgreSQL, and the services as separate processes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 import AxeBuilder from "@axe-core/playwright";
 import { startTidemark } from "./tidemark.mjs";
@@ -201,6 +202,14 @@ describe("the console", () => {
     assert.equal(await decisions.count(), 2);
     assert.match(await decisions.nth(0).textContent(), /mia.*approved/);
     assert.match(await decisions.nth(1).textContent(), /fiona.*approved/);
+    // The approved revision's document, as the customer gets it.
+    const [download] = await Promise.all([alice.waitForEvent("download"), alice.getByRole("button", { name: "Download the PDF" }).click()]);
+    const pdf = readFileSync(await download.path());
+    assert.equal(pdf.subarray(0, 5).toString(), "%PDF-");
+    const text = execFileSync("pdftotext", ["-layout", await download.path(), "-"]).toString();
+    assert.match(text, /Fleet trucks/);
+    assert.match(text, /Total\s+7500\.00 EUR/);
+    assert.match(text, /approved by mia/);
     await alice.getByRole("button", { name: "Customer accepted" }).click();
     await alice.getByTestId("quote-status").filter({ hasText: "accepted" }).waitFor();
     await alice.getByTestId("deal-amount").filter({ hasText: "7,500.00 EUR" }).waitFor();

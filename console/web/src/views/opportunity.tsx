@@ -54,6 +54,9 @@ export type OpportunityDetail = {
   activities: Activity[];
 };
 
+/** The states of a quote whose revision was approved, and so has a document. */
+const HAS_DOCUMENT = ["approved", "accepted", "declined"];
+
 const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "—");
 const stepName = (s: Step) => (s.approver === "manager" ? `manager${s.team ? ` of team ${s.team}` : ""}` : s.approver);
 
@@ -67,6 +70,15 @@ export function OpportunityPage({ api, id }: { api: Api; id: string }) {
       () => api.command(`/v1/opportunities/${id}/quotes/${quote.id}/${action}`, body, deal!.version),
       (e) => setError(e instanceof Problem && e.status === 409 ? new Problem(409, "The deal changed since you loaded it", "reload the page and try again", {}) : e),
     );
+
+  // A saved file, not a new tab: the API wants the bearer token, which a plain link lacks.
+  const download = (quote: Quote) =>
+    send(async () => {
+      const url = URL.createObjectURL(await api.document(quote.id));
+      const link = Object.assign(document.createElement("a"), { href: url, download: `quote-${quote.id}.pdf` });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    });
 
   if (!deal) {
     return (
@@ -162,6 +174,7 @@ export function OpportunityPage({ api, id }: { api: Api; id: string }) {
             {q.status === "pending_approval" && <button type="button" onClick={() => act(q, "recall")}>Recall</button>}
             {q.status === "approved" && <button type="button" onClick={() => act(q, "accept")}>Customer accepted</button>}
             {q.status === "approved" && <DeclineButton onDecline={(reason) => act(q, "decline", { reason })} />}
+            {HAS_DOCUMENT.includes(q.status) && <button type="button" onClick={() => download(q)}>Download the PDF</button>}
           </div>
         </article>
       ))}
