@@ -233,6 +233,20 @@ pub enum OpportunityEvent {
 }
 
 impl OpportunityEvent {
+    /// The quote the event is about, for quote events.
+    pub fn quote_id(&self) -> Option<Uuid> {
+        Some(match self {
+            OpportunityEvent::QuoteDrafted(e) => e.quote_id,
+            OpportunityEvent::QuoteRevised(e) => e.quote_id,
+            OpportunityEvent::QuoteSubmitted(e) => e.quote_id,
+            OpportunityEvent::QuoteApprovalDecided(e) => e.quote_id,
+            OpportunityEvent::QuoteRecalled(e) => e.quote_id,
+            OpportunityEvent::QuoteAccepted(e) => e.quote_id,
+            OpportunityEvent::QuoteDeclined(e) => e.quote_id,
+            _ => return None,
+        })
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             OpportunityEvent::Created(_) => "OpportunityCreated",

@@ -420,15 +420,7 @@ pub fn evolve_quotes(quotes: &mut Vec<Quote>, event: &OpportunityEvent) {
         });
         return;
     }
-    let id = match event {
-        OpportunityEvent::QuoteRevised(e) => e.quote_id,
-        OpportunityEvent::QuoteSubmitted(e) => e.quote_id,
-        OpportunityEvent::QuoteApprovalDecided(e) => e.quote_id,
-        OpportunityEvent::QuoteRecalled(e) => e.quote_id,
-        OpportunityEvent::QuoteAccepted(e) => e.quote_id,
-        OpportunityEvent::QuoteDeclined(e) => e.quote_id,
-        _ => return,
-    };
+    let Some(id) = event.quote_id() else { return };
     let Some(quote) = quotes.iter_mut().find(|q| q.id == id) else { return };
     match event {
         OpportunityEvent::QuoteRevised(e) => {

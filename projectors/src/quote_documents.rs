@@ -4,7 +4,7 @@
 //! revision newly approved in a batch, in the batch's transaction: a batch applied again
 //! after a crash finds the document kept and renders nothing twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,8 +33,11 @@ pub struct QuoteSourcesRow {
     pub name: String,
     /// The opportunity's first event: the document names its opportunity by it.
     pub created: EventRef,
-    /// Each quote now, with the events of its current revision.
-    pub quotes: Vec<(Quote, Vec<EventRef>)>,
+    /// Each quote now.
+    pub quotes: Vec<Quote>,
+    /// The events of each quote's current revision: the opportunity's creation, then the
+    /// revision's own.
+    pub revision_events: BTreeMap<Uuid, Vec<EventRef>>,
     /// Every revision approved so far, as it stood when approved.
     pub approved: Vec<ApprovedRevision>,
 }
@@ -105,6 +108,7 @@ impl Projection for QuoteDocuments {
                 name: e.name.clone(),
                 created: this.clone(),
                 quotes: Vec::new(),
+                revision_events: BTreeMap::new(),
                 approved: Vec::new(),
             },
             (Some(row), _) => row.clone(),
@@ -120,25 +124,18 @@ impl Projection for QuoteDocuments {
             }
             _ => {}
         }
-        let Some(quote_id) = quote_of(event) else { return Ok(Some(row)) };
-        let was_approved = row.quotes.iter().any(|(q, _)| q.id == quote_id && q.status == QuoteStatus::Approved);
-        let mut quotes: Vec<Quote> = row.quotes.iter().map(|(q, _)| q.clone()).collect();
-        quote::evolve_quotes(&mut quotes, event);
-        let Some(now) = quotes.into_iter().find(|q| q.id == quote_id) else { return Err(format!("{} of a quote it does not have", event.event_type())) };
-        let starts_revision = matches!(event, OpportunityEvent::QuoteDrafted(_) | OpportunityEvent::QuoteRevised(_));
-        match row.quotes.iter_mut().find(|(q, _)| q.id == quote_id) {
-            Some((quote, events)) => {
-                if starts_revision {
-                    *events = vec![row.created.clone()];
-                }
-                events.push(this.clone());
-                *quote = now.clone();
-            }
-            None => row.quotes.push((now.clone(), vec![row.created.clone(), this.clone()])),
+        let Some(quote_id) = event.quote_id() else { return Ok(Some(row)) };
+        let was_approved = row.quotes.iter().any(|q| q.id == quote_id && q.status == QuoteStatus::Approved);
+        quote::evolve_quotes(&mut row.quotes, event);
+        let quote = row.quotes.iter().find(|q| q.id == quote_id).ok_or_else(|| format!("{} of a quote it does not have", event.event_type()))?;
+        let events = row.revision_events.entry(quote_id).or_default();
+        if matches!(event, OpportunityEvent::QuoteDrafted(_) | OpportunityEvent::QuoteRevised(_)) {
+            *events = vec![row.created.clone()];
         }
-        if now.status == QuoteStatus::Approved && !was_approved {
-            let events = row.quotes.iter().find(|(q, _)| q.id == quote_id).map(|(_, e)| e.clone()).unwrap_or_default();
-            row.approved.push(ApprovedRevision { quote: now, approved_at: crate::as_stored(record.envelope.recorded_at), events });
+        events.push(this);
+        if quote.status == QuoteStatus::Approved && !was_approved {
+            let approved_at = crate::as_stored(record.envelope.recorded_at);
+            row.approved.push(ApprovedRevision { quote: quote.clone(), approved_at, events: events.clone() });
         }
         Ok(Some(row))
     }
@@ -168,10 +165,11 @@ impl Projection for QuoteDocuments {
         rows.into_iter()
             .map(|r| {
                 let source = r.source.0;
+                let revision_events = source.quotes.iter().map(|s| (s.quote.id, s.events.clone())).collect();
                 let quotes = source
                     .quotes
                     .into_iter()
-                    .map(|s| Ok((Quote::try_from(s.quote).map_err(|e| corrupt(format!("quote_sources.source: {e}")))?, s.events)))
+                    .map(|s| Quote::try_from(s.quote).map_err(|e| corrupt(format!("quote_sources.source: {e}"))))
                     .collect::<sqlx::Result<_>>()?;
                 let row = QuoteSourcesRow {
                     tenant_id: r.tenant_id,
@@ -183,6 +181,7 @@ impl Projection for QuoteDocuments {
                     name: source.name,
                     created: source.created,
                     quotes,
+                    revision_events,
                     approved: approved.remove(&r.id).unwrap_or_default(),
                 };
                 Ok((r.id, row))
@@ -195,7 +194,11 @@ impl Projection for QuoteDocuments {
             return Ok(());
         }
         let source = |r: &QuoteSourcesRow| {
-            let quotes = r.quotes.iter().map(|(q, events)| StoredQuote { quote: QuoteView::from(q), events: events.clone() }).collect();
+            let quotes = r
+                .quotes
+                .iter()
+                .map(|q| StoredQuote { quote: QuoteView::from(q), events: r.revision_events.get(&q.id).cloned().unwrap_or_default() })
+                .collect();
             serde_json::json!(StoredSource { name: r.name.clone(), created: r.created.clone(), quotes })
         };
         sqlx::query!(
@@ -262,17 +265,4 @@ pub async fn render_once(
     let pdf = tidemark_documents::render(&doc);
     tracing::info!(quote = %doc.quote.id, revision = doc.quote.revision, bytes = pdf.len(), ?rendered_for, "rendered a quote document");
     tidemark_documents::keep(db, tenant, &doc, pdf, rendered_for).await
-}
-
-fn quote_of(event: &OpportunityEvent) -> Option<Uuid> {
-    Some(match event {
-        OpportunityEvent::QuoteDrafted(e) => e.quote_id,
-        OpportunityEvent::QuoteRevised(e) => e.quote_id,
-        OpportunityEvent::QuoteSubmitted(e) => e.quote_id,
-        OpportunityEvent::QuoteApprovalDecided(e) => e.quote_id,
-        OpportunityEvent::QuoteRecalled(e) => e.quote_id,
-        OpportunityEvent::QuoteAccepted(e) => e.quote_id,
-        OpportunityEvent::QuoteDeclined(e) => e.quote_id,
-        _ => return None,
-    })
 }
