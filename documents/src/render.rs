@@ -75,7 +75,7 @@ pub fn render(doc: &Document) -> Vec<u8> {
     pages.labelled("Approved", &moment(doc.approved_at));
     pages.gap(4.0);
 
-    const COLUMNS: [f32; 5] = [LEFT, 100.0, 120.0, 147.0, 165.0];
+    const COLUMNS: [f32; 5] = [LEFT, 98.0, 120.0, 145.0, 168.0];
     pages.row(&COLUMNS, &["Product", "Quantity", "Unit price", "Discount", "Net"], Style::Bold);
     for line in &q.lines {
         let net = tidemark_events::quote::totals(std::slice::from_ref(line)).net;
