@@ -58,7 +58,7 @@ async fn a_number_in_my_approvals_and_in_the_forecast_traces_back_to_who_and_wha
     assert_eq!(chain[1]["builds_on"], json!([chain[0]["event_id"]]), "{}", traced.body);
     // Downstream: which read models' rows each event changed.
     let models: Vec<_> = chain[2]["read_models"].as_array().unwrap().iter().map(|m| m["projection"].as_str().unwrap()).collect();
-    assert_eq!(models, ["opportunities"], "{}", traced.body);
+    assert_eq!(models, ["opportunities", "quote_documents"], "{}", traced.body);
     assert!(chain[2]["read_models"][0]["tables"].as_array().unwrap().contains(&json!("pending_approvals")));
 
     // Exactness: derived independently from the raw log, the same events in the same order,
