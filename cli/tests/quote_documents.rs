@@ -56,6 +56,14 @@ async fn event_ids(t: &TestSystem, id: &str, types: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the contacts read model holds what `created` wrote: a document names the
+/// people that read model holds when it is rendered.
+async fn await_contact(t: &TestSystem, created: &Answer, token: &str) {
+    let id = created.body["id"].as_str().unwrap();
+    let read = t.get_as(&format!("{}/v1/contacts/{id}?consistency_token={}", t.queries(), created.token()), token).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+}
+
 async fn kept(t: &TestSystem, quote: &str) -> Vec<(i32, String, chrono::DateTime<chrono::Utc>)> {
     let pool = t.pool().await;
     sqlx::query_as("SELECT revision, rendered_for, rendered_at FROM quote_documents WHERE quote_id = $1::uuid ORDER BY revision")
@@ -78,6 +86,7 @@ async fn an_approved_revision_has_one_document_with_its_figures_history_and_prov
     let account = t.open_account("Northwind Freight").await;
     let contact = post(&t, "/v1/contacts", json!({"name": "Zoë Quartermaine", "title": "Head of Fleet", "account_id": account}), &alice).await;
     assert_eq!(contact.status, 201, "{}", contact.body);
+    await_contact(&t, &contact, &alice).await;
     let opp = t.create_opportunity(&account, "alice", "10000.00").await.body["id"].as_str().unwrap().to_string();
     let lines = json!([
         {"product": "Electric truck", "quantity": "4", "unit_price": "2500.00", "discount_percent": "25"},
@@ -171,6 +180,7 @@ async fn an_erased_person_is_in_no_document_rendered_after_the_erasure() {
     for (name, title) in [("Yorick Gallowglass", "CFO"), ("Wanda Łęcka", "Buyer")] {
         let created = post(&t, "/v1/contacts", json!({"name": name, "title": title, "account_id": account}), &alice).await;
         assert_eq!(created.status, 201, "{}", created.body);
+        await_contact(&t, &created, &alice).await;
         people.push(created.body["id"].as_str().unwrap().to_string());
     }
     let opp = t.create_opportunity(&account, "alice", "900.00").await.body["id"].as_str().unwrap().to_string();
