@@ -83,6 +83,7 @@ pub fn router(
         .merge(crate::contacts::routes())
         .merge(crate::leads::routes())
         .merge(crate::erasure::routes())
+        .merge(crate::engagements::routes())
         .routes(routes!(healthz))
         .merge(tidemark_http::telemetry::routes(scrape))
         .with_state(state)
@@ -142,7 +143,7 @@ pub(crate) struct CommandContext {
     expected_version: Option<i64>,
     idempotency_key: Option<String>,
     causation_id: Option<String>,
-    rationale: Option<String>,
+    pub(crate) rationale: Option<String>,
     /// The caller's session so far: the answer's token adds this command's write to it.
     session: Option<ConsistencyToken>,
 }

@@ -7,6 +7,7 @@ mod api;
 mod appender;
 mod contacts;
 mod delegations;
+mod engagements;
 mod erasure;
 pub mod forward;
 mod leads;

@@ -57,6 +57,7 @@ pub mod assignment;
 pub mod contact;
 pub mod dates;
 pub mod delegation;
+pub mod engagement;
 pub mod envelope;
 pub mod fold;
 pub mod lead;
@@ -67,6 +68,7 @@ pub mod personal;
 pub mod policy;
 pub mod quote;
 pub mod rejection;
+pub mod sequence;
 pub mod teams;
 
 pub use aggregate::Aggregate;
@@ -85,6 +87,7 @@ pub struct Topics {
     pub activity: String,
     pub contact: String,
     pub lead: String,
+    pub engagement: String,
     /// Not an event topic: one empty partition per shard (see the writer's `ownership`), so
     /// that Kafka's group protocol can share the shards among the writers.
     pub writer_shards: String,
@@ -99,16 +102,24 @@ impl Topics {
             activity: format!("{prefix}crm.{}.events", activity::AGGREGATE_TYPE),
             contact: format!("{prefix}crm.{}.events", contact::AGGREGATE_TYPE),
             lead: format!("{prefix}crm.{}.events", lead::AGGREGATE_TYPE),
+            engagement: format!("{prefix}crm.{}.events", engagement::AGGREGATE_TYPE),
             writer_shards: format!("{prefix}tidemark.writer.shards"),
         }
     }
 
     /// The kinds of aggregate, each with a topic of its own.
-    pub const AGGREGATE_TYPES: [&'static str; 6] =
-        [account::AGGREGATE_TYPE, opportunity::AGGREGATE_TYPE, delegation::AGGREGATE_TYPE, activity::AGGREGATE_TYPE, contact::AGGREGATE_TYPE, lead::AGGREGATE_TYPE];
+    pub const AGGREGATE_TYPES: [&'static str; 7] = [
+        account::AGGREGATE_TYPE,
+        opportunity::AGGREGATE_TYPE,
+        delegation::AGGREGATE_TYPE,
+        activity::AGGREGATE_TYPE,
+        contact::AGGREGATE_TYPE,
+        lead::AGGREGATE_TYPE,
+        engagement::AGGREGATE_TYPE,
+    ];
 
-    pub fn all(&self) -> [&str; 6] {
-        [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact, &self.lead]
+    pub fn all(&self) -> [&str; 7] {
+        [&self.account, &self.opportunity, &self.delegation, &self.activity, &self.contact, &self.lead, &self.engagement]
     }
 
     pub fn for_aggregate(&self, aggregate_type: &str) -> Option<&str> {
@@ -119,6 +130,7 @@ impl Topics {
             activity::AGGREGATE_TYPE => Some(&self.activity),
             contact::AGGREGATE_TYPE => Some(&self.contact),
             lead::AGGREGATE_TYPE => Some(&self.lead),
+            engagement::AGGREGATE_TYPE => Some(&self.engagement),
             _ => None,
         }
     }
@@ -135,6 +147,7 @@ pub enum DomainEvent {
     Activity(activity::ActivityEvent),
     Contact(contact::ContactEvent),
     Lead(lead::LeadEvent),
+    Engagement(engagement::EngagementEvent),
 }
 
 impl DomainEvent {
@@ -146,6 +159,7 @@ impl DomainEvent {
             DomainEvent::Activity(e) => e.event_type(),
             DomainEvent::Contact(e) => e.event_type(),
             DomainEvent::Lead(e) => e.event_type(),
+            DomainEvent::Engagement(e) => e.event_type(),
         }
     }
 }
@@ -160,6 +174,7 @@ pub enum AnyAggregate {
     Activity(activity::Activity),
     Contact(contact::Contact),
     Lead(lead::Lead),
+    Engagement(engagement::Engagement),
 }
 
 /// Folds one accepted event into an aggregate's state, whichever the aggregate.
@@ -172,6 +187,7 @@ pub fn evolve(state: Option<AnyAggregate>, event: &DomainEvent) -> AnyAggregate 
         DomainEvent::Activity(e) => step::<activity::Activity>(state, e),
         DomainEvent::Contact(e) => step::<contact::Contact>(state, e),
         DomainEvent::Lead(e) => step::<lead::Lead>(state, e),
+        DomainEvent::Engagement(e) => step::<engagement::Engagement>(state, e),
     }
 }
 

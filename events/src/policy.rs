@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::{ActorKind, Money};
 
-pub const POLICY_VERSION: &str = "2026-11.2";
+pub const POLICY_VERSION: &str = "2026-12.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -58,6 +58,25 @@ pub struct AutomationPolicy {
     pub may_see_personal_fields: bool,
     /// May state why it acted (`X-Rationale`), which its events then carry.
     pub may_state_rationale: bool,
+    /// May record that a contact opened an email (a mail tracker).
+    pub may_record_email_opens: bool,
+    /// May record the sequences it detected (the sequence detector).
+    pub may_record_detections: bool,
+}
+
+impl AutomationPolicy {
+    /// Nothing allowed: each policy below says what it adds.
+    const NOTHING: AutomationPolicy = AutomationPolicy {
+        may_open_accounts: false,
+        may_create_opportunities: false,
+        may_assign_leads: false,
+        max_amount: None,
+        may_read: false,
+        may_see_personal_fields: false,
+        may_state_rationale: false,
+        may_record_email_opens: false,
+        may_record_detections: false,
+    };
 }
 
 /// The automation principals this policy version knows.
@@ -72,7 +91,12 @@ pub fn automation_policy(principal: &str) -> Option<AutomationPolicy> {
             may_read: false,
             may_see_personal_fields: false,
             may_state_rationale: true,
+            ..AutomationPolicy::NOTHING
         }),
+        // A mail tracker's webhook: records openings, and reads nothing.
+        "mail-tracker" => Some(AutomationPolicy { may_record_email_opens: true, ..AutomationPolicy::NOTHING }),
+        // Finds sequences in the log and records them, saying which two events it saw.
+        "sequence-detector" => Some(AutomationPolicy { may_record_detections: true, may_state_rationale: true, ..AutomationPolicy::NOTHING }),
         _ => None,
     }
 }
@@ -142,6 +166,10 @@ pub enum Action<'a> {
     ReadAudit,
     /// Erase a person's data (contact or lead): admins only.
     ErasePersonalData,
+    /// Record that a contact opened an email.
+    RecordEmailOpened,
+    /// Record a detected sequence of events.
+    RecordDetection,
 }
 
 impl Action<'_> {
@@ -160,6 +188,8 @@ impl Action<'_> {
             Action::ReadContacts => "read-contacts",
             Action::ReadAudit => "read-audit",
             Action::ErasePersonalData => "erase-personal-data",
+            Action::RecordEmailOpened => "record-email-opened",
+            Action::RecordDetection => "record-detection",
         }
     }
 }
@@ -299,6 +329,8 @@ fn authorize_automation(s: &Subject, policy: &AutomationPolicy, action: &Action<
         Action::CreateOpportunity { amount, .. } if policy.may_create_opportunities => within_limit(Some(amount)),
         Action::ReadOpportunity { .. } | Action::ReadContacts if policy.may_read => Ok(()),
         Action::CaptureLead | Action::AssignLead if policy.may_assign_leads => Ok(()),
+        Action::RecordEmailOpened if policy.may_record_email_opens => Ok(()),
+        Action::RecordDetection if policy.may_record_detections => Ok(()),
         _ => deny("automation-may-not", format!("the policy of {} does not allow {}", s.user, action.name())),
     }
 }

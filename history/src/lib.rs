@@ -128,6 +128,7 @@ pub fn event_json(record: &EventRecord) -> Value {
         DomainEvent::Activity(e) => json!(e),
         DomainEvent::Contact(e) => json!(e),
         DomainEvent::Lead(e) => json!(e),
+        DomainEvent::Engagement(e) => json!(e),
     };
     withhold_personal(&mut data, std::slice::from_ref(&record));
     json!({"envelope": record.envelope, "data": data})

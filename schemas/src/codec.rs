@@ -19,6 +19,7 @@ use tidemark_events::activity::ActivityEvent;
 use tidemark_events::contact::ContactEvent;
 use tidemark_events::lead::LeadEvent;
 use tidemark_events::delegation::DelegationEvent;
+use tidemark_events::engagement::EngagementEvent;
 use tidemark_events::opportunity::OpportunityEvent;
 use tidemark_events::{DomainEvent, Envelope, EventRecord};
 use tidemark_privacy::{KeyError, KeyStore};
@@ -162,6 +163,7 @@ impl EventCodec {
             DomainEvent::Activity(e) => self.encode(topic, &format!("tidemark.activity.{}", e.event_type()), env, e).await,
             DomainEvent::Contact(e) => self.encode(topic, &format!("tidemark.contact.{}", e.event_type()), env, e).await,
             DomainEvent::Lead(e) => self.encode(topic, &format!("tidemark.lead.{}", e.event_type()), env, e).await,
+            DomainEvent::Engagement(e) => self.encode(topic, &format!("tidemark.engagement.{}", e.event_type()), env, e).await,
         }
     }
 
@@ -213,6 +215,8 @@ impl EventCodec {
             "tidemark.lead.LeadDisqualified" => event(&value, |d| DomainEvent::Lead(LeadEvent::Disqualified(d)))?,
             "tidemark.lead.LeadConverted" => event(&value, |d| DomainEvent::Lead(LeadEvent::Converted(d)))?,
             "tidemark.lead.LeadErased" => event(&value, |d| DomainEvent::Lead(LeadEvent::Erased(d)))?,
+            "tidemark.engagement.EmailOpened" => event(&value, |d| DomainEvent::Engagement(EngagementEvent::EmailOpened(d)))?,
+            "tidemark.engagement.EngagementDetected" => event(&value, |d| DomainEvent::Engagement(EngagementEvent::Detected(d)))?,
             _ => return Err(CodecError::UnknownRecord(name)),
         };
         if let (Some(keys), Decoded::Event(record)) = (&self.keys, &mut decoded) {

@@ -45,7 +45,7 @@ impl Looked {
                 closed: o.stage.is_closed(),
             })),
             AnyAggregate::Delegation(d) => Some(Looked::Delegation(d.clone())),
-            AnyAggregate::Activity(_) | AnyAggregate::Lead(_) => None,
+            AnyAggregate::Activity(_) | AnyAggregate::Lead(_) | AnyAggregate::Engagement(_) => None,
         }
     }
 }

@@ -18,6 +18,7 @@ use tidemark_events::account::Account;
 use tidemark_events::activity::Activity;
 use tidemark_events::contact::Contact;
 use tidemark_events::delegation::Delegation;
+use tidemark_events::engagement::Engagement;
 use tidemark_events::lead::Lead;
 use tidemark_events::opportunity::Opportunity;
 use tidemark_events::AnyAggregate;
@@ -136,6 +137,7 @@ enum SavedState {
     Activity(Activity),
     Contact(Contact),
     Lead(Lead),
+    Engagement(Engagement),
 }
 
 impl From<AnyAggregate> for SavedState {
@@ -147,6 +149,7 @@ impl From<AnyAggregate> for SavedState {
             AnyAggregate::Activity(a) => SavedState::Activity(a),
             AnyAggregate::Contact(c) => SavedState::Contact(c),
             AnyAggregate::Lead(l) => SavedState::Lead(l),
+            AnyAggregate::Engagement(e) => SavedState::Engagement(e),
         }
     }
 }
@@ -160,6 +163,7 @@ impl From<SavedState> for AnyAggregate {
             SavedState::Activity(a) => AnyAggregate::Activity(a),
             SavedState::Contact(c) => AnyAggregate::Contact(c),
             SavedState::Lead(l) => AnyAggregate::Lead(l),
+            SavedState::Engagement(e) => AnyAggregate::Engagement(e),
         }
     }
 }
