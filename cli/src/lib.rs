@@ -141,6 +141,11 @@ pub struct Config {
     /// [default: the demo company's teams]
     #[arg(long, env = "TIDEMARK_TEAMS")]
     pub teams: Option<std::path::PathBuf>,
+    /// Sequence rules, a JSON file: `[{"name": "email-opened-then-meeting", "first": {"event":
+    /// "EmailOpened"}, "then": {"event": "ActivityLogged", "kind": "meeting"}, "within_days": 7,
+    /// "same": ["contact", "opportunity"]}, …]` [default: that one rule]
+    #[arg(long, env = "TIDEMARK_SEQUENCE_RULES")]
+    pub sequence_rules: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -161,6 +166,15 @@ impl Config {
             None => Ok(users::lead_rules()),
             Some(path) => read_json(path, "lead rules"),
         }
+    }
+
+    pub fn sequence_rules(&self) -> anyhow::Result<Vec<tidemark_events::sequence::Rule>> {
+        let rules: Vec<tidemark_events::sequence::Rule> = match &self.sequence_rules {
+            None => serde_json::from_str(tidemark_events::sequence::DEFAULT_RULES).context("the default sequence rules")?,
+            Some(path) => read_json(path, "sequence rules")?,
+        };
+        tidemark_events::sequence::check_rules(&rules).map_err(anyhow::Error::msg)?;
+        Ok(rules)
     }
 
     pub fn teams(&self) -> anyhow::Result<tidemark_events::teams::Teams> {
@@ -361,7 +375,23 @@ impl System {
                 batch_size: config.projector_batch.max(1),
                 metrics,
             };
+            tidemark_projectors::sequences::load_rules(&pool, &config.sequence_rules()?).await.context("loading the sequence rules")?;
             tidemark_projectors::for_each(&mut SpawnProjection { tasks: &mut tasks, runner: &runner, pool: &pool, shutdown: &shutdown });
+            // Detections go through the command API: this process's, or the configured one.
+            let command_url = match (system.command_addr, &config.command_url) {
+                (Some(addr), _) => Some(format!("http://{addr}")),
+                (None, url) => url.clone(),
+            };
+            match command_url {
+                Some(command_url) => {
+                    let auth = config.authenticator().await?;
+                    let token_for = Box::new(move |tenant: &str| auth.mint(&automation_claims("sequence-detector", tenant)).unwrap_or_default());
+                    let sender = tidemark_projectors::sequences::Sender { command_url, token_for };
+                    let (p, s) = (pool.clone(), shutdown.clone());
+                    tasks.spawn(async move { Ok(tidemark_projectors::sequences::send_detections(p, sender, s).await) });
+                }
+                None => tracing::warn!("no TIDEMARK_COMMAND_URL: detected sequences wait in sequence_detections until a projector process has one"),
+            }
         }
         if services.queries {
             let listener = bind(config.query_addr, "query API").await?;
@@ -437,6 +467,11 @@ impl tidemark_projectors::EachProjection for SpawnProjection<'_> {
 }
 
 /// Who Tidemark's own processes are, to the registry.
+/// Claims of an automation principal acting in `tenant` (its policy says what it may do).
+pub fn automation_claims(principal: &str, tenant: &str) -> Claims {
+    Claims { sub: principal.into(), tenant: tenant.into(), kind: Some("automation".into()), ..service_claims() }
+}
+
 pub fn service_claims() -> Claims {
     let now = now_secs();
     Claims {

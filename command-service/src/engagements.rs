@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tidemark_events::engagement::{self, Engagement, EngagementCommand, SequenceStep};
 use tidemark_events::policy::Action;
-use tidemark_events::{contact, opportunity};
+use tidemark_events::contact;
 use tidemark_http::{Problem, ProblemJson};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -57,7 +57,7 @@ async fn email_opened(State(state): State<AppState>, ctx: CommandContext, Proble
         return Err(Problem::not_found(format!("no contact {}", body.contact_id)));
     }
     if let Some(o) = body.opportunity_id {
-        if !state.writer.exists(&who.tenant_id, opportunity::AGGREGATE_TYPE, o).await {
+        if state.writer.opportunity_card(&who.tenant_id, o).await.is_none() {
             return Err(Problem::not_found(format!("no opportunity {o}")));
         }
     }

@@ -21,6 +21,7 @@ pub mod quote_documents;
 pub mod quotes;
 pub mod rebuild;
 mod runner;
+pub mod sequences;
 pub mod service;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
 pub use quote_documents::QuoteDocuments;
+pub use sequences::Sequences;
 pub use apply::{fold_record, Folded};
 pub use runner::{run, RunnerConfig};
 
@@ -73,6 +75,7 @@ pub fn for_each(each: &mut impl EachProjection) {
     each.visit::<Leads>();
     each.visit::<AutomatedEdits>();
     each.visit::<QuoteDocuments>();
+    each.visit::<Sequences>();
 }
 
 /// A projection as tools that take one by name see it.

@@ -54,6 +54,7 @@ pub fn test_config() -> Config {
         snapshot_every: 1,
         lead_rules: None,
         teams: None,
+        sequence_rules: None,
     }
 }
 
