@@ -91,6 +91,21 @@ async fn an_opened_email_then_a_meeting_within_seven_days_is_detected_once_even_
     let on_the_deal = found.iter().filter(|d| matches!(&d.event, DomainEvent::Engagement(EngagementEvent::Detected(e)) if e.opportunity_id.map(|o| o.to_string()) == Some(deal.clone()))).count();
     assert_eq!(on_the_deal, 1, "{found:#?}");
 
+    // The deal shows the detection about it; auditors list every detection with its
+    // rationale, among the automations' edits.
+    let shown = t.get_as(&format!("{}/v1/opportunities/{deal}?consistency=strong", t.queries()), &alice).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let engagements = shown.body["data"]["engagements"].as_array().unwrap();
+    assert_eq!(engagements.len(), 1, "{}", shown.body);
+    assert_eq!(engagements[0]["rule"], "email-opened-then-meeting");
+    assert_eq!(engagements[0]["then"]["event_type"], "ActivityLogged");
+    let audrey = t.token("audrey", "default", &["auditor"], None, None);
+    let listed = t.get_as(&format!("{}/v1/audit/automated-edits?actor=sequence-detector&consistency=strong", t.queries()), &audrey).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = listed.body["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.iter().all(|e| e["event_type"] == "EngagementDetected" && e["rationale"].as_str().unwrap().starts_with("rule email-opened-then-meeting: EmailOpened ")));
+
     // A rebuild finds the same pairs, and records none again.
     let (code, _, err) = t.replay(&["rebuild", "sequences"]);
     assert_eq!(code, 0, "{err}");

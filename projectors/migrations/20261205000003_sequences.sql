@@ -43,3 +43,18 @@ CREATE TABLE IF NOT EXISTS sequence_detections (
     outcome        TEXT
 );
 CREATE INDEX IF NOT EXISTS sequence_detections_to_send ON sequence_detections (found_at) WHERE sent_at IS NULL;
+
+-- Read model of the `engagements` projection: every detected sequence, shown on its
+-- opportunity.
+CREATE TABLE IF NOT EXISTS engagement_detections (
+    id             UUID PRIMARY KEY,
+    tenant_id      TEXT        NOT NULL,
+    rule           TEXT        NOT NULL,
+    first          JSONB       NOT NULL,
+    "then"         JSONB       NOT NULL,
+    contact_id     UUID,
+    opportunity_id UUID,
+    rationale      TEXT,
+    recorded_at    TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS engagement_detections_by_opportunity ON engagement_detections (tenant_id, opportunity_id);

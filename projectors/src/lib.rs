@@ -13,6 +13,7 @@ mod apply;
 mod automated_edits;
 mod contacts;
 mod delegations;
+mod engagements;
 mod leads;
 mod opportunities;
 mod pipeline;
@@ -36,6 +37,7 @@ pub use activities::Activities;
 pub use automated_edits::AutomatedEdits;
 pub use contacts::Contacts;
 pub use delegations::Delegations;
+pub use engagements::Engagements;
 pub use leads::Leads;
 pub use opportunities::Opportunities;
 pub use pipeline::Pipeline;
@@ -76,6 +78,7 @@ pub fn for_each(each: &mut impl EachProjection) {
     each.visit::<AutomatedEdits>();
     each.visit::<QuoteDocuments>();
     each.visit::<Sequences>();
+    each.visit::<Engagements>();
 }
 
 /// A projection as tools that take one by name see it.

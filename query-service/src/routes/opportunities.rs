@@ -13,7 +13,7 @@ use tidemark_events::opportunity::{Stage, STAGES};
 use tidemark_events::policy::{self, Action, Owned, Scope, Subject};
 use tidemark_http::{Principal, Problem, ProblemPath, ProblemQuery};
 use tidemark_projectors::quotes::QuoteView;
-use tidemark_projectors::{Activities, Opportunities};
+use tidemark_projectors::{Activities, Engagements, Opportunities};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -94,6 +94,7 @@ pub(crate) struct One {
     id: Uuid,
     subject: Subject,
     activities_at: Standings,
+    engagements_at: Standings,
     today: NaiveDate,
 }
 
@@ -117,8 +118,20 @@ impl One {
             return Err(Refusal::Denied { denial, action: "read-opportunity", target: format!("opportunity/{id}") });
         }
         let timeline = activities::timeline(db, tenant, id, self.today).await?;
+        let engagements = sqlx::query_scalar!(
+            r#"SELECT jsonb_build_object('id', id, 'rule', rule, 'first', first, 'then', "then", 'contact_id', contact_id,
+                                         'rationale', rationale, 'recorded_at', recorded_at) AS "detection!"
+               FROM engagement_detections WHERE tenant_id = $1 AND opportunity_id = $2 ORDER BY recorded_at, id"#,
+            tenant,
+            id,
+        )
+        .fetch_all(&mut *db)
+        .await
+        .map_err(database)?;
         let mut view = json!(OpportunityView::from(row));
         view["activities"] = json!(timeline);
+        // The sequences the detector found on it ("an email opened, then a meeting").
+        view["engagements"] = json!(engagements);
         Ok(Cached::data(view))
     }
 }
@@ -167,7 +180,8 @@ impl Page {
 async fn get_opportunity(State(state): State<AppState>, who: Principal, asked: AskedBound, ProblemPath(id): ProblemPath<Uuid>) -> Result<Response, Problem> {
     let bound = asked.with_default(true);
     let activities_at = state.also_hold::<Activities>(&bound).await?;
-    let query = One { id, subject: who.subject(), activities_at, today: Utc::now().date_naive() };
+    let engagements_at = state.also_hold::<Engagements>(&bound).await?;
+    let query = One { id, subject: who.subject(), activities_at, engagements_at, today: Utc::now().date_naive() };
     state.read::<Opportunities>(&who, bound, query).await
 }
 
