@@ -32,6 +32,8 @@ pub const USERS: &[DemoUser] = &[
     user("root", &["admin"], None, None),
     user("ops", &["operator"], None, None),
     DemoUser { name: "lead-router", roles: &[], team: None, manager: None, kind: "automation" },
+    DemoUser { name: "mail-tracker", roles: &[], team: None, manager: None, kind: "automation" },
+    DemoUser { name: "sequence-detector", roles: &[], team: None, manager: None, kind: "automation" },
 ];
 
 pub fn find(name: &str) -> Option<&'static DemoUser> {

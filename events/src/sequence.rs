@@ -104,7 +104,8 @@ impl Step {
 }
 
 impl Rule {
-    /// Whether `first` then `then` is this rule's sequence; what they share, if so.
+    /// Whether `first` then `then` is this rule's sequence; if so, the contact they share,
+    /// and the opportunity it is about: the one they share, or else the one either names.
     pub fn pairs(&self, first: &Occurrence, then: &Occurrence) -> Option<(Option<Uuid>, Option<Uuid>)> {
         if first.event_id == then.event_id || !self.first.matches(first) || !self.then.matches(then) {
             return None;
@@ -116,7 +117,8 @@ impl Rule {
         let shared = |a: Option<Uuid>, b: Option<Uuid>| a.filter(|a| Some(*a) == b);
         let contact = self.same.contains(&Link::Contact).then(|| shared(first.contact_id, then.contact_id)).flatten();
         let opportunity = self.same.contains(&Link::Opportunity).then(|| shared(first.opportunity_id, then.opportunity_id)).flatten();
-        (contact.is_some() || opportunity.is_some()).then_some((contact, opportunity))
+        let about = opportunity.or(first.opportunity_id).or(then.opportunity_id);
+        (contact.is_some() || opportunity.is_some()).then_some((contact, about))
     }
 
     /// Whether a rule could pair `o` with anything: the detector keeps only those.
@@ -170,6 +172,12 @@ mod tests {
         let call = Occurrence { kind: Some("call".into()), ..meeting(2, Some(7), None, at(2, 9)) };
         assert_eq!(r.pairs(&first, &call), None, "a call is not a meeting");
         assert_eq!(r.pairs(&meeting(2, Some(7), None, at(2, 9)), &first), None, "the steps in their order");
+    }
+
+    #[test]
+    fn a_pair_by_contact_is_about_the_opportunity_the_email_was_about() {
+        let first = Occurrence { opportunity_id: Some(Uuid::from_u128(5)), ..opened(1, 7, at(1, 9)) };
+        assert_eq!(rule().pairs(&first, &meeting(2, Some(7), None, at(3, 9))), Some((Some(Uuid::from_u128(7)), Some(Uuid::from_u128(5)))));
     }
 
     #[test]
