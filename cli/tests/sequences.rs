@@ -106,6 +106,12 @@ async fn an_opened_email_then_a_meeting_within_seven_days_is_detected_once_even_
     assert_eq!(listed.len(), 3, "{listed:?}");
     assert!(listed.iter().all(|e| e["event_type"] == "EngagementDetected" && e["rationale"].as_str().unwrap().starts_with("rule email-opened-then-meeting: EmailOpened ")));
 
+    // The read models are what folding the log gives.
+    for projection in ["sequences", "engagements"] {
+        let (code, out, err) = t.replay(&["verify", projection]);
+        assert_eq!(code, 0, "verify {projection}: {out} {err}");
+    }
+
     // A rebuild finds the same pairs, and records none again.
     let (code, _, err) = t.replay(&["rebuild", "sequences"]);
     assert_eq!(code, 0, "{err}");

@@ -48,7 +48,7 @@ struct AlreadyRecorded {
 /// principal `mail-tracker`. A report of a message already recorded answers 200 with
 /// `already: true` and appends nothing.
 #[utoipa::path(post, path = "/v1/engagements/email-opened", request_body = EmailOpened, tag = "engagement",
-    responses((status = 201, body = CommandAnswer), (status = 200, body = AlreadyRecorded), (status = 403), (status = 404), (status = 422), (status = 503)))]
+    responses((status = 201, body = CommandAnswer), (status = 200, body = AlreadyRecorded), (status = 400), (status = 403), (status = 404), (status = 422), (status = 503)))]
 async fn email_opened(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<EmailOpened>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     let id = engagement::email_opened_id(&who.tenant_id, &body.message_id);
@@ -91,7 +91,7 @@ struct Detected {
 /// principal `sequence-detector`, with an `X-Rationale` that names the two events. The
 /// same rule and events again answer 200 with `already: true` and append nothing.
 #[utoipa::path(post, path = "/v1/engagements/detections", request_body = Detected, tag = "engagement",
-    responses((status = 201, body = CommandAnswer), (status = 200, body = AlreadyRecorded), (status = 403), (status = 422), (status = 503)))]
+    responses((status = 201, body = CommandAnswer), (status = 200, body = AlreadyRecorded), (status = 400), (status = 403), (status = 422), (status = 503)))]
 async fn detected(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<Detected>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     let id = engagement::detection_id(&who.tenant_id, &body.rule, body.first.event_id, body.then.event_id);

@@ -47,7 +47,8 @@ impl Projection for Sequences {
         if !matches!(record.event, DomainEvent::Activity(_) | DomainEvent::Engagement(_)) {
             return Ok(None);
         }
-        let occurrence = row.and_then(|r| r.occurrence.clone()).or_else(|| Occurrence::of(record));
+        // Times as PostgreSQL keeps them, so that `replay verify` finds the stored rows equal.
+        let occurrence = row.and_then(|r| r.occurrence.clone()).or_else(|| Occurrence::of(record).map(|o| Occurrence { at: crate::as_stored(o.at), ..o }));
         Ok(Some(SequenceSource { tenant_id: record.envelope.tenant_id.clone(), version: record.envelope.aggregate_version, occurrence }))
     }
 
