@@ -79,28 +79,50 @@ struct Detected {
     #[schema(schema_with = tidemark_http::openapi::name)]
     rule: String,
     /// The sequence's first event and the one that followed.
-    #[schema(value_type = Object)]
-    first: SequenceStep,
-    #[schema(value_type = Object)]
-    then: SequenceStep,
+    first: Step,
+    then: Step,
     contact_id: Option<Uuid>,
     opportunity_id: Option<Uuid>,
+}
+
+/// One event of a sequence.
+#[derive(Deserialize, ToSchema, Hash)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    event_id: Uuid,
+    #[schema(schema_with = tidemark_http::openapi::name)]
+    event_type: String,
+    /// Its event time (RFC 3339).
+    at: DateTime<Utc>,
+}
+
+impl From<Step> for SequenceStep {
+    fn from(s: Step) -> SequenceStep {
+        SequenceStep { event_id: s.event_id, event_type: s.event_type, at: s.at }
+    }
 }
 
 /// Records a sequence the detector found (`EngagementDetected`), as the automation
 /// principal `sequence-detector`, with an `X-Rationale` that names the two events. The
 /// same rule and events again answer 200 with `already: true` and append nothing.
 #[utoipa::path(post, path = "/v1/engagements/detections", request_body = Detected, tag = "engagement",
+    params(("X-Rationale" = String, Header, description = "Why: the rule and the two events")),
     responses((status = 201, body = CommandAnswer), (status = 200, body = AlreadyRecorded), (status = 400), (status = 403), (status = 422), (status = 503)))]
 async fn detected(State(state): State<AppState>, ctx: CommandContext, ProblemJson(body): ProblemJson<Detected>) -> Result<Response, Problem> {
     let who = ctx.principal.clone();
     let id = engagement::detection_id(&who.tenant_id, &body.rule, body.first.event_id, body.then.event_id);
     authorize(&state, &who, Action::RecordDetection, &format!("{}/{id}", engagement::AGGREGATE_TYPE)).await?;
     if ctx.rationale.is_none() {
-        return Err(Problem::bad_request("a detection says why: send X-Rationale naming the two events"));
+        return Err(Problem::invalid_field("X-Rationale", "a detection says why: name the rule and the two events"));
     }
     let call = ctx.request(&state, engagement::AGGREGATE_TYPE, id, ("detected", &body));
-    let cmd = EngagementCommand::RecordDetection { rule: body.rule, first: body.first, then: body.then, contact_id: body.contact_id, opportunity_id: body.opportunity_id };
+    let cmd = EngagementCommand::RecordDetection {
+        rule: body.rule,
+        first: body.first.into(),
+        then: body.then.into(),
+        contact_id: body.contact_id,
+        opportunity_id: body.opportunity_id,
+    };
     recorded_once(id, run(&state, call, "record-detection", decision::<Engagement>(cmd)).await)
 }
 
