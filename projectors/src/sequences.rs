@@ -252,8 +252,9 @@ async fn send_some(pool: &sqlx::PgPool, sender: &Sender, http: &reqwest::Client)
         let outcome = match answer {
             Ok(r) if r.status().as_u16() == 201 => "recorded".to_string(),
             Ok(r) if r.status().is_success() => "already".to_string(),
-            // Refused for good (a 4xx other than a rate limit): said, and not tried again.
-            Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+            // Refused for good (a 4xx other than a rate limit or a token the API does not
+            // take, which configuration fixes): said, and not tried again.
+            Ok(r) if r.status().is_client_error() && ![401, 429].contains(&r.status().as_u16()) => {
                 let status = r.status().as_u16();
                 format!("refused {status}: {}", r.text().await.unwrap_or_default())
             }
