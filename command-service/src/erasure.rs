@@ -106,7 +106,7 @@ async fn erase(State(state): State<AppState>, ctx: CommandContext, ProblemJson(b
             return Err(Problem::unavailable(format!("the erasure of {subject} is recorded, but its key could not be destroyed yet; retry with the same Idempotency-Key")));
         }
         if kind == contact::AGGREGATE_TYPE {
-            forget_in_documents(&state.pool, &who.tenant_id, id).await.map_err(|e| {
+            forget_in_documents(&state.pool, &[(who.tenant_id.clone(), id)]).await.map_err(|e| {
                 tracing::error!(subject, error = %e, "deleting the quote documents that name an erased person failed");
                 Problem::unavailable(format!("the erasure of {subject} is recorded, but documents naming them could not be deleted yet; retry with the same Idempotency-Key"))
             })?;
@@ -151,21 +151,23 @@ fn version_of(state: &AnyAggregate) -> i64 {
     }
 }
 
-/// Deletes the kept quote documents that name an erased contact (after its key is destroyed,
-/// so that no document rendered meanwhile still names them; see `tidemark_documents`).
-async fn forget_in_documents(pool: &sqlx::PgPool, tenant: &str, contact_id: Uuid) -> sqlx::Result<()> {
+/// Deletes the kept quote documents that name these erased contacts (tenant, contact), after
+/// their keys are destroyed, so that no document rendered meanwhile still names them (see
+/// `tidemark_documents`).
+async fn forget_in_documents(pool: &sqlx::PgPool, people: &[(String, Uuid)]) -> sqlx::Result<()> {
     let mut db = pool.acquire().await?;
-    let deleted = tidemark_documents::forget_person(&mut db, tenant, contact_id).await?;
+    let deleted = tidemark_documents::forget_people(&mut db, people).await?;
     if deleted > 0 {
-        tracing::info!(contact = %contact_id, deleted, "deleted the quote documents that named an erased person");
+        tracing::info!(people = people.len(), deleted, "deleted the quote documents that named erased people");
     }
     Ok(())
 }
 
-/// Destroys the key of every subject whose erasure is recorded, and deletes the documents
+/// Destroys the key of every subject whose erasure is recorded, then deletes the documents
 /// that name an erased contact: finishes erasures that a crash interrupted. Run at start.
 pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>, pool: &sqlx::PgPool) -> Result<usize, tidemark_privacy::KeyError> {
     let mut finished = 0;
+    let mut erased_contacts = Vec::new();
     for (tenant, id, state) in writer.all_of(contact::AGGREGATE_TYPE, false).await.into_iter().chain(writer.all_of(lead::AGGREGATE_TYPE, false).await) {
         let (kind, erased) = match &state {
             AnyAggregate::Contact(c) => (contact::AGGREGATE_TYPE, c.erased_at.is_some()),
@@ -173,14 +175,15 @@ pub async fn finish_erasures(writer: &Writer, keys: Arc<dyn KeyStore>, pool: &sq
             _ => continue,
         };
         let subject = format!("{kind}/{id}");
-        if erased && kind == contact::AGGREGATE_TYPE {
-            forget_in_documents(pool, &tenant, id).await.map_err(|e| tidemark_privacy::KeyError::Store(e.to_string()))?;
-        }
         if erased && keys.key_for_opening(&tenant, &subject).await?.is_some() {
             keys.destroy(&tenant, &subject).await?;
             tracing::warn!(subject, "finished an erasure that was recorded but whose key was not destroyed");
             finished += 1;
         }
+        if erased && kind == contact::AGGREGATE_TYPE {
+            erased_contacts.push((tenant, id));
+        }
     }
+    forget_in_documents(pool, &erased_contacts).await.map_err(|e| tidemark_privacy::KeyError::Store(e.to_string()))?;
     Ok(finished)
 }

@@ -21,7 +21,7 @@ use tidemark_events::quote::Quote;
 use uuid::Uuid;
 
 pub use render::render;
-pub use store::{customer, forget_person, keep, kept, migrator, Customer, Kept, RenderedFor};
+pub use store::{customer, forget_people, keep, kept, migrator, Customer, Kept, RenderedFor};
 
 /// One event that a document was made from, for its provenance footer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

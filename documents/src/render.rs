@@ -65,14 +65,14 @@ pub fn render(doc: &Document) -> Vec<u8> {
     pages.gap(2.0);
     pages.text(LEFT, &doc.opportunity_name, Style::Heading);
     let account = doc.customer.account.clone().unwrap_or_else(|| "(account not known yet)".into());
-    pages.labelled("For", &account);
+    pages.labelled("For", &account, Style::Body);
     if !doc.customer.people.is_empty() {
         let people: Vec<&str> = doc.customer.people.iter().map(|(_, name)| name.as_str()).collect();
-        pages.labelled("Attention", &people.join(", "));
+        pages.labelled("Attention", &people.join(", "), Style::Body);
     }
-    pages.labelled("Prepared by", &doc.owner_id);
-    pages.labelled("Valid until", &q.valid_until.to_string());
-    pages.labelled("Approved", &moment(doc.approved_at));
+    pages.labelled("Prepared by", &doc.owner_id, Style::Body);
+    pages.labelled("Valid until", &q.valid_until.to_string(), Style::Body);
+    pages.labelled("Approved", &moment(doc.approved_at), Style::Body);
     pages.gap(4.0);
 
     const COLUMNS: [f32; 5] = [LEFT, 98.0, 120.0, 145.0, 168.0];
@@ -93,9 +93,9 @@ pub fn render(doc: &Document) -> Vec<u8> {
     pages.gap(3.0);
     let currency = q.currency.to_string();
     let t = &q.totals;
-    pages.labelled("List price", &format!("{} {currency}", t.list));
-    pages.labelled("Discount", &format!("{} {currency} ({}% of the list price)", t.discount, t.discount_percent));
-    pages.labelled_bold("Total", &format!("{} {currency}", t.net));
+    pages.labelled("List price", &format!("{} {currency}", t.list), Style::Body);
+    pages.labelled("Discount", &format!("{} {currency} ({}% of the list price)", t.discount, t.discount_percent), Style::Body);
+    pages.labelled("Total", &format!("{} {currency}", t.net), Style::Bold);
     pages.gap(4.0);
 
     pages.text(LEFT, "Approval history", Style::Heading);
@@ -246,16 +246,11 @@ impl Pages {
         }
     }
 
-    fn labelled(&mut self, label: &str, value: &str) {
-        self.advance(Style::Body.leading());
+    /// A bold label, and its value in `style` beside it.
+    fn labelled(&mut self, label: &str, value: &str, style: Style) {
+        self.advance(style.leading());
         self.put(LEFT, label, Style::Bold);
-        self.put(LEFT + 30.0, value, Style::Body);
-    }
-
-    fn labelled_bold(&mut self, label: &str, value: &str) {
-        self.advance(Style::Body.leading());
-        self.put(LEFT, label, Style::Bold);
-        self.put(LEFT + 30.0, value, Style::Bold);
+        self.put(LEFT + 30.0, value, style);
     }
 
     fn gap(&mut self, mm: f32) {

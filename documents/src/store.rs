@@ -107,9 +107,17 @@ pub async fn keep(db: &mut PgConnection, tenant: &str, doc: &crate::Document, pd
     Ok(kept(db, tenant, doc.quote.id, doc.quote.revision).await?.expect("kept in this transaction or before"))
 }
 
-/// Deletes every kept document that names the person; the next request renders it again,
-/// without them. Returns how many.
-pub async fn forget_person(db: &mut PgConnection, tenant: &str, contact_id: Uuid) -> sqlx::Result<u64> {
-    let deleted = sqlx::query!("DELETE FROM quote_documents WHERE tenant_id = $1 AND $2 = ANY(contact_ids)", tenant, contact_id).execute(db).await?;
+/// Deletes every kept document that names one of these people (tenant, contact); the next
+/// request renders it again, without them. Returns how many.
+pub async fn forget_people(db: &mut PgConnection, people: &[(String, Uuid)]) -> sqlx::Result<u64> {
+    let (tenants, contacts): (Vec<String>, Vec<Uuid>) = people.iter().cloned().unzip();
+    let deleted = sqlx::query!(
+        "DELETE FROM quote_documents d USING UNNEST($1::text[], $2::uuid[]) AS e(tenant_id, contact_id)
+         WHERE d.tenant_id = e.tenant_id AND e.contact_id = ANY(d.contact_ids)",
+        &tenants,
+        &contacts,
+    )
+    .execute(db)
+    .await?;
     Ok(deleted.rows_affected())
 }

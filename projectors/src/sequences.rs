@@ -249,31 +249,28 @@ async fn send_some(pool: &sqlx::PgPool, sender: &Sender, http: &reqwest::Client)
             .timeout(std::time::Duration::from_secs(10))
             .send()
             .await;
+        // `Err`: not answered for good, so tried again.
         let outcome = match answer {
-            Ok(r) if r.status().as_u16() == 201 => "recorded".to_string(),
-            Ok(r) if r.status().is_success() => "already".to_string(),
+            Ok(r) if r.status().as_u16() == 201 => Ok("recorded".to_string()),
+            Ok(r) if r.status().is_success() => Ok("already".to_string()),
             // Refused for good (a 4xx other than a rate limit or a token the API does not
             // take, which configuration fixes): said, and not tried again.
             Ok(r) if r.status().is_client_error() && ![401, 429].contains(&r.status().as_u16()) => {
-                let status = r.status().as_u16();
-                format!("refused {status}: {}", r.text().await.unwrap_or_default())
+                let outcome = format!("refused {}: {}", r.status().as_u16(), r.text().await.unwrap_or_default());
+                tracing::error!(detection = %d.id, outcome, "the command API refused a detected sequence");
+                Ok(outcome)
             }
-            Ok(r) => {
-                sqlx::query!("UPDATE sequence_detections SET attempts = attempts + 1 WHERE id = $1", d.id).execute(pool).await.map_err(|e| e.to_string())?;
-                return Err(format!("the command API answered {}", r.status()));
-            }
-            Err(e) => {
-                sqlx::query!("UPDATE sequence_detections SET attempts = attempts + 1 WHERE id = $1", d.id).execute(pool).await.map_err(|e| e.to_string())?;
-                return Err(format!("the command API did not answer: {e}"));
-            }
+            Ok(r) => Err(format!("the command API answered {}", r.status())),
+            Err(e) => Err(format!("the command API did not answer: {e}")),
         };
-        if outcome.starts_with("refused") {
-            tracing::error!(detection = %d.id, outcome, "the command API refused a detected sequence");
+        match &outcome {
+            Ok(outcome) => {
+                sqlx::query!("UPDATE sequence_detections SET attempts = attempts + 1, sent_at = now(), outcome = $2 WHERE id = $1", d.id, outcome).execute(pool).await
+            }
+            Err(_) => sqlx::query!("UPDATE sequence_detections SET attempts = attempts + 1 WHERE id = $1", d.id).execute(pool).await,
         }
-        sqlx::query!("UPDATE sequence_detections SET attempts = attempts + 1, sent_at = now(), outcome = $2 WHERE id = $1", d.id, outcome)
-            .execute(pool)
-            .await
-            .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
+        outcome?;
         sent += 1;
     }
     Ok(sent)

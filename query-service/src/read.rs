@@ -162,13 +162,7 @@ impl AppState {
 
         let note: Staleness = self.freshness.note(P::NAME, &ends, &standing, &bound).await;
         let token = self.tokens.encode(tenant, &freshness::answer_token(bound.token.as_ref(), &standing));
-        let mut headers = HeaderMap::new();
-        headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
-        if let Some(ms) = note.lag_ms {
-            headers.insert("staleness-lag-ms", HeaderValue::from(ms));
-        }
-        headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
-        headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(&token).expect("tokens are ASCII"));
+        let headers = staleness_headers(&note, &token);
         let body = Answer { data: &answer.data, staleness: &note, consistency_token: &token, extra: &answer.extra };
         let mut response = (StatusCode::OK, headers, Json(body)).into_response();
         if answer.shows_personal_data {
@@ -176,6 +170,19 @@ impl AppState {
         }
         Ok(response)
     }
+}
+
+/// The staleness note and the consistency token as headers, which every read's answer has
+/// (a body that is no JSON, like a PDF, has only these).
+pub(crate) fn staleness_headers(note: &Staleness, token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
+    if let Some(ms) = note.lag_ms {
+        headers.insert("staleness-lag-ms", HeaderValue::from(ms));
+    }
+    headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
+    headers.insert(CONSISTENCY_TOKEN, HeaderValue::from_str(token).expect("tokens are ASCII"));
+    headers
 }
 
 /// Records, for auditors, that an answer showed personal fields, when it did: an empty

@@ -2,13 +2,13 @@
 //! a deal's creation to its first submitted quote).
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use tidemark_documents::RenderedFor;
 use tidemark_events::policy::{self, Action, Denial, Owned};
-use tidemark_http::{audit, denials, Principal, Problem, ProblemPath, ProblemQuery, CONSISTENCY_TOKEN};
+use tidemark_http::{audit, denials, Principal, Problem, ProblemPath, ProblemQuery};
 use tidemark_projectors::quote_documents::{render_once, QuoteDocuments};
 use tidemark_projectors::{Opportunities, Projection};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +19,7 @@ use super::approvals::to_the_millisecond;
 use crate::access::tenant_wide;
 use crate::cache::Cached;
 use crate::freshness::{self, database};
-use crate::read::{AskedBound, BoundParams, Refusal};
+use crate::read::{staleness_headers, AskedBound, BoundParams, Refusal};
 use crate::AppState;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -53,15 +53,11 @@ async fn document(
 
     let mut tx = state.pool.begin().await.map_err(database)?;
     let standing = freshness::standings(&mut tx, QuoteDocuments::NAME).await.map_err(database)?;
-    let revisions = sqlx::query!(
-        "SELECT opportunity_id, revision FROM approved_quote_revisions WHERE quote_id = $1 AND tenant_id = $2 ORDER BY revision DESC",
-        id,
-        who.tenant_id,
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(database)?;
-    let Some(opportunity_id) = revisions.first().map(|r| r.opportunity_id) else {
+    let opportunity_id = sqlx::query_scalar!("SELECT opportunity_id FROM approved_quote_revisions WHERE quote_id = $1 AND tenant_id = $2 LIMIT 1", id, who.tenant_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(database)?;
+    let Some(opportunity_id) = opportunity_id else {
         return Err(Problem::not_found(format!("no approved revision of quote {id}: a quote has a document once a revision is approved")));
     };
     let row = QuoteDocuments::load(&mut tx, &[opportunity_id]).await.map_err(database)?.remove(&opportunity_id);
@@ -75,9 +71,10 @@ async fn document(
         let denial = Denial { code: "personal-data-withheld", reason: "a quote document names the customer's people, and these roles may not see personal data".into() };
         return Err(denials::deny(&state.pool, &who, "read-quote-document", &target, denial).await);
     }
-    let revision = params.revision.unwrap_or(revisions[0].revision);
-    let Some(approved) = row.approved.iter().find(|a| a.quote.id == id && a.quote.revision == revision) else {
-        let known: Vec<String> = revisions.iter().map(|r| r.revision.to_string()).collect();
+    let revisions: Vec<_> = row.approved.iter().filter(|a| a.quote.id == id).collect();
+    let revision = params.revision.unwrap_or_else(|| revisions.iter().map(|a| a.quote.revision).max().expect("found above"));
+    let Some(approved) = revisions.iter().find(|a| a.quote.revision == revision) else {
+        let known: Vec<String> = revisions.iter().map(|a| a.quote.revision.to_string()).collect();
         return Err(Problem::not_found(format!("revision {revision} of quote {id} was not approved; approved revisions: {}", known.join(", "))));
     };
     let kept = render_once(&mut tx, opportunity_id, &row, approved, RenderedFor::Request).await.map_err(database)?;
@@ -86,7 +83,7 @@ async fn document(
 
     let note = state.freshness.note(QuoteDocuments::NAME, &ends, &standing, &bound).await;
     let token = state.tokens.encode(&who.tenant_id, &freshness::answer_token(bound.token.as_ref(), &standing));
-    let mut headers = HeaderMap::new();
+    let mut headers = staleness_headers(&note, &token);
     let text = |value: &str| HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("?"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
     headers.insert(header::CONTENT_DISPOSITION, text(&format!("inline; filename=\"quote-{id}-r{revision}.pdf\"")));
@@ -94,9 +91,6 @@ async fn document(
     headers.insert("document-rendered-at", text(&kept.rendered_at.to_rfc3339()));
     headers.insert("document-rendered-for", text(&kept.rendered_for));
     headers.insert("document-code-version", text(&kept.code_version));
-    headers.insert("staleness-lag-events", HeaderValue::from(note.lag_events));
-    headers.insert("staleness-fresh", HeaderValue::from_static(if note.fresh { "true" } else { "false" }));
-    headers.insert(CONSISTENCY_TOKEN, text(&token));
     Ok((headers, kept.pdf).into_response())
 }
 
