@@ -13,6 +13,7 @@ use serde_json::json;
 use tidemark_events::account::{self, AccountCommand};
 use tidemark_events::opportunity::{self, NewOpportunity, OpportunityCommand, Outcome as DealOutcome, Stage};
 use tidemark_events::policy::{self, Action, Denial, Owned, Subject};
+use tidemark_events::offline::{Change, Intent, Side};
 use tidemark_events::quote::QuoteCommand;
 use tidemark_events::{CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{audit, denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
@@ -84,6 +85,7 @@ pub fn router(
         .merge(crate::leads::routes())
         .merge(crate::erasure::routes())
         .merge(crate::engagements::routes())
+        .merge(crate::sync::routes())
         .routes(routes!(healthz))
         .merge(tidemark_http::telemetry::routes(scrape))
         .with_state(state)
@@ -202,10 +204,22 @@ impl FromRequestParts<AppState> for CommandContext {
 
 impl CommandContext {
     pub(crate) fn request(self, state: &AppState, aggregate_type: &'static str, aggregate_id: Uuid, content: impl std::hash::Hash) -> (CommandRequest, Session) {
-        let idempotent = self.idempotency_key.is_some();
-        let command_id = self.idempotency_key.unwrap_or_else(|| Uuid::now_v7().to_string());
+        let key = self.idempotency_key.clone();
+        self.request_keyed(state, aggregate_type, aggregate_id, key, content)
+    }
+
+    /// The caller's session, to which answers add their writes.
+    pub(crate) fn session(&self, state: &AppState) -> Session {
+        Session { principal: self.principal.clone(), asked: self.session.clone(), tokens: state.tokens.clone(), quote_id: None, new_quote: false }
+    }
+
+    /// A request under a key of its own: one of several commands that one HTTP request
+    /// carries (an offline batch), each with its own key.
+    pub(crate) fn request_keyed(&self, state: &AppState, aggregate_type: &'static str, aggregate_id: Uuid, key: Option<String>, content: impl std::hash::Hash) -> (CommandRequest, Session) {
+        let idempotent = key.is_some();
+        let command_id = key.unwrap_or_else(|| Uuid::now_v7().to_string());
         let p = self.principal.clone();
-        let session = Session { principal: self.principal, asked: self.session, tokens: state.tokens.clone(), quote_id: None, new_quote: false };
+        let session = self.session(state);
         let request = CommandRequest {
             meta: CommandMeta {
                 command_id,
@@ -214,10 +228,10 @@ impl CommandContext {
                 actor_kind: p.actor_kind,
                 client_id: p.client_id,
                 correlation_id: p.correlation_id,
-                causation_id: self.causation_id,
+                causation_id: self.causation_id.clone(),
                 policy_version: POLICY_VERSION.to_string(),
                 code_version: state.code_version.clone(),
-                rationale: self.rationale,
+                rationale: self.rationale.clone(),
                 received_at: Utc::now(),
             },
             aggregate_type,
@@ -291,7 +305,9 @@ pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) ->
         let approving = matches!(cmd, OpportunityCommand::Quote(QuoteCommand::Decide { .. }));
         if let Some(o) = state.filter(|_| !approving) {
             let amount = match &cmd {
-                OpportunityCommand::ChangeAmount { amount } => Some(amount),
+                OpportunityCommand::ChangeAmount { amount }
+                | OpportunityCommand::Offline { intent: Intent { change: Change::ChangeAmount { amount }, .. }, .. }
+                | OpportunityCommand::ResolveReview { edited: Some(Side::Amount(amount)), .. } => Some(amount),
                 _ => None,
             };
             let shared_with: Vec<String> = o.shared_with.iter().cloned().collect();
@@ -332,12 +348,17 @@ pub(crate) async fn run_with(
     let command_id = request.meta.command_id.clone();
     match state.writer.execute_with(request, decide, follow_ups).await {
         Ok(outcome) => Ok(answer(outcome, session)),
-        Err(CommandError::Denied(denial)) => Err(denials::deny(&state.pool, &session.principal, action, &target, denial).await),
-        Err(CommandError::Rejected(Rejection::NotYours { code, message })) => {
-            Err(denials::deny(&state.pool, &session.principal, action, &target, Denial { code, reason: message }).await)
-        }
-        // A refusal of the domain (or of an older version) is recorded for auditors.
-        Err(e @ (CommandError::Rejected(_) | CommandError::VersionConflict { .. } | CommandError::IdempotencyKeyReused)) => {
+        Err(e) => Err(refused(state, &session.principal, (action, &target, &command_id), e).await),
+    }
+}
+
+/// The problem for a command the writer did not accept; a denial, or a refusal of the domain
+/// (or of an older version), is recorded for auditors on the way.
+pub(crate) async fn refused(state: &AppState, who: &Principal, (action, target, command_id): (&str, &str, &str), error: CommandError) -> Problem {
+    match error {
+        CommandError::Denied(denial) => denials::deny(&state.pool, who, action, target, denial).await,
+        CommandError::Rejected(Rejection::NotYours { code, message }) => denials::deny(&state.pool, who, action, target, Denial { code, reason: message }).await,
+        e @ (CommandError::Rejected(_) | CommandError::VersionConflict { .. } | CommandError::IdempotencyKeyReused) => {
             let rule = match &e {
                 CommandError::Rejected(r) => r.rule(),
                 CommandError::VersionConflict { .. } => "version-conflict",
@@ -345,17 +366,16 @@ pub(crate) async fn run_with(
             };
             // The audit trail outlives erasure, so it keeps no refused personal value.
             let reason = match &e {
-                CommandError::Rejected(r) if r.field().is_some_and(|field| tidemark_events::personal::is_personal(&target, field)) => {
+                CommandError::Rejected(r) if r.field().is_some_and(|field| tidemark_events::personal::is_personal(target, field)) => {
                     let field = r.field().unwrap_or_default();
                     format!("{field}: the value given is not valid (not recorded: personal data)")
                 }
                 _ => e.to_string(),
             };
-            let refused = audit::Refused { action, target: &target, command_id: &command_id, rule, reason: &reason };
-            audit::record_rejection(&state.pool, &session.principal, refused).await;
-            Err(e.into())
+            audit::record_rejection(&state.pool, who, audit::Refused { action, target, command_id, rule, reason: &reason }).await;
+            e.into()
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
     }
 }
 

@@ -108,3 +108,28 @@ async fn relay(owner: reqwest::Response) -> Response {
     }
     response
 }
+
+/// Sends one intent of an offline batch to the writer that owns its shard, as a batch of one,
+/// and takes that writer's answer for it. A batch may span shards; each intent goes where its
+/// opportunity lives.
+pub(crate) async fn intent_to_owner<R: serde::de::DeserializeOwned>(writer: &Writer, headers: &axum::http::HeaderMap, shard: i32, batch: serde_json::Value) -> Result<R, Problem> {
+    if headers.contains_key(FORWARDED_BY) {
+        return Err(Problem::unavailable(format!("shard {shard} is changing owner; try again in a moment")).retry_after(1));
+    }
+    let url = match writer.owner_url(shard).await {
+        Ok(Some(url)) => url,
+        Ok(None) => return Err(Problem::unavailable(format!("shard {shard} is changing owner; try again in a moment")).retry_after(1)),
+        Err(e) => return Err(Problem::unavailable(format!("cannot find the owner of shard {shard}: {e}"))),
+    };
+    let client = reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().expect("an HTTP client builds");
+    let mut request = client.post(format!("{}/v1/sync", url.trim_end_matches('/'))).json(&batch);
+    for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(name) && *name != header::CONTENT_TYPE) {
+        request = request.header(name, value);
+    }
+    let answer = request.header(FORWARDED_BY, writer.name()).send().await.map_err(|e| Problem::unavailable(format!("the owner of shard {shard} ({url}) did not answer: {e}")))?;
+    if !answer.status().is_success() {
+        return Err(Problem::unavailable(format!("the owner of shard {shard} ({url}) answered {}", answer.status())));
+    }
+    let mut answer: serde_json::Value = answer.json().await.map_err(|e| Problem::unavailable(format!("the owner's answer broke off: {e}")))?;
+    serde_json::from_value(answer["results"][0].take()).map_err(|e| Problem::unavailable(format!("the owner's answer is unreadable: {e}")))
+}

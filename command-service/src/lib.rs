@@ -12,6 +12,7 @@ mod erasure;
 pub mod forward;
 mod leads;
 mod quotes;
+mod sync;
 pub mod writer;
 
 pub use api::router;

@@ -62,6 +62,7 @@ pub mod envelope;
 pub mod fold;
 pub mod lead;
 pub mod money;
+pub mod offline;
 pub mod opportunity;
 pub mod partition;
 pub mod personal;

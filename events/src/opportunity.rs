@@ -1,9 +1,10 @@
 //! The Opportunity aggregate: a deal moving through the pipeline until it is won or lost.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::offline::{self, Choice, Intent, Ledger, Preference, Review, Side};
 use crate::quote::{self, Quote, QuoteCommand, QuoteStatus};
 use crate::{Money, Rejection};
 
@@ -140,6 +141,13 @@ pub struct Opportunity {
     pub quotes: Vec<Quote>,
     /// The accepted quote whose total the amount follows (one at a time).
     pub synced_quote: Option<Uuid>,
+    /// Preference fields besides the close date (see `offline::Preference`).
+    pub next_step: Option<String>,
+    pub description: Option<String>,
+    /// Conflicts of offline intents, open and resolved.
+    pub reviews: Vec<Review>,
+    /// Kept by the writer, to merge offline intents; readers drop it.
+    pub ledger: Ledger,
     pub version: i64,
 }
 
@@ -153,6 +161,11 @@ pub enum OpportunityCommand {
     Share { user_id: String },
     Unshare { user_id: String },
     Quote(QuoteCommand),
+    /// Sets a preference field online, at the server's time.
+    SetPreference { field: Preference, value: Option<String>, at: DateTime<Utc> },
+    /// A change a client recorded offline (see `offline`).
+    Offline { intent: Intent, author: String, today: NaiveDate },
+    ResolveReview { review_id: Uuid, choice: Choice, edited: Option<Side>, by: String, today: NaiveDate },
 }
 
 #[derive(Debug, Clone, PartialEq, Hash)]
@@ -230,6 +243,9 @@ pub enum OpportunityEvent {
     QuoteRecalled(quote::QuoteRecalled),
     QuoteAccepted(quote::QuoteAccepted),
     QuoteDeclined(quote::QuoteDeclined),
+    PreferenceChanged(offline::PreferenceChanged),
+    ReviewOpened(offline::ReviewOpened),
+    ReviewResolved(offline::ReviewResolved),
 }
 
 impl OpportunityEvent {
@@ -263,6 +279,9 @@ impl OpportunityEvent {
             OpportunityEvent::QuoteRecalled(_) => "QuoteRecalled",
             OpportunityEvent::QuoteAccepted(_) => "QuoteAccepted",
             OpportunityEvent::QuoteDeclined(_) => "QuoteDeclined",
+            OpportunityEvent::PreferenceChanged(_) => "OpportunityPreferenceChanged",
+            OpportunityEvent::ReviewOpened(_) => "OfflineReviewOpened",
+            OpportunityEvent::ReviewResolved(_) => "OfflineReviewResolved",
         }
     }
 }
@@ -288,6 +307,11 @@ fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<V
         (None, _) => return Err(Rejection::NotFound),
         (Some(opp), _) => opp,
     };
+    decide_change(opp, command)
+}
+
+/// Decides a command on an existing opportunity.
+pub(crate) fn decide_change(opp: &Opportunity, command: &OpportunityCommand) -> Result<Vec<OpportunityEvent>, Rejection> {
     // Sharing is about who may read the deal, not the deal itself: closed ones may be shared.
     match command {
         OpportunityCommand::Share { user_id } => {
@@ -309,10 +333,21 @@ fn decide(state: Option<&Opportunity>, command: &OpportunityCommand) -> Result<V
         return Err(Rejection::OpportunityClosed);
     }
     let event = match command {
-        OpportunityCommand::Create(_) | OpportunityCommand::Share { .. } | OpportunityCommand::Unshare { .. } => {
-            unreachable!("handled above")
-        }
+        OpportunityCommand::Create(_) => return Err(Rejection::AlreadyExists),
+        OpportunityCommand::Share { .. } | OpportunityCommand::Unshare { .. } => unreachable!("handled above"),
         OpportunityCommand::Quote(command) => return quote::decide(opp, command),
+        OpportunityCommand::Offline { intent, author, today } => return offline::decide(opp, intent, author, *today).map(|(events, _)| events),
+        OpportunityCommand::ResolveReview { review_id, choice, edited, by, today } => {
+            return offline::resolve(opp, *review_id, *choice, edited.as_ref(), by, *today)
+        }
+        OpportunityCommand::SetPreference { field, value, at } => {
+            let value = field.valid(value.as_deref())?;
+            let replaced = field.value_of(opp);
+            if value == replaced {
+                return Err(Rejection::NoChange("the field holds that value already"));
+            }
+            OpportunityEvent::PreferenceChanged(offline::PreferenceChanged { field: *field, value, replaced, written_at: *at, offline: None })
+        }
         OpportunityCommand::ChangeAmount { amount } => {
             amount.validate("amount")?;
             if opp.synced_quote.is_some() {
@@ -424,7 +459,7 @@ fn create(new: &NewOpportunity) -> Result<Vec<OpportunityEvent>, Rejection> {
 fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
     let mut opp = match (state, event) {
         (_, OpportunityEvent::Created(e)) => {
-            return Opportunity {
+            let opp = Opportunity {
                 account_id: e.account_id,
                 name: e.name.clone(),
                 owner_id: e.owner_id.clone(),
@@ -437,8 +472,15 @@ fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
                 shared_with: Default::default(),
                 quotes: Vec::new(),
                 synced_quote: None,
+                next_step: None,
+                description: None,
+                reviews: Vec::new(),
+                ledger: Ledger::default(),
                 version: 1,
-            }
+            };
+            let mut ledger = Ledger::default();
+            ledger.record(&opp, event);
+            return Opportunity { ledger, ..opp };
         }
         (Some(opp), _) => opp,
         (None, e) => panic!("{} before OpportunityCreated: the fold rule must refuse gaps", e.event_type()),
@@ -469,8 +511,26 @@ fn evolve(state: Option<Opportunity>, event: &OpportunityEvent) -> Opportunity {
         | OpportunityEvent::QuoteRecalled(_)
         | OpportunityEvent::QuoteAccepted(_)
         | OpportunityEvent::QuoteDeclined(_) => quote::evolve(&mut opp, event),
+        OpportunityEvent::PreferenceChanged(e) => match e.field {
+            Preference::CloseDate => {
+                if let Some(date) = e.value.as_deref().and_then(|d| d.parse().ok()) {
+                    opp.close_date = date;
+                }
+            }
+            Preference::NextStep => opp.next_step = e.value.clone(),
+            Preference::Description => opp.description = e.value.clone(),
+        },
+        OpportunityEvent::ReviewOpened(e) => opp.reviews.push(Review { opened: e.clone(), resolved: None }),
+        OpportunityEvent::ReviewResolved(e) => {
+            if let Some(review) = opp.reviews.iter_mut().find(|r| r.opened.review_id == e.review_id) {
+                review.resolved = Some(e.clone());
+            }
+        }
     }
     opp.version += 1;
+    let mut ledger = std::mem::take(&mut opp.ledger);
+    ledger.record(&opp, event);
+    opp.ledger = ledger;
     opp
 }
 

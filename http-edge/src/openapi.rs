@@ -138,6 +138,7 @@ fn path_parameter(name: &str) -> Option<Value> {
     let (schema, description) = match name {
         "id" => (uuid, "the resource's id"),
         "quote_id" => (uuid, "the quote's id"),
+        "review_id" => (uuid, "the review's id"),
         "user_id" => (json!({"type": "string", "minLength": 1}), "a user of the tenant, e.g. bob"),
         _ => return None,
     };

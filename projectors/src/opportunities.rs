@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use tidemark_events::approval::Step;
+use sqlx::types::Json;
+use tidemark_events::offline::{Review, ReviewOpened, ReviewResolved};
 use tidemark_events::opportunity::{Opportunity, OpportunityEvent, Stage};
 use tidemark_events::quote::Quote;
 use tidemark_events::{Aggregate, Currency, DomainEvent, EventRecord, Money, Topics};
@@ -30,7 +32,7 @@ pub struct OpportunityRow {
 
 impl Projection for Opportunities {
     const NAME: &'static str = "opportunities";
-    const TABLES: &'static [&'static str] = &["opportunities", "pending_approvals", "approval_decisions"];
+    const TABLES: &'static [&'static str] = &["opportunities", "pending_approvals", "approval_decisions", "offline_reviews"];
     type Row = OpportunityRow;
 
     fn topics(topics: &Topics) -> Vec<String> {
@@ -44,7 +46,9 @@ impl Projection for Opportunities {
     fn evolve(row: Option<&OpportunityRow>, record: &EventRecord) -> Result<Option<OpportunityRow>, String> {
         let DomainEvent::Opportunity(event) = &record.event else { return Ok(None) };
         let env = &record.envelope;
-        let state = Opportunity::evolve(row.map(|r| r.state.clone()), event);
+        let mut state = Opportunity::evolve(row.map(|r| r.state.clone()), event);
+        // What merging offline intents needs of the past is the writer's, not the reader's.
+        state.ledger = Default::default();
         let submitted = match event {
             OpportunityEvent::QuoteSubmitted(e) => Some(crate::as_stored(e.submitted_at)),
             _ => None,
@@ -61,12 +65,14 @@ impl Projection for Opportunities {
     async fn load(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, OpportunityRow>> {
         let rows = sqlx::query!(
             "SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                    version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at, first_quoted_at
+                    version, team_id, shared_with, quotes, synced_quote_id, created_at, updated_at, first_quoted_at,
+                    next_step, description
              FROM opportunities WHERE id = ANY($1)",
             ids,
         )
-        .fetch_all(db)
+        .fetch_all(&mut *db)
         .await?;
+        let mut reviews = load_reviews(db, ids).await?;
         let corrupt = |what: String| sqlx::Error::Decode(what.into());
         rows.into_iter()
             .map(|row| {
@@ -86,6 +92,10 @@ impl Projection for Opportunities {
                         .and_then(|quotes| quotes.into_iter().map(Quote::try_from).collect())
                         .map_err(|e| corrupt(format!("quotes: {e}")))?,
                     synced_quote: row.synced_quote_id,
+                    next_step: row.next_step,
+                    description: row.description,
+                    reviews: reviews.remove(&row.id).unwrap_or_default(),
+                    ledger: Default::default(),
                     version: row.version,
                 };
                 let r = OpportunityRow {
@@ -107,20 +117,21 @@ impl Projection for Opportunities {
         sqlx::query!(
             "INSERT INTO opportunities (id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage,
                                         probability, close_reason, version, created_at, updated_at, team_id, shared_with,
-                                        quotes, synced_quote_id, first_quoted_at)
+                                        quotes, synced_quote_id, first_quoted_at, next_step, description)
              SELECT id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
                     version, created_at, updated_at, team_id, ARRAY(SELECT jsonb_array_elements_text(shared_with)), quotes, synced_quote_id,
-                    first_quoted_at
+                    first_quoted_at, next_step, description
              FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::text[], $8::date[],
                          $9::text[], $10::int[], $11::text[], $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[],
-                         $17::jsonb[], $18::uuid[], $19::timestamptz[])
+                         $17::jsonb[], $18::uuid[], $19::timestamptz[], $20::text[], $21::text[])
                   AS u(id, tenant_id, account_id, name, owner_id, amount, currency, close_date, stage, probability, close_reason,
-                       version, created_at, updated_at, team_id, shared_with, quotes, synced_quote_id, first_quoted_at)
+                       version, created_at, updated_at, team_id, shared_with, quotes, synced_quote_id, first_quoted_at, next_step, description)
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, owner_id = EXCLUDED.owner_id, amount = EXCLUDED.amount,
                  currency = EXCLUDED.currency, close_date = EXCLUDED.close_date, stage = EXCLUDED.stage,
                  probability = EXCLUDED.probability, close_reason = EXCLUDED.close_reason, version = EXCLUDED.version,
                  updated_at = EXCLUDED.updated_at, shared_with = EXCLUDED.shared_with, quotes = EXCLUDED.quotes,
-                 synced_quote_id = EXCLUDED.synced_quote_id, first_quoted_at = EXCLUDED.first_quoted_at",
+                 synced_quote_id = EXCLUDED.synced_quote_id, first_quoted_at = EXCLUDED.first_quoted_at,
+                 next_step = EXCLUDED.next_step, description = EXCLUDED.description",
             &changes.iter().map(|c| c.id).collect::<Vec<_>>(),
             &column(changes, |r| r.tenant_id.clone()),
             &column(changes, |r| r.state.account_id),
@@ -142,12 +153,58 @@ impl Projection for Opportunities {
             &column(changes, |r| serde_json::json!(r.state.quotes.iter().map(QuoteView::from).collect::<Vec<_>>())),
             &column(changes, |r| r.state.synced_quote) as _,
             &column(changes, |r| r.first_quoted_at) as _,
+            &column(changes, |r| r.state.next_step.clone()) as _,
+            &column(changes, |r| r.state.description.clone()) as _,
         )
         .execute(&mut *db)
         .await?;
+        store_reviews(db, changes).await?;
         store_pending_approvals(db, changes).await?;
         store_approval_decisions(db, changes).await
     }
+}
+
+/// The reviews of these opportunities, by opportunity, in the order they were opened.
+async fn load_reviews(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Vec<Review>>> {
+    let rows = sqlx::query!(
+        r#"SELECT opportunity_id, opened AS "opened: Json<ReviewOpened>", resolved AS "resolved: Json<ReviewResolved>"
+           FROM offline_reviews WHERE opportunity_id = ANY($1) ORDER BY opportunity_id, position"#,
+        ids,
+    )
+    .fetch_all(db)
+    .await?;
+    let mut reviews: HashMap<Uuid, Vec<Review>> = HashMap::new();
+    for row in rows {
+        reviews.entry(row.opportunity_id).or_default().push(Review { opened: row.opened.0, resolved: row.resolved.map(|r| r.0) });
+    }
+    Ok(reviews)
+}
+
+/// Writes the reviews of the changed opportunities that have any (a review never goes away).
+async fn store_reviews(db: &mut PgConnection, changes: &[Change<OpportunityRow>]) -> sqlx::Result<()> {
+    let reviews: Vec<(Uuid, &str, i32, &Review)> = changes
+        .iter()
+        .flat_map(|c| c.after.state.reviews.iter().enumerate().map(move |(i, r)| (c.id, c.after.tenant_id.as_str(), i as i32, r)))
+        .collect();
+    if reviews.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO offline_reviews (review_id, opportunity_id, tenant_id, position, author, open, opened, resolved)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::bool[], $7::jsonb[], $8::jsonb[])
+         ON CONFLICT (review_id) DO UPDATE SET open = EXCLUDED.open, resolved = EXCLUDED.resolved",
+        &reviews.iter().map(|r| r.3.opened.review_id).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.0).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.1.to_string()).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.2).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.3.opened.author.clone()).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.3.resolved.is_none()).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| serde_json::json!(r.3.opened)).collect::<Vec<_>>(),
+        &reviews.iter().map(|r| r.3.resolved.as_ref().map(|e| serde_json::json!(e))).collect::<Vec<_>>() as _,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Replaces the pending approval steps of the changed opportunities.

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use crate::cache::Cached;
 use crate::read::Refusal;
-use crate::routes::{accounts, activities, approvals, audit, contacts, forecast, leads, opportunities, pipeline, quotes};
+use crate::routes::{accounts, activities, approvals, audit, contacts, forecast, leads, opportunities, pipeline, quotes, reviews};
 
 macro_rules! queries {
     ($($variant:ident($query:ty),)*) => {
@@ -51,4 +51,6 @@ queries! {
     Leads(leads::Page),
     LeadLatency(leads::Latency),
     AutomatedEdits(audit::AutomatedEdits),
+    MyReviews(reviews::Mine),
+    Review(reviews::One),
 }

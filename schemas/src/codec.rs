@@ -191,6 +191,9 @@ impl EventCodec {
             }
             "tidemark.opportunity.OpportunityStageMoved" => event(&value, |d| DomainEvent::Opportunity(O::StageMoved(d)))?,
             "tidemark.opportunity.OpportunityClosed" => event(&value, |d| DomainEvent::Opportunity(O::Closed(d)))?,
+            "tidemark.opportunity.OpportunityPreferenceChanged" => event(&value, |d| DomainEvent::Opportunity(O::PreferenceChanged(d)))?,
+            "tidemark.opportunity.OfflineReviewOpened" => event(&value, |d| DomainEvent::Opportunity(O::ReviewOpened(d)))?,
+            "tidemark.opportunity.OfflineReviewResolved" => event(&value, |d| DomainEvent::Opportunity(O::ReviewResolved(d)))?,
             "tidemark.opportunity.OpportunityShared" => event(&value, |d| DomainEvent::Opportunity(O::Shared(d)))?,
             "tidemark.opportunity.OpportunityUnshared" => event(&value, |d| DomainEvent::Opportunity(O::Unshared(d)))?,
             "tidemark.opportunity.QuoteDrafted" => event(&value, |d| DomainEvent::Opportunity(O::QuoteDrafted(d)))?,

@@ -13,6 +13,7 @@ pub(crate) mod operations;
 pub(crate) mod opportunities;
 pub(crate) mod pipeline;
 pub(crate) mod quotes;
+pub(crate) mod reviews;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,6 +31,7 @@ pub(crate) fn all(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .merge(contacts::routes())
         .merge(accounts::routes())
         .merge(leads::routes())
+        .merge(reviews::routes())
         .merge(audit::routes())
         .merge(lineage::routes())
         .merge(observability::routes())

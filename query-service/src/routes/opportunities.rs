@@ -46,6 +46,8 @@ struct OpportunityRow {
     stage: String,
     probability: i32,
     close_reason: Option<String>,
+    next_step: Option<String>,
+    description: Option<String>,
     /// The accepted quote whose total the amount follows.
     synced_quote_id: Option<Uuid>,
     /// Each quote with its lines, totals, status, approval chain and history (detail only).
@@ -104,7 +106,7 @@ impl One {
         let row = sqlx::query_as!(
             OpportunityRow,
             r#"SELECT id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason,
-                      synced_quote_id, version, created_at, updated_at, quotes AS "quotes?: Json<Vec<QuoteView>>"
+                      next_step, description, synced_quote_id, version, created_at, updated_at, quotes AS "quotes?: Json<Vec<QuoteView>>"
                FROM opportunities WHERE id = $1 AND tenant_id = $2"#,
             id,
             tenant,
@@ -153,7 +155,7 @@ impl Page {
         let rows = sqlx::query_as!(
             OpportunityRow,
             r#"SELECT id, account_id, name, owner_id, team_id, shared_with, amount, currency, close_date, stage, probability, close_reason,
-                      synced_quote_id, version, created_at, updated_at, NULL::jsonb AS "quotes?: Json<Vec<QuoteView>>"
+                      next_step, description, synced_quote_id, version, created_at, updated_at, NULL::jsonb AS "quotes?: Json<Vec<QuoteView>>"
                FROM opportunities
                WHERE tenant_id = $1 AND ($2::text IS NULL OR owner_id = $2) AND ($3::text IS NULL OR stage = $3)
                  AND ($4::uuid IS NULL OR id > $4)
