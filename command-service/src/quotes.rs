@@ -71,7 +71,7 @@ struct DraftQuote {
 /// Quote lines as the domain takes them: decimal strings, a quantity above 0 (the pattern
 /// says 0.0001 to 1000000), a unit price with at most four decimals, a discount percent of
 /// 0 to 100 with at most two.
-fn line_items() -> utoipa::openapi::Array {
+pub(crate) fn line_items() -> utoipa::openapi::Array {
     use tidemark_http::openapi::{decimal_pattern, matching, name};
     let line = utoipa::openapi::ObjectBuilder::new()
         .property("product", name())

@@ -38,6 +38,7 @@ pub const MAX_INTENTS: usize = 100;
 #[serde(deny_unknown_fields)]
 struct SyncBatch {
     /// In the order they were recorded; applied in this order.
+    #[schema(min_items = 1, max_items = 100)]
     intents: Vec<IntentBody>,
 }
 
@@ -45,7 +46,7 @@ struct SyncBatch {
 #[serde(deny_unknown_fields)]
 struct IntentBody {
     /// The intent's own idempotency key, unique per sender (a UUID, say).
-    #[schema(schema_with = tidemark_http::openapi::name)]
+    #[schema(schema_with = ids)]
     idempotency_key: String,
     opportunity_id: Uuid,
     /// The version of the opportunity the client saw when it recorded the intent.
@@ -55,18 +56,35 @@ struct IntentBody {
     command: IntentCommand,
 }
 
+/// An id, as `tidemark_http::text::is_id` takes it.
+fn ids() -> utoipa::openapi::Object {
+    tidemark_http::openapi::matching(r"^[A-Za-z0-9_.:/-]{1,64}$")
+}
+
+fn preferences() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(Preference::names())
+}
+
+fn stages() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(opportunity::STAGES.iter().map(|(stage, _)| stage.name()))
+}
+
+fn choices() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(Choice::names())
+}
+
 /// What the intent changes.
 #[derive(Deserialize, ToSchema, Hash)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum IntentCommand {
     /// A preference field: close_date, next_step or description (null clears the last two).
     SetPreference {
-        #[schema(value_type = String)]
+        #[schema(schema_with = preferences)]
         field: Preference,
         value: Option<String>,
     },
     MoveStage {
-        #[schema(value_type = String)]
+        #[schema(schema_with = stages)]
         stage: Stage,
     },
     ChangeAmount {
@@ -77,9 +95,9 @@ enum IntentCommand {
     ReviseQuote {
         quote_id: Uuid,
         base_revision: i32,
-        #[schema(value_type = Object)]
+        #[schema(schema_with = crate::quotes::line_items)]
         lines: Vec<LineItem>,
-        #[schema(value_type = String)]
+        #[schema(schema_with = tidemark_http::openapi::date)]
         valid_until: NaiveDate,
     },
 }
@@ -313,13 +331,13 @@ fn body_json(body: &IntentBody) -> Value {
 #[serde(deny_unknown_fields)]
 struct Resolution {
     /// mine (the offline intent's value), theirs (the server's stands) or edit (give `value`).
-    #[schema(value_type = String)]
+    #[schema(schema_with = choices)]
     choose: Choice,
     /// For an edit: the value that should stand, shaped as the review's sides, e.g.
     /// {"stage": "Proposal"}, {"amount": {"value": "9000.00", "currency": "EUR"}} or
     /// {"quote": {"lines": [...], "valid_until": "2027-01-31"}}.
     #[schema(value_type = Option<Object>)]
-    value: Option<Side>,
+    value: Option<Value>,
 }
 
 /// Resolves a review by choosing a side or editing the value. The resolution is a command on
@@ -335,9 +353,19 @@ async fn resolve_review(
 ) -> Result<Response, Problem> {
     let subject = ctx.principal.subject();
     let by = ctx.principal.actor_id.clone();
-    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, ("resolve-review", id, review_id, body.choose, &body.value));
+    // A value of the wrong shape is refused by the domain, which knows the review's subject.
+    let edited = body
+        .value
+        .map(|v| {
+            serde_json::from_value::<Side>(v).map_err(|e| {
+                let detail = format!("value: not a stage, amount or quote as the review's sides show them ({e})");
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "review-value-shape", "The value does not fit the review", detail).with("field", "value")
+            })
+        })
+        .transpose()?;
+    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, ("resolve-review", id, review_id, body.choose, &edited));
     let today = call.0.meta.received_at.date_naive();
-    let command = OpportunityCommand::ResolveReview { review_id, choice: body.choose, edited: body.value, by, today };
+    let command = OpportunityCommand::ResolveReview { review_id, choice: body.choose, edited, by, today };
     run(&state, call, "resolve-review", opportunity_decision(command, subject)).await
 }
 
@@ -345,7 +373,7 @@ async fn resolve_review(
 #[serde(deny_unknown_fields)]
 struct SetPreference {
     /// close_date, next_step or description.
-    #[schema(value_type = String)]
+    #[schema(schema_with = preferences)]
     field: Preference,
     /// The new value (a date such as 2027-03-31 for the close date); null clears the others.
     value: Option<String>,

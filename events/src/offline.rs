@@ -463,8 +463,81 @@ pub fn resolve(opp: &Opportunity, review_id: Uuid, choice: Choice, edited: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::opportunity::{AmountChanged, OpportunityCreated};
+    use crate::Currency;
     use rust_decimal::Decimal;
     use std::str::FromStr;
+
+    fn eur(value: &str) -> Money {
+        Money { value: Decimal::from_str(value).unwrap(), currency: Currency::try_from("EUR".to_string()).unwrap() }
+    }
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 5, hour, 0, 0).unwrap()
+    }
+
+    /// Created (version 1), then online: the next step at 10:00 (2), the amount (3).
+    fn moved_on() -> Opportunity {
+        let created = OpportunityEvent::Created(OpportunityCreated {
+            account_id: Uuid::nil(),
+            name: "Fleet".into(),
+            owner_id: "alice".into(),
+            team_id: None,
+            amount: eur("10000.00"),
+            close_date: NaiveDate::from_ymd_opt(2027, 3, 31).unwrap(),
+            stage: Stage::Prospecting,
+            probability: 10,
+        });
+        let next_step = OpportunityEvent::PreferenceChanged(PreferenceChanged { field: Preference::NextStep, value: Some("Send the brochure".into()), replaced: None, written_at: at(10), offline: None });
+        let amount = OpportunityEvent::AmountChanged(AmountChanged { amount: eur("12000.00") });
+        let opp = <Opportunity as crate::Aggregate>::evolve(None, &created);
+        after(opp, &[next_step, amount])
+    }
+
+    fn after(opp: Opportunity, events: &[OpportunityEvent]) -> Opportunity {
+        events.iter().fold(opp, |state, e| <Opportunity as crate::Aggregate>::evolve(Some(state), e))
+    }
+
+    fn offline(base_version: i64, device_time: DateTime<Utc>, change: Change) -> Intent {
+        Intent { origin: OfflineOrigin { intent_key: "k".into(), device_time, base_version }, change, review_id: Uuid::from_u128(7) }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 5).unwrap()
+    }
+
+    #[test]
+    fn the_last_writer_of_a_preference_wins_by_device_time() {
+        let opp = moved_on();
+        let set = |hour| offline(1, at(hour), Change::SetPreference { field: Preference::NextStep, value: Some("Call Bob".into()) });
+        let (events, verdict) = decide(&opp, &set(9), "alice", today()).unwrap();
+        assert!(events.is_empty() && matches!(verdict, Verdict::Merged(ref how) if how.contains("newer than yours")), "{verdict:?}");
+        let (events, verdict) = decide(&opp, &set(11), "alice", today()).unwrap();
+        assert!(matches!(verdict, Verdict::Merged(_)));
+        let [OpportunityEvent::PreferenceChanged(e)] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!((e.replaced.as_deref(), e.written_at, e.offline.as_ref().map(|o| o.intent_key.as_str())), (Some("Send the brochure"), at(11), Some("k")));
+        let description = offline(1, at(9), Change::SetPreference { field: Preference::Description, value: Some("Twelve trucks".into()) });
+        assert_eq!(decide(&opp, &description, "alice", today()).unwrap().1, Verdict::Applied, "nobody else wrote it");
+    }
+
+    #[test]
+    fn money_changed_on_both_sides_goes_to_review_and_is_resolved_with_lineage() {
+        let opp = moved_on();
+        let change = Change::ChangeAmount { amount: eur("9000.00") };
+        let (events, verdict) = decide(&opp, &offline(1, at(11), change.clone()), "alice", today()).unwrap();
+        assert_eq!(verdict, Verdict::NeedsReview(Uuid::from_u128(7)));
+        let [OpportunityEvent::ReviewOpened(opened)] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!((Side::parse(opened.base.as_deref().unwrap()), opened.theirs_version), (Ok(Side::Amount(eur("10000.00"))), 3));
+        assert_eq!(decide(&opp, &offline(3, at(11), change), "alice", today()).unwrap().1, Verdict::Applied, "based on the latest: no conflict");
+
+        let reviewed = after(opp, &events);
+        let resolved = resolve(&reviewed, Uuid::from_u128(7), Choice::Mine, None, "mia", today()).unwrap();
+        assert!(matches!(&resolved[0], OpportunityEvent::AmountChanged(a) if a.amount == eur("9000.00")), "{resolved:?}");
+        let OpportunityEvent::ReviewResolved(r) = &resolved[1] else { panic!("{resolved:?}") };
+        assert_eq!((r.intent_key.as_str(), r.theirs_version, r.resolved_by.as_str()), ("k", 3, "mia"));
+        let done = after(reviewed, &resolved);
+        assert_eq!(resolve(&done, Uuid::from_u128(7), Choice::Theirs, None, "mia", today()).unwrap_err().rule(), "review-resolved");
+    }
 
     fn line(product: &str, quantity: &str) -> LineItem {
         LineItem { product: product.into(), quantity: Decimal::from_str(quantity).unwrap(), unit_price: Decimal::from(100), discount_percent: Decimal::ZERO }

@@ -30,6 +30,9 @@ pub async fn as_of(replayer: &Replayer, aggregate: &str, id: Uuid, until: Until)
     });
     let folded = states.get(&id).ok_or_else(|| anyhow::anyhow!("no {aggregate} {id} in the log at that point"))?;
     let mut state = json!(folded.state);
+    if let Some(fields) = state.as_object_mut() {
+        crate::WRITER_ONLY.iter().for_each(|f| drop(fields.remove(*f)));
+    }
     crate::withhold_personal(&mut state, &applied[&id].iter().map(|(_, e)| *e).collect::<Vec<_>>());
     let events: Vec<_> = applied[&id]
         .iter()

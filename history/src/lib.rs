@@ -145,3 +145,7 @@ pub fn withhold_personal(value: &mut Value, events: &[&EventRecord]) {
         }
     }
 }
+
+/// Fields of a state that only the writer needs (`Opportunity::ledger`, its memory for
+/// merging offline intents): no value anyone reads, so history leaves them out.
+pub(crate) const WRITER_ONLY: &[&str] = &["ledger"];

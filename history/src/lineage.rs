@@ -49,6 +49,9 @@ pub fn values(state: &Value) -> BTreeMap<String, Value> {
         }
     }
     found.remove("version"); // changes with every event and says nothing of its own
+    for field in crate::WRITER_ONLY {
+        found.remove(*field);
+    }
     found
 }
 

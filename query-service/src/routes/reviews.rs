@@ -112,10 +112,15 @@ impl One {
     }
 }
 
+fn statuses() -> utoipa::openapi::Object {
+    tidemark_http::openapi::one_of(["open", "all"])
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct MineParams {
     /// `all` to list resolved reviews too; open ones only by default.
+    #[param(schema_with = statuses)]
     status: Option<String>,
     #[param(schema_with = page_sizes)]
     limit: Option<i64>,
