@@ -42,7 +42,7 @@ struct SyncBatch {
     intents: Vec<IntentBody>,
 }
 
-#[derive(Deserialize, ToSchema, Hash)]
+#[derive(Deserialize, Serialize, ToSchema, Hash)]
 #[serde(deny_unknown_fields)]
 struct IntentBody {
     /// The intent's own idempotency key, unique per sender (a UUID, say).
@@ -74,7 +74,7 @@ fn choices() -> utoipa::openapi::Object {
 }
 
 /// What the intent changes.
-#[derive(Deserialize, ToSchema, Hash)]
+#[derive(Deserialize, Serialize, ToSchema, Hash)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum IntentCommand {
     /// A preference field: close_date, next_step or description (null clears the last two).
@@ -267,7 +267,8 @@ async fn sync_one(state: &AppState, headers: &HeaderMap, ctx: &CommandContext, b
             let version = state.writer.state::<Opportunity>(&who.tenant_id, id).await.map(|o| o.version);
             IntentResult { idempotency_key: body.idempotency_key.clone(), opportunity_id: id, outcome: "merged".into(), how: Some(how), review_id: None, version, events: vec![], written: vec![], problem: None, replayed: false }
         }
-        Err(CommandError::NotOwner { shard }) => return crate::forward::intent_to_owner(&state.writer, headers, shard, body_json(body)).await,
+        // The intent goes, as a batch of one, to the writer that owns its shard.
+        Err(CommandError::NotOwner { shard }) => return crate::forward::intent_to_owner(&state.writer, headers, shard, json!({"intents": [body]})).await,
         Err(e @ (CommandError::Unavailable(_) | CommandError::Internal { .. } | CommandError::Unreadable { .. })) => return Err(e.into()),
         Err(e) => {
             let problem = refused(state, who, ("sync-intent", &format!("opportunity/{id}"), &command_id), e).await;
@@ -306,25 +307,6 @@ fn refusal(body: &IntentBody, problem: Problem) -> IntentResult {
         problem: Some(serde_json::to_value(problem).expect("a problem serializes")),
         replayed: false,
     }
-}
-
-/// The intent as a batch of one, for its shard's owner.
-fn body_json(body: &IntentBody) -> Value {
-    let command = match &body.command {
-        IntentCommand::SetPreference { field, value } => json!({"type": "set_preference", "field": field, "value": value}),
-        IntentCommand::MoveStage { stage } => json!({"type": "move_stage", "stage": stage}),
-        IntentCommand::ChangeAmount { amount } => json!({"type": "change_amount", "amount": amount}),
-        IntentCommand::ReviseQuote { quote_id, base_revision, lines, valid_until } => {
-            json!({"type": "revise_quote", "quote_id": quote_id, "base_revision": base_revision, "lines": lines, "valid_until": valid_until})
-        }
-    };
-    json!({"intents": [{
-        "idempotency_key": body.idempotency_key,
-        "opportunity_id": body.opportunity_id,
-        "base_version": body.base_version,
-        "device_time": body.device_time,
-        "command": command,
-    }]})
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,7 @@
 // The page's only way to Tidemark: the public command and query APIs, with the signed-in
 // user's bearer token. One session token follows the user: every command and read hands
 // one back, and every later read sends the latest, so a user always sees their own writes.
+import type { Intent, Outcome } from "./offline";
 
 export type DemoUser = { name: string; roles: string[]; team: string | null };
 export type OidcSignIn = { kind: "oidc"; issuer: string; client_id: string; scope: string };
@@ -129,6 +130,14 @@ export class Api {
   /** What a quote with these lines would total, and the approvals it would need. */
   preview(lines: unknown[], team: string | null): Promise<unknown> {
     return this.post("/v1/quotes/preview", { lines, team });
+  }
+
+  /** Intents recorded offline, in order (see `offline.ts`); each gets its own outcome. */
+  async sync(intents: Intent[]): Promise<{ results: Outcome[]; consistency_token: string }> {
+    const token = consistencyToken();
+    const answer = await this.post<{ results: Outcome[]; consistency_token: string }>("/v1/sync", { intents }, token ? { "Consistency-Token": token } : {});
+    remember(answer.consistency_token);
+    return answer;
   }
 
   /** A command. `version` is the version the user saw (If-Match); a newer one gets a 409. */

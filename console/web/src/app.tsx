@@ -1,12 +1,14 @@
 // The console's frame: sign-in, then the view that the URL's hash names.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { Api, loadSession, saveSession, type Config, type Session } from "./api";
+import { Connection } from "./connection";
 import { Approvals } from "./views/approvals";
 import { Audit } from "./views/audit";
 import { Board } from "./views/board";
 import { Forecast } from "./views/forecast";
 import { LineageView } from "./views/lineage";
 import { OpportunityPage } from "./views/opportunity";
+import { Reviews } from "./views/reviews";
 import { SignIn } from "./views/sign-in";
 import { Tasks } from "./views/tasks";
 
@@ -18,6 +20,7 @@ function viewsFor(roles: string[]): { path: string; title: string }[] {
     ...(roles.includes("approver") ? [{ path: "#/approvals", title: "Approvals" }] : []),
     { path: "#/tasks", title: "Tasks" },
     { path: "#/forecast", title: "Forecast" },
+    { path: "#/reviews", title: "Reviews" },
   ];
 }
 
@@ -41,6 +44,7 @@ function View({ api, hash, home }: { api: Api; hash: string; home: string }) {
     case "tasks": return <Tasks api={api} />;
     case "forecast": return <Forecast api={api} />;
     case "audit": return <Audit api={api} />;
+    case "reviews": return <Reviews api={api} />;
     case "opportunities": return <OpportunityPage api={api} id={parts[0]} />;
     case "lineage": return <LineageView api={api} aggregate={parts[0]} id={parts[1]} field={parts[2]} />;
     default:
@@ -76,6 +80,7 @@ export function App({ config }: { config: Config }) {
             </a>
           ))}
         </nav>
+        <Connection api={api} />
         <span class="who">
           Signed in as <strong data-testid="user">{session.user}</strong> ({session.roles.join(", ")})
         </span>

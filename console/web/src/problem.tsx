@@ -6,6 +6,8 @@ export function describe(e: unknown): string {
     const reason = e.reason ? ` (${e.reason})` : "";
     return `${e.title}: ${e.detail}${reason}`;
   }
+  // fetch's own failure: no answer at all, most often no connection.
+  if (e instanceof TypeError && !navigator.onLine) return "You are offline: this shows what was loaded before; it works again when the connection returns.";
   return e instanceof Error ? e.message : String(e);
 }
 

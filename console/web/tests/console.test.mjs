@@ -352,6 +352,73 @@ describe("the console", () => {
     assert.equal(await tasks.count(), 1);
     await page.context().close();
   });
+
+  test("alice works offline: her changes wait in IndexedDB, sync when she is back, and a conflict waits in her reviews", async () => {
+    const laptop = await signIn("alice");
+    await newDeal(laptop, { account: "Rail Freight AG", name: "Train deal", amount: "10000.00" });
+    await card(laptop, "Prospecting", "Train deal").getByRole("link", { name: "Train deal" }).click();
+    await laptop.getByTestId("deal-amount").filter({ hasText: "10,000.00 EUR" }).waitFor();
+
+    // The laptop loses its connection; Alice edits the deal anyway.
+    await laptop.context().setOffline(true);
+    await laptop.getByTestId("connection").filter({ hasText: "offline" }).waitFor();
+    await laptop.getByRole("button", { name: "Edit details" }).click();
+    const form = laptop.getByRole("form", { name: "Deal details" });
+    await form.getByLabel("Next step").fill("Call the fleet manager");
+    await form.getByLabel("Amount (EUR)").fill("9000.00");
+    await form.getByRole("button", { name: "Save offline" }).click();
+    await laptop.getByTestId("pending").nth(1).waitFor();
+    assert.deepEqual(await laptop.getByTestId("pending").allTextContents(), ["Train deal: Next step → Call the fleet manager", "Train deal: Amount → 9000.00 EUR"]);
+    assert.match(await laptop.getByTestId("connection").textContent(), /offline · 2 pending/);
+    const kept = await laptop.evaluate(() => new Promise((resolve, reject) => {
+      const open = indexedDB.open("tidemark-offline");
+      open.onsuccess = () => {
+        const all = open.result.transaction("intents").objectStore("intents").getAll();
+        all.onsuccess = () => resolve(all.result.map((i) => [i.command.type, i.base_version]));
+        all.onerror = () => reject(all.error);
+      };
+      open.onerror = () => reject(open.error);
+    }));
+    assert.deepEqual(kept.sort(), [["change_amount", 1], ["set_preference", 1]], "both intents are in IndexedDB, based on version 1");
+    await accessible(laptop, "the deal with pending changes");
+    await shot(laptop, "offline-pending");
+
+    // Meanwhile her phone, online, raises the amount.
+    const phone = await signIn("alice");
+    await card(phone, "Prospecting", "Train deal").getByRole("link", { name: "Train deal" }).click();
+    await phone.getByRole("button", { name: "Edit details" }).click();
+    await phone.getByRole("form", { name: "Deal details" }).getByLabel("Amount (EUR)").fill("12000.00");
+    await phone.getByRole("form", { name: "Deal details" }).getByRole("button", { name: "Save", exact: true }).click();
+    await phone.getByTestId("deal-amount").filter({ hasText: "12,000.00 EUR" }).waitFor();
+
+    // Back online, the laptop syncs by itself: the next step applies, the amount needs review.
+    await laptop.context().setOffline(false);
+    const report = laptop.getByTestId("sync-report");
+    await report.waitFor({ timeout: 30_000 });
+    assert.match(await report.locator("summary").textContent(), /1 applied, 1 needs review/);
+    await laptop.getByTestId("pending").first().waitFor({ state: "detached" });
+    await laptop.getByTestId("deal-next-step").filter({ hasText: "Call the fleet manager" }).waitFor();
+    assert.equal((await laptop.getByTestId("deal-amount").textContent()).trim(), "12,000.00 EUR", "money is never merged silently");
+
+    // The review shows the base and both sides; Alice keeps hers.
+    await laptop.getByRole("link", { name: "Reviews" }).click();
+    const review = laptop.getByTestId("review").filter({ hasText: "Train deal" });
+    await review.waitFor();
+    assert.deepEqual(
+      [await review.getByTestId("base").textContent(), await review.getByTestId("theirs").textContent(), await review.getByTestId("mine").textContent()],
+      ["10,000.00 EUR", "12,000.00 EUR", "9,000.00 EUR"],
+    );
+    await accessible(laptop, "the reviews");
+    await shot(laptop, "reviews");
+    await review.getByRole("button", { name: "Keep mine" }).click();
+    await laptop.getByRole("status").filter({ hasText: "Resolved: Train deal, amount." }).waitFor();
+    await review.waitFor({ state: "detached" });
+    await laptop.getByRole("link", { name: "Pipeline" }).click();
+    await card(laptop, "Prospecting", "Train deal").getByRole("link", { name: "Train deal" }).click();
+    await laptop.getByTestId("deal-amount").filter({ hasText: "9,000.00 EUR" }).waitFor();
+    await phone.context().close();
+    await laptop.context().close();
+  });
 });
 
 async function command(config, token, path, body) {

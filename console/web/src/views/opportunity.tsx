@@ -1,7 +1,8 @@
 // One opportunity: its details, its quotes (lines, exact totals, the approval chain and who
 // decided what and when) with the commands each quote's state allows, and its timeline.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { Api, Problem } from "../api";
+import { CHANGED, online, pending, record, type IntentCommand } from "../offline";
 import { useAnswer } from "../answer";
 import { show, type Money } from "../money";
 import { Alert } from "../problem";
@@ -49,6 +50,8 @@ export type OpportunityDetail = {
   probability: number;
   status: string;
   close_reason: string | null;
+  next_step: string | null;
+  description: string | null;
   version: number;
   quotes: Quote[];
   activities: Activity[];
@@ -64,6 +67,18 @@ export function OpportunityPage({ api, id }: { api: Api; id: string }) {
   const { answer, updating, error, setError, reload: load, act: send } = useAnswer(() => api.query<OpportunityDetail>(`/v1/opportunities/${id}`), [api, id]);
   const deal = answer?.data;
   const [editing, setEditing] = useState<Quote | "new" | null>(null);
+  const [waiting, setWaiting] = useState<{ idempotency_key: string; label: string }[]>([]);
+
+  // Changes kept offline for this deal; after a sync the deal is read again.
+  useEffect(() => {
+    const changed = () => {
+      void pending(api.session.user).then((p) => setWaiting(p.filter((i) => i.opportunity_id === id)));
+      if (online()) void load();
+    };
+    void pending(api.session.user).then((p) => setWaiting(p.filter((i) => i.opportunity_id === id)));
+    addEventListener(CHANGED, changed);
+    return () => removeEventListener(CHANGED, changed);
+  }, [api, id, load]);
 
   const act = (quote: Quote, action: string, body: unknown = {}) =>
     send(
@@ -102,10 +117,22 @@ export function OpportunityPage({ api, id }: { api: Api; id: string }) {
         <dt>Amount</dt><dd data-testid="deal-amount">{show(deal.amount)} {why("amount")}</dd>
         <dt>Stage</dt><dd data-testid="deal-stage">{deal.stage} ({deal.probability}%) {why("stage")}</dd>
         <dt>Status</dt><dd data-testid="deal-status">{deal.status}{deal.close_reason ? `: ${deal.close_reason}` : ""}</dd>
-        <dt>Closes</dt><dd>{deal.close_date} {why("close_date")}</dd>
+        <dt>Closes</dt><dd data-testid="deal-close-date">{deal.close_date} {why("close_date")}</dd>
+        <dt>Next step</dt><dd data-testid="deal-next-step">{deal.next_step ?? "—"}</dd>
+        <dt>Description</dt><dd data-testid="deal-description">{deal.description ?? "—"}</dd>
         <dt>Owner</dt><dd>{deal.owner_id}{deal.team_id ? ` (team ${deal.team_id})` : ""}</dd>
         <dt>Version</dt><dd>{deal.version}</dd>
       </dl>
+
+      {deal.status === "open" && <DetailsEditor api={api} deal={deal} send={send} />}
+      {waiting.length > 0 && (
+        <section aria-labelledby="pending-title">
+          <h2 id="pending-title">Waiting to sync</h2>
+          <ul class="pending">
+            {waiting.map((w) => <li key={w.idempotency_key} data-testid="pending">{w.label}</li>)}
+          </ul>
+        </section>
+      )}
 
       <h2>Quotes</h2>
       {deal.status === "open" && editing === null && (
@@ -192,6 +219,77 @@ export function OpportunityPage({ api, id }: { api: Api; id: string }) {
         </ul>
       )}
     </section>
+  );
+}
+
+const OPEN_STAGES = ["Prospecting", "Qualification", "Proposal", "Negotiation"];
+
+/** The deal's details, edited together: online each change is a command; offline each is
+ *  an intent, based on the version shown, synced when the connection returns. */
+function DetailsEditor({ api, deal, send }: { api: Api; deal: OpportunityDetail; send: (work: () => Promise<unknown>) => Promise<boolean> }) {
+  const [open, setOpen] = useState(false);
+  const [form, setForm] = useState({ next_step: "", description: "", close_date: "", amount: "", stage: "" });
+  const [failed, setFailed] = useState<unknown>(null);
+  const field = (name: keyof typeof form, label: string, props: Record<string, unknown> = {}) => (
+    <label>
+      {label} <input {...props} value={form[name]} onInput={(e) => setForm({ ...form, [name]: (e.target as HTMLInputElement).value })} />
+    </label>
+  );
+  if (!open) {
+    const start = () => {
+      setForm({ next_step: deal.next_step ?? "", description: deal.description ?? "", close_date: deal.close_date, amount: deal.amount.value, stage: deal.stage });
+      setOpen(true);
+    };
+    return <button type="button" onClick={start}>Edit details</button>;
+  }
+  const text = (v: string) => (v.trim() === "" ? null : v.trim());
+  const changes: { command: IntentCommand; label: string; path: string; body: unknown }[] = [];
+  for (const [name, label] of [["next_step", "Next step"], ["description", "Description"], ["close_date", "Close date"]] as const) {
+    if (text(form[name]) !== (deal[name] ?? null)) {
+      const value = text(form[name]);
+      changes.push({ command: { type: "set_preference", field: name, value }, label: `${label} → ${value ?? "(none)"}`, path: "preferences", body: { field: name, value } });
+    }
+  }
+  if (form.amount.trim() !== deal.amount.value) {
+    const amount = { value: form.amount.trim(), currency: deal.amount.currency };
+    changes.push({ command: { type: "change_amount", amount }, label: `Amount → ${amount.value} ${amount.currency}`, path: "amount", body: { amount } });
+  }
+  if (form.stage !== deal.stage) {
+    changes.push({ command: { type: "move_stage", stage: form.stage }, label: `Stage → ${form.stage}`, path: "stage", body: { stage: form.stage } });
+  }
+  const save = async () => {
+    if (online()) {
+      const done = await send(async () => {
+        for (const c of changes) await api.command(`/v1/opportunities/${deal.id}/${c.path}`, c.body);
+      });
+      if (done) setOpen(false);
+      return;
+    }
+    try {
+      for (const c of changes) {
+        await record(api.session.user, { opportunity_id: deal.id, base_version: deal.version, command: c.command }, `${deal.name}: ${c.label}`);
+      }
+      setOpen(false);
+    } catch (e) {
+      setFailed(e);
+    }
+  };
+  return (
+    <form class="details-editor" aria-label="Deal details" onSubmit={(e) => { e.preventDefault(); void save(); }}>
+      {failed !== null && <Alert error={failed} onDismiss={() => setFailed(null)} />}
+      {field("next_step", "Next step")}
+      {field("description", "Description")}
+      {field("close_date", "Close date", { type: "date" })}
+      {field("amount", `Amount (${deal.amount.currency})`, { inputMode: "decimal" })}
+      <label>
+        Stage{" "}
+        <select value={form.stage} onChange={(e) => setForm({ ...form, stage: (e.target as HTMLSelectElement).value })}>
+          {OPEN_STAGES.map((s) => <option key={s}>{s}</option>)}
+        </select>
+      </label>
+      <button type="submit" disabled={changes.length === 0}>{online() ? "Save" : "Save offline"}</button>
+      <button type="button" onClick={() => setOpen(false)}>Cancel</button>
+    </form>
   );
 }
 
