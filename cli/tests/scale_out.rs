@@ -255,6 +255,22 @@ async fn three_writers_three_projectors_two_query_services_survive_killed_writer
         assert!(read["data"]["version"].as_i64() >= last["version"].as_i64(), "{read}");
     }
 
+    // An offline batch spans shards: the writer that takes it forwards each intent to the
+    // owner of its deal's shard, and answers for all of them.
+    let deals: Vec<String> = answers.iter().filter(|(_, status, _)| *status == 201).take(9).map(|(_, _, a)| a["id"].as_str().unwrap().to_string()).collect();
+    let shards: std::collections::BTreeSet<i32> = deals.iter().map(|d| tidemark_events::partition::partition_for(d.as_bytes(), 3)).collect();
+    assert!(shards.len() > 1, "the deals of the batch live on several shards: {shards:?}");
+    let intents: Vec<Value> = deals
+        .iter()
+        .enumerate()
+        .map(|(i, deal)| json!({"idempotency_key": format!("sync-{i}"), "opportunity_id": deal, "base_version": 1, "device_time": Utc::now(),
+                               "command": {"type": "set_preference", "field": "next_step", "value": "Call back"}}))
+        .collect();
+    let (status, synced) = writers.send("/v1/sync", &json!({"intents": intents}), "sync-batch").await;
+    assert_eq!(status, 200, "{synced}");
+    let outcomes: Vec<&str> = synced["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["applied"; deals.len()], "{synced}");
+
     // The log as every reader folds it.
     let mut log = common::read_log(&serve.config.brokers, &serve.registry, &serve.config.topics().opportunity).await;
     log.sort_by_key(|(partition, offset, _)| (*partition, *offset));

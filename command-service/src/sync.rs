@@ -50,10 +50,24 @@ struct IntentBody {
     idempotency_key: String,
     opportunity_id: Uuid,
     /// The version of the opportunity the client saw when it recorded the intent.
+    #[serde(deserialize_with = "whole")]
+    #[schema(schema_with = versions)]
     base_version: i64,
     /// When the device recorded it (RFC 3339): last writer wins by this.
     device_time: DateTime<Utc>,
     command: IntentCommand,
+}
+
+/// A version or revision: 1, 2, 3 …
+fn versions() -> utoipa::openapi::Object {
+    tidemark_http::openapi::integer_in(1..=i32::MAX as i64)
+}
+
+/// A whole number, also when written as 3.0 (JSON does not tell the two apart).
+fn whole<'de, D: serde::Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    let whole = number.as_i64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    whole.and_then(|n| T::try_from(n).ok()).ok_or_else(|| serde::de::Error::custom(format!("{number} is not a version such as 3")))
 }
 
 /// An id, as `tidemark_http::text::is_id` takes it.
@@ -67,6 +81,25 @@ fn preferences() -> utoipa::openapi::Object {
 
 fn stages() -> utoipa::openapi::Object {
     tidemark_http::openapi::one_of(opportunity::STAGES.iter().map(|(stage, _)| stage.name()))
+}
+
+/// A side of a review (`offline::Side`): one of a stage, an amount or a quote's lines.
+fn sides() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder};
+    let quote = ObjectBuilder::new()
+        .property("lines", crate::quotes::line_items())
+        .property("valid_until", tidemark_http::openapi::date())
+        .required("lines")
+        .required("valid_until")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    let one = |name: &str, schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>| {
+        ObjectBuilder::new().property(name, schema).required(name).additional_properties(Some(AdditionalProperties::FreeForm(false))).build()
+    };
+    let sides = OneOfBuilder::new()
+        .item(one("stage", stages().into()))
+        .item(one("amount", tidemark_http::openapi::money().into()))
+        .item(one("quote", quote.build().into()));
+    utoipa::openapi::Schema::OneOf(sides.build())
 }
 
 fn choices() -> utoipa::openapi::Object {
@@ -94,6 +127,8 @@ enum IntentCommand {
     /// The quote's lines as the client wants them, based on `base_revision`.
     ReviseQuote {
         quote_id: Uuid,
+        #[serde(deserialize_with = "whole")]
+        #[schema(schema_with = versions)]
         base_revision: i32,
         #[schema(schema_with = crate::quotes::line_items)]
         lines: Vec<LineItem>,
@@ -167,7 +202,8 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap, ctx: CommandCon
     for intent in &batch.intents {
         tidemark_http::text::require_id("idempotency_key", &intent.idempotency_key)?;
         if !keys.insert(intent.idempotency_key.as_str()) {
-            return Err(Problem::invalid_field("intents", format!("the key '{}' names two intents of the batch", intent.idempotency_key)));
+            let detail = format!("the key '{}' names two intents of the batch", intent.idempotency_key);
+            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "duplicate-intent-key", "Two intents of the batch share a key", detail).with("field", "intents"));
         }
     }
     let mut results = Vec::new();
@@ -318,7 +354,7 @@ struct Resolution {
     /// For an edit: the value that should stand, shaped as the review's sides, e.g.
     /// {"stage": "Proposal"}, {"amount": {"value": "9000.00", "currency": "EUR"}} or
     /// {"quote": {"lines": [...], "valid_until": "2027-01-31"}}.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = sides)]
     value: Option<Value>,
 }
 

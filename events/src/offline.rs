@@ -43,8 +43,16 @@ impl Preference {
     }
 
     /// The value as it will be stored, or why not: a date for the close date; trimmed text,
-    /// none when empty, for the others.
+    /// none when empty, for the others. What a value may be depends on the field, so a
+    /// refusal names the rule `preference-value`.
     pub fn valid(self, value: Option<&str>) -> Result<Option<String>, Rejection> {
+        self.checked(value).map_err(|e| match e {
+            Rejection::InvalidField { field, message } => Rejection::field_rule(field, "preference-value", message),
+            other => other,
+        })
+    }
+
+    fn checked(self, value: Option<&str>) -> Result<Option<String>, Rejection> {
         let text = value.map(str::trim).filter(|v| !v.is_empty());
         match self {
             Preference::CloseDate => {
@@ -269,6 +277,8 @@ pub fn decide(opp: &Opportunity, intent: &Intent, author: &str, today: NaiveDate
         Ok((vec![OpportunityEvent::ReviewOpened(opened)], Verdict::NeedsReview(intent.review_id)))
     };
     let already = || Ok((Vec::new(), Verdict::Merged("the opportunity already holds this value; nothing changed".into())));
+    // Nothing concurrent stands in the way: decided as the online command.
+    let applied = |command: OpportunityCommand| crate::opportunity::decide_change(opp, &command).map(|events| (events, Verdict::Applied));
     match &intent.change {
         Change::SetPreference { field, value } => {
             let value = field.valid(value.as_deref())?;
@@ -298,17 +308,29 @@ pub fn decide(opp: &Opportunity, intent: &Intent, author: &str, today: NaiveDate
         }
         Change::MoveStage { stage } => {
             let (mine, theirs) = (Side::Stage(*stage), Side::Stage(opp.stage));
-            guarded(opp, origin, "stage", &mine, &theirs, OpportunityCommand::MoveStage { stage: *stage }).unwrap_or_else(|(base, at)| {
-                let reason = format!("the stage changed to {} in version {at}, after your version {}", opp.stage.name(), origin.base_version);
-                review("stage", None, base, &theirs, &mine, at, reason)
-            })
+            if mine == theirs {
+                return already();
+            }
+            match concurrent(opp, origin, "stage") {
+                None => applied(OpportunityCommand::MoveStage { stage: *stage }),
+                Some((base, at)) => {
+                    let reason = format!("the stage changed to {} in version {at}, after your version {}", opp.stage.name(), origin.base_version);
+                    review("stage", None, base, &theirs, &mine, at, reason)
+                }
+            }
         }
         Change::ChangeAmount { amount } => {
             let (mine, theirs) = (Side::Amount(amount.clone()), Side::Amount(opp.amount.clone()));
-            guarded(opp, origin, "amount", &mine, &theirs, OpportunityCommand::ChangeAmount { amount: amount.clone() }).unwrap_or_else(|(base, at)| {
-                let reason = format!("the amount changed to {} {} in version {at}, after your version {}", opp.amount.value, opp.amount.currency.as_str(), origin.base_version);
-                review("amount", None, base, &theirs, &mine, at, reason)
-            })
+            if mine == theirs {
+                return already();
+            }
+            match concurrent(opp, origin, "amount") {
+                None => applied(OpportunityCommand::ChangeAmount { amount: amount.clone() }),
+                Some((base, at)) => {
+                    let reason = format!("the amount changed to {} {} in version {at}, after your version {}", opp.amount.value, opp.amount.currency.as_str(), origin.base_version);
+                    review("amount", None, base, &theirs, &mine, at, reason)
+                }
+            }
         }
         Change::ReviseQuote { quote_id, base_revision, lines, valid_until } => {
             let revise = |lines: Vec<LineItem>, valid_until: NaiveDate| QuoteCommand::Revise { quote_id: *quote_id, lines, valid_until, today };
@@ -347,25 +369,11 @@ pub fn decide(opp: &Opportunity, intent: &Intent, author: &str, today: NaiveDate
     }
 }
 
-/// Stage and amount: applied as an online command when nobody changed the field since the
-/// base; otherwise `Err` with the base value and the version of the concurrent change, for
-/// a review.
-#[allow(clippy::type_complexity)]
-fn guarded(
-    opp: &Opportunity,
-    origin: &OfflineOrigin,
-    field: &str,
-    mine: &Side,
-    theirs: &Side,
-    command: OpportunityCommand,
-) -> Result<Result<(Vec<OpportunityEvent>, Verdict), Rejection>, (Option<String>, i64)> {
-    if mine == theirs {
-        return Ok(Ok((Vec::new(), Verdict::Merged("the opportunity already holds this value; nothing changed".into()))));
-    }
-    match opp.ledger.last(field) {
-        Some(last) if last.version > origin.base_version => Err((opp.ledger.at(field, origin.base_version).flatten(), last.version)),
-        _ => Ok(crate::opportunity::decide_change(opp, &command).map(|events| (events, Verdict::Applied))),
-    }
+/// Whether someone changed `field` since the intent's base: its value at the base (when the
+/// ledger still reaches back that far) and the version of the last change.
+fn concurrent(opp: &Opportunity, origin: &OfflineOrigin, field: &str) -> Option<(Option<String>, i64)> {
+    let last = opp.ledger.last(field).filter(|w| w.version > origin.base_version)?;
+    Some((opp.ledger.at(field, origin.base_version).flatten(), last.version))
 }
 
 /// A three-way merge of one value: the side that changed it wins; `None` when both did,
@@ -423,15 +431,15 @@ pub fn resolve(opp: &Opportunity, review_id: Uuid, choice: Choice, edited: Optio
         (Choice::Theirs, None) => None,
         (Choice::Mine, None) => Some(Side::parse(&opened.mine).map_err(unreadable)?),
         (Choice::Edit, Some(side)) => Some(side.clone()),
-        (Choice::Edit, None) => return Err(Rejection::invalid("value", "an edit gives the value that should stand")),
-        (_, Some(_)) => return Err(Rejection::invalid("value", "only an edit gives a value")),
+        (Choice::Edit, None) => return Err(Rejection::field_rule("value", "resolution-value", "an edit gives the value that should stand")),
+        (_, Some(_)) => return Err(Rejection::field_rule("value", "resolution-value", "only an edit gives a value")),
     };
     let mut events = match &side {
         None => Vec::new(),
         Some(side) => {
             let same_kind = matches!((side, Side::parse(&opened.mine).map_err(unreadable)?), (Side::Stage(_), Side::Stage(_)) | (Side::Amount(_), Side::Amount(_)) | (Side::Quote { .. }, Side::Quote { .. }));
             if !same_kind {
-                return Err(Rejection::invalid("value", format!("this review is about the {}; the value must be one", opened.subject)));
+                return Err(Rejection::field_rule("value", "resolution-value", format!("this review is about the {}; the value must be one", opened.subject)));
             }
             let command = match side.clone() {
                 Side::Stage(stage) => OpportunityCommand::MoveStage { stage },
@@ -577,6 +585,6 @@ mod tests {
         assert!(Preference::CloseDate.valid(None).is_err());
         assert!(Preference::CloseDate.valid(Some("31.3.2027")).is_err());
         assert_eq!(Preference::CloseDate.valid(Some("2027-03-31")), Ok(Some("2027-03-31".into())));
-        assert_eq!(Preference::NextStep.valid(Some(&"x".repeat(MAX_TEXT + 1))).unwrap_err().rule(), "invalid-field");
+        assert_eq!(Preference::NextStep.valid(Some(&"x".repeat(MAX_TEXT + 1))).unwrap_err().rule(), "preference-value");
     }
 }
