@@ -250,8 +250,10 @@ async fn a_projection_ahead_of_its_log_is_reported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_query_service_is_not_ready_while_a_projection_is_stalled() {
-    // Long enough that a busy machine starts the system well within it.
-    let stall_after = Duration::from_secs(5);
+    // Long enough that a busy machine starts the system well within it: the writer's fence
+    // markers, appended at its start, wait unapplied (no projector runs here), and 5 s were
+    // once too few in a fresh-clone CI run, with the other tests of this file beside it.
+    let stall_after = Duration::from_secs(10);
     let (t, projector_config) = split_system(Config { stall_after_ms: stall_after.as_millis() as u64, ..test_config() }).await;
     let health = || t.get(&format!("{}/healthz", t.queries()));
     // Only the writer's fence markers to apply, appended just now: nothing is stalled.
