@@ -42,6 +42,8 @@ pub(crate) struct AppState {
     pub(crate) teams: Arc<tidemark_events::teams::Teams>,
     pub(crate) keys: Arc<dyn tidemark_privacy::KeyStore>,
     pub(crate) pool: sqlx::PgPool,
+    /// Sends what another writer owns to that writer.
+    pub(crate) forwarding: crate::forward::Forwarding,
     registry_url: String,
     code_version: String,
     tokens: TokenCodec,
@@ -68,7 +70,7 @@ pub fn router(
     let metrics = writer.metrics().clone();
     let scrape = tidemark_http::telemetry::Scrape { pool: pool.clone(), metrics: metrics.clone() };
     let forwarding = crate::forward::Forwarding::new(writer.clone());
-    let state = AppState { writer, lead_rules: Arc::new(lead_rules), teams: Arc::new(teams), keys, pool, registry_url, code_version, tokens };
+    let state = AppState { writer, lead_rules: Arc::new(lead_rules), teams: Arc::new(teams), keys, pool, forwarding: forwarding.clone(), registry_url, code_version, tokens };
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(open_account))
         .routes(routes!(create_opportunity))
@@ -300,22 +302,29 @@ fn answer(outcome: Outcome, session: Session) -> Response {
 pub(crate) fn opportunity_decision(cmd: OpportunityCommand, subject: Subject) -> impl FnOnce(Option<&AnyAggregate>) -> Result<Vec<DomainEvent>, CommandError> {
     move |state| {
         let state = state.map(|any| Opportunity::of(any).ok_or(Rejection::NotFound)).transpose()?;
-        // An approval step is decided by its approver, whom the domain names; not by whoever
-        // may change the opportunity.
-        let approving = matches!(cmd, OpportunityCommand::Quote(QuoteCommand::Decide { .. }));
-        if let Some(o) = state.filter(|_| !approving) {
-            let amount = match &cmd {
-                OpportunityCommand::ChangeAmount { amount }
-                | OpportunityCommand::Offline { intent: Intent { change: Change::ChangeAmount { amount }, .. }, .. }
-                | OpportunityCommand::ResolveReview { edited: Some(Side::Amount(amount)), .. } => Some(amount),
-                _ => None,
-            };
-            let shared_with: Vec<String> = o.shared_with.iter().cloned().collect();
-            let record = Owned { owner: &o.owner_id, team: o.team_id.as_deref(), shared_with: &shared_with };
-            policy::authorize(&subject, &Action::ChangeOpportunity { record, amount }).map_err(CommandError::Denied)?;
+        if let Some(o) = state {
+            may_change(o, &cmd, &subject)?;
         }
         Ok(Opportunity::decide(state, &cmd)?.into_iter().map(DomainEvent::Opportunity).collect())
     }
+}
+
+/// Whether `subject` may give `cmd` on the opportunity as the writer holds it.
+pub(crate) fn may_change(o: &Opportunity, cmd: &OpportunityCommand, subject: &Subject) -> Result<(), CommandError> {
+    // An approval step is decided by its approver, whom the domain names; not by whoever
+    // may change the opportunity.
+    if matches!(cmd, OpportunityCommand::Quote(QuoteCommand::Decide { .. })) {
+        return Ok(());
+    }
+    let amount = match cmd {
+        OpportunityCommand::ChangeAmount { amount }
+        | OpportunityCommand::Offline { intent: Intent { change: Change::ChangeAmount { amount }, .. }, .. }
+        | OpportunityCommand::ResolveReview { edited: Some(Side::Amount(amount)), .. } => Some(amount),
+        _ => None,
+    };
+    let shared_with: Vec<String> = o.shared_with.iter().cloned().collect();
+    let record = Owned { owner: &o.owner_id, team: o.team_id.as_deref(), shared_with: &shared_with };
+    policy::authorize(subject, &Action::ChangeOpportunity { record, amount }).map_err(CommandError::Denied)
 }
 
 /// Runs a command and answers; a denial is recorded for auditors on the way out.

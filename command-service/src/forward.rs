@@ -62,7 +62,7 @@ pub(crate) async fn to_owner(State(forwarding): State<Forwarding>, request: Requ
     };
     let url = match forwarding.writer.owner_url(shard).await {
         Ok(Some(url)) if !forwarded => url,
-        Ok(_) => return moving(shard),
+        Ok(_) => return moving(shard).into_response(),
         Err(e) => return Problem::unavailable(format!("cannot find the owner of shard {shard}: {e}")).into_response(),
     };
     let target = format!("{}{}", url.trim_end_matches('/'), uri.path_and_query().map_or("/", |p| p.as_str()));
@@ -78,11 +78,10 @@ pub(crate) async fn to_owner(State(forwarding): State<Forwarding>, request: Requ
 }
 
 /// The shard has no owner to serve the command at the moment.
-fn moving(shard: i32) -> Response {
+fn moving(shard: i32) -> Problem {
     Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shard-moving", "The command's shard is changing owner", format!("shard {shard} is changing owner; try again in a moment"))
         .retry_after(1)
         .with("shard", shard)
-        .into_response()
 }
 
 /// Headers of one connection, not of the request.
@@ -109,27 +108,26 @@ async fn relay(owner: reqwest::Response) -> Response {
     response
 }
 
-/// Sends one intent of an offline batch to the writer that owns its shard, as a batch of one,
-/// and takes that writer's answer for it. A batch may span shards; each intent goes where its
-/// opportunity lives.
-pub(crate) async fn intent_to_owner<R: serde::de::DeserializeOwned>(writer: &Writer, headers: &axum::http::HeaderMap, shard: i32, batch: serde_json::Value) -> Result<R, Problem> {
-    if headers.contains_key(FORWARDED_BY) {
-        return Err(Problem::unavailable(format!("shard {shard} is changing owner; try again in a moment")).retry_after(1));
+impl Forwarding {
+    /// Sends one intent of an offline batch to the writer that owns its shard, as a batch of
+    /// one, and takes that writer's answer for it. A batch may span shards; each intent goes
+    /// where its opportunity lives.
+    pub(crate) async fn intent_to_owner<R: serde::de::DeserializeOwned>(&self, headers: &axum::http::HeaderMap, shard: i32, batch: serde_json::Value) -> Result<R, Problem> {
+        let url = match self.writer.owner_url(shard).await {
+            Ok(Some(url)) if !headers.contains_key(FORWARDED_BY) => url,
+            Ok(_) => return Err(moving(shard)),
+            Err(e) => return Err(Problem::unavailable(format!("cannot find the owner of shard {shard}: {e}"))),
+        };
+        let mut request = self.client.post(format!("{}/v1/sync", url.trim_end_matches('/'))).json(&batch);
+        for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(name) && *name != header::CONTENT_TYPE) {
+            request = request.header(name, value);
+        }
+        let answer = request.header(FORWARDED_BY, self.writer.name()).send().await;
+        let answer = answer.map_err(|e| Problem::unavailable(format!("the owner of shard {shard} ({url}) did not answer: {e}")))?;
+        if !answer.status().is_success() {
+            return Err(Problem::unavailable(format!("the owner of shard {shard} ({url}) answered {}", answer.status())));
+        }
+        let mut answer: serde_json::Value = answer.json().await.map_err(|e| Problem::unavailable(format!("the owner's answer broke off: {e}")))?;
+        serde_json::from_value(answer["results"][0].take()).map_err(|e| Problem::unavailable(format!("the owner's answer is unreadable: {e}")))
     }
-    let url = match writer.owner_url(shard).await {
-        Ok(Some(url)) => url,
-        Ok(None) => return Err(Problem::unavailable(format!("shard {shard} is changing owner; try again in a moment")).retry_after(1)),
-        Err(e) => return Err(Problem::unavailable(format!("cannot find the owner of shard {shard}: {e}"))),
-    };
-    let client = reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().expect("an HTTP client builds");
-    let mut request = client.post(format!("{}/v1/sync", url.trim_end_matches('/'))).json(&batch);
-    for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(name) && *name != header::CONTENT_TYPE) {
-        request = request.header(name, value);
-    }
-    let answer = request.header(FORWARDED_BY, writer.name()).send().await.map_err(|e| Problem::unavailable(format!("the owner of shard {shard} ({url}) did not answer: {e}")))?;
-    if !answer.status().is_success() {
-        return Err(Problem::unavailable(format!("the owner of shard {shard} ({url}) answered {}", answer.status())));
-    }
-    let mut answer: serde_json::Value = answer.json().await.map_err(|e| Problem::unavailable(format!("the owner's answer broke off: {e}")))?;
-    serde_json::from_value(answer["results"][0].take()).map_err(|e| Problem::unavailable(format!("the owner's answer is unreadable: {e}")))
 }

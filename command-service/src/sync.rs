@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::{consistency_token, opportunity_decision, refused, run, AppState, CommandAnswer, CommandContext};
+use crate::api::{consistency_token, may_change, opportunity_decision, refused, run, AppState, CommandAnswer, CommandContext};
 use crate::writer::{fingerprint, AppendedEvent, CommandError};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -251,22 +251,22 @@ async fn sync_one(state: &AppState, headers: &HeaderMap, ctx: &CommandContext, b
     let review_id = Uuid::new_v5(&id, format!("{}\0{}\0{}", who.tenant_id, who.actor_id, body.idempotency_key).as_bytes());
     let origin = OfflineOrigin { intent_key: body.idempotency_key.clone(), device_time: body.device_time, base_version: body.base_version };
     let intent = Intent { origin, change: body.command.change(), review_id };
-    let command = OpportunityCommand::Offline { intent: intent.clone(), author: who.actor_id.clone(), today: request.meta.received_at.date_naive() };
+    let today = request.meta.received_at.date_naive();
+    // The command, as the policy reads it (an amount is checked against the principal's limits).
+    let command = OpportunityCommand::Offline { intent: intent.clone(), author: who.actor_id.clone(), today };
     // The verdict comes out of the decision beside its events.
     let verdict: Arc<Mutex<Option<Verdict>>> = Arc::default();
-    let authorized = opportunity_decision(command, who.subject());
     let decide = {
-        let (verdict, author, today) = (verdict.clone(), who.actor_id.clone(), request.meta.received_at.date_naive());
+        let (verdict, subject, author) = (verdict.clone(), who.subject(), who.actor_id.clone());
         move |any: Option<&tidemark_events::AnyAggregate>| {
-            let events = authorized(any)?;
-            // Authorized and decided once more, for the verdict: the decision is pure.
             let opp = any.and_then(Opportunity::of).ok_or(Rejection::NotFound)?;
-            let (_, v) = offline::decide(opp, &intent, &author, today)?;
+            may_change(opp, &command, &subject)?;
+            let (events, v) = offline::decide(opp, &intent, &author, today)?;
             *verdict.lock().expect("not poisoned") = Some(v);
             if events.is_empty() {
                 return Err(CommandError::Rejected(Rejection::NoChange("the intent changes nothing")));
             }
-            Ok::<Vec<DomainEvent>, CommandError>(events)
+            Ok::<Vec<DomainEvent>, CommandError>(events.into_iter().map(DomainEvent::Opportunity).collect())
         }
     };
     let command_id = request.meta.command_id.clone();
@@ -304,7 +304,7 @@ async fn sync_one(state: &AppState, headers: &HeaderMap, ctx: &CommandContext, b
             IntentResult { idempotency_key: body.idempotency_key.clone(), opportunity_id: id, outcome: "merged".into(), how: Some(how), review_id: None, version, events: vec![], written: vec![], problem: None, replayed: false }
         }
         // The intent goes, as a batch of one, to the writer that owns its shard.
-        Err(CommandError::NotOwner { shard }) => return crate::forward::intent_to_owner(&state.writer, headers, shard, json!({"intents": [body]})).await,
+        Err(CommandError::NotOwner { shard }) => return state.forwarding.intent_to_owner(headers, shard, json!({"intents": [body]})).await,
         Err(e @ (CommandError::Unavailable(_) | CommandError::Internal { .. } | CommandError::Unreadable { .. })) => return Err(e.into()),
         Err(e) => {
             let problem = refused(state, who, ("sync-intent", &format!("opportunity/{id}"), &command_id), e).await;

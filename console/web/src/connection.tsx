@@ -19,7 +19,8 @@ export function Connection({ api }: { api: Api }) {
     const send = () => {
       if (!online()) return;
       setError(null);
-      sync(api).then((r) => r && setReport(r), setError);
+      // Its end announces CHANGED, which brings the report in.
+      sync(api).catch(setError);
     };
     const up = () => { setOnline(true); send(); };
     const down = () => setOnline(false);
