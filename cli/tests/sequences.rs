@@ -122,3 +122,27 @@ async fn an_opened_email_then_a_meeting_within_seven_days_is_detected_once_even_
     assert_eq!(outcomes, vec![("recorded".to_string(),); 3]);
     t.stop().await;
 }
+
+/// Projector processes start together, and each puts the rules in force at its start.
+#[tokio::test(flavor = "multi_thread")]
+async fn projector_processes_starting_together_all_put_the_rules_in_force() {
+    let t = TestSystem::start().await;
+    let rules = t.config.sequence_rules().expect("the default rules");
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, rules) = (t.config.database_url.clone(), rules.clone());
+            tokio::spawn(async move {
+                let own_pool = sqlx::PgPool::connect(&url).await.expect("test database");
+                tidemark_projectors::sequences::load_rules(&own_pool, &rules).await
+            })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().expect("every process puts the rules in force");
+    }
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM sequence_rules ORDER BY name").fetch_all(&t.pool().await).await.unwrap();
+    let mut expected: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    t.stop().await;
+}

@@ -279,6 +279,10 @@ async fn send_some(pool: &sqlx::PgPool, sender: &Sender, http: &reqwest::Client)
 /// Puts `rules` in force: the detector pairs by these from its next batch on.
 pub async fn load_rules(pool: &sqlx::PgPool, rules: &[Rule]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
+    // Projector processes start together; without the lock, two of them both find the table
+    // empty and the second one's insert fails on the first one's rows. The mode lets the
+    // detector keep reading the rules meanwhile.
+    sqlx::query!("LOCK TABLE sequence_rules IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
     sqlx::query!("DELETE FROM sequence_rules").execute(&mut *tx).await?;
     for rule in rules {
         sqlx::query!("INSERT INTO sequence_rules (name, definition) VALUES ($1, $2)", rule.name, serde_json::json!(rule)).execute(&mut *tx).await?;
