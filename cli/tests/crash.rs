@@ -162,27 +162,31 @@ async fn several_projector_processes_share_the_partitions_and_survive_a_kill() {
     while applied(&pool).await.iter().all(|n| *n == 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    members_become(&config, 3).await;
+    members_become(&config, 3, &mut projectors).await;
     projectors[0].kill(); // SIGKILL, with its partitions' batches in flight or not
     let at_kill = applied(&pool).await;
     report(&format!("crash: three projector processes, one killed with {at_kill:?} of {total} records applied per projection"));
     projectors.push(spawn_projector(&config, &t.registry()));
     wait_caught_up(&pool, total, "the remaining projectors").await;
-    members_become(&config, 3).await;
+    members_become(&config, 3, &mut projectors).await;
     drop(projectors);
     same_as_a_clean_run(&t, &pool, total).await;
 }
 
 /// Waits until each projection's consumer group has `count` members: the killed one's
 /// session has expired, or the new one has joined.
-async fn members_become(config: &Config, count: usize) {
+async fn members_become(config: &Config, count: usize, projectors: &mut [KillOnDrop]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let members: Vec<usize> = PROJECTIONS.iter().map(|projection| group_members(config, projection)).collect();
         if members.iter().all(|m| *m == count) {
             return;
         }
-        assert!(Instant::now() < deadline, "the projections' groups have {members:?} members, not {count} each");
+        if Instant::now() > deadline {
+            // A process that exited by itself says why in the test's output, above this.
+            let exits: Vec<_> = projectors.iter_mut().map(|p| p.0.try_wait().ok().flatten()).collect();
+            panic!("the projections' groups have {members:?} members, not {count} each; the processes' exits: {exits:?}");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

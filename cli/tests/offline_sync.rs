@@ -64,6 +64,7 @@ async fn offline_intents_apply_merge_or_open_reviews_and_a_replay_changes_nothin
     assert_eq!(post(&t, &online("amount"), json!({"amount": {"value": "12000.00", "currency": "EUR"}}), &alice).await.status, 200);
     let next_step = post(&t, &online("preferences"), json!({"field": "next_step", "value": "Send the brochure"}), &alice).await;
     assert_eq!(next_step.status, 200, "{}", next_step.body);
+    assert_eq!(post(&t, &online("close-date"), json!({"close_date": "2027-01-31"}), &alice).await.status, 200);
     let revised = post(&t, &format!("/v1/opportunities/{opp}/quotes/{quote}/revisions"), json!({"valid_until": "2099-06-30", "lines": [
         {"product": "Truck", "quantity": "4", "unit_price": "2500.00", "discount_percent": "5"},
         {"product": "Trailer", "quantity": "3", "unit_price": "800.00", "discount_percent": "0"},
@@ -79,7 +80,9 @@ async fn offline_intents_apply_merge_or_open_reviews_and_a_replay_changes_nothin
         intent("i-next-step", &opp, base, before, json!({"type": "set_preference", "field": "next_step", "value": "Call the fleet manager"})),
         // Nobody else touched the description: applied.
         intent("i-description", &opp, base, before, json!({"type": "set_preference", "field": "description", "value": "Twelve trucks, maybe more"})),
-        // The close date, written after everything online: applied (no concurrent write).
+        // Close dates: one written before the online change loses to it; one written after
+        // everything online wins over it.
+        intent("i-close-date-older", &opp, base, before, json!({"type": "set_preference", "field": "close_date", "value": "2027-04-30"})),
         intent("i-close-date", &opp, base, later, json!({"type": "set_preference", "field": "close_date", "value": "2027-02-28"})),
         // Truck changed here, Trailer changed online, Tyres added here: both survive.
         intent("i-quote", &opp, base, later, json!({"type": "revise_quote", "quote_id": quote, "base_revision": 1, "valid_until": "2099-06-30", "lines": [
@@ -105,7 +108,8 @@ async fn offline_intents_apply_merge_or_open_reviews_and_a_replay_changes_nothin
     let expected = [
         ("i-next-step", "merged"),
         ("i-description", "applied"),
-        ("i-close-date", "applied"),
+        ("i-close-date-older", "merged"),
+        ("i-close-date", "merged"),
         ("i-quote", "merged"),
         ("i-quote-clash", "needs_review"),
         ("i-amount", "needs_review"),
@@ -114,7 +118,10 @@ async fn offline_intents_apply_merge_or_open_reviews_and_a_replay_changes_nothin
         ("i-missing", "refused"),
     ];
     assert_eq!(outcomes(&synced), expected.map(|(k, o)| (k.to_string(), o.to_string())).to_vec(), "{}", synced.body);
-    assert!(result(&synced, "i-next-step")["how"].as_str().unwrap().contains("newer than yours"), "{}", synced.body);
+    for older in ["i-next-step", "i-close-date-older"] {
+        assert!(result(&synced, older)["how"].as_str().unwrap().contains("newer than yours"), "{}", synced.body);
+    }
+    assert!(result(&synced, "i-close-date")["how"].as_str().unwrap().contains("replaced 2027-01-31"), "{}", synced.body);
     assert!(result(&synced, "i-quote")["how"].as_str().unwrap().contains("merged line by line"), "{}", synced.body);
     assert_eq!(result(&synced, "i-missing")["problem"]["status"], 404, "{}", synced.body);
 
@@ -136,7 +143,7 @@ async fn offline_intents_apply_merge_or_open_reviews_and_a_replay_changes_nothin
     assert_eq!((e.offline.as_ref().map(|o| o.intent_key.as_str()), e.replaced.as_deref(), e.written_at), (Some("i-description"), None, before));
     let close = events.iter().find(|r| r.envelope.command_id == "i-close-date").unwrap();
     let tidemark_events::DomainEvent::Opportunity(tidemark_events::opportunity::OpportunityEvent::PreferenceChanged(e)) = &close.event else { panic!() };
-    assert_eq!(e.replaced.as_deref(), Some("2026-12-31"));
+    assert_eq!(e.replaced.as_deref(), Some("2027-01-31"));
 
     // Sent again: the same answers, nothing appended.
     let count = events.len();

@@ -13,7 +13,7 @@ use serde_json::json;
 use tidemark_events::account::{self, AccountCommand};
 use tidemark_events::opportunity::{self, NewOpportunity, OpportunityCommand, Outcome as DealOutcome, Stage};
 use tidemark_events::policy::{self, Action, Denial, Owned, Subject};
-use tidemark_events::offline::{Change, Intent, Side};
+use tidemark_events::offline::{Change, Intent, Preference, Side};
 use tidemark_events::quote::QuoteCommand;
 use tidemark_events::{CommandMeta, DomainEvent, Money, Rejection, POLICY_VERSION};
 use tidemark_http::{audit, denials, ConsistencyToken, Gate, Position, Principal, Problem, ProblemJson, ProblemPath, TokenCodec, CONSISTENCY_TOKEN};
@@ -496,7 +496,8 @@ struct ChangeCloseDate {
     close_date: NaiveDate,
 }
 
-/// Changes the expected close date.
+/// Changes the expected close date. The close date is a preference: between this and offline
+/// intents, the last writer wins by the time each was written.
 #[utoipa::path(post, path = "/v1/opportunities/{id}/close-date", request_body = ChangeCloseDate, tag = "opportunities",
     responses((status = 200, body = CommandAnswer), (status = 404), (status = 409), (status = 422), (status = 503)))]
 async fn change_close_date(
@@ -505,7 +506,10 @@ async fn change_close_date(
     ProblemPath(id): ProblemPath<Uuid>,
     ProblemJson(body): ProblemJson<ChangeCloseDate>,
 ) -> Result<Response, Problem> {
-    change(state, ctx, id, OpportunityCommand::ChangeCloseDate { close_date: body.close_date }).await
+    let subject = ctx.principal.subject();
+    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, ("close-date", id, body.close_date));
+    let command = OpportunityCommand::SetPreference { field: Preference::CloseDate, value: Some(body.close_date.to_string()), at: call.0.meta.received_at };
+    run(&state, call, "change-opportunity", opportunity_decision(command, subject)).await
 }
 
 fn outcomes() -> utoipa::openapi::Object {

@@ -155,7 +155,6 @@ pub struct Opportunity {
 pub enum OpportunityCommand {
     Create(NewOpportunity),
     ChangeAmount { amount: Money },
-    ChangeCloseDate { close_date: NaiveDate },
     MoveStage { stage: Stage },
     Close { outcome: Outcome, reason: String },
     Share { user_id: String },
@@ -200,6 +199,8 @@ pub struct AmountChanged {
     pub amount: Money,
 }
 
+/// A close date written before close dates became preferences (`PreferenceChanged`). It has
+/// no write time, so last-writer-wins counts it older than any offline intent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloseDateChanged {
     pub close_date: NaiveDate,
@@ -366,13 +367,6 @@ pub(crate) fn decide_change(opp: &Opportunity, command: &OpportunityCommand) -> 
                 return Err(Rejection::NoChange("the amount is already that"));
             }
             OpportunityEvent::AmountChanged(AmountChanged { amount: amount.clone() })
-        }
-        OpportunityCommand::ChangeCloseDate { close_date } => {
-            crate::dates::within_window("close_date", *close_date)?;
-            if *close_date == opp.close_date {
-                return Err(Rejection::NoChange("the close date is already that"));
-            }
-            OpportunityEvent::CloseDateChanged(CloseDateChanged { close_date: *close_date })
         }
         OpportunityCommand::MoveStage { stage } => {
             if stage.is_closed() {
@@ -676,7 +670,7 @@ mod tests {
         for cmd in [
             OpportunityCommand::MoveStage { stage: Stage::Proposal },
             OpportunityCommand::ChangeAmount { amount: money("1", "EUR") },
-            OpportunityCommand::ChangeCloseDate { close_date: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() },
+            OpportunityCommand::SetPreference { field: Preference::CloseDate, value: Some("2027-01-01".into()), at: chrono::Utc::now() },
             OpportunityCommand::Close { outcome: Outcome::Lost, reason: "again".into() },
         ] {
             assert_eq!(given_state(won.clone()).when(cmd.clone()).decided(), Err(Rejection::OpportunityClosed));

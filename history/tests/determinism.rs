@@ -7,6 +7,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
 use std::str::FromStr;
 use tidemark_events::envelope::StreamPosition;
+use tidemark_events::offline::Preference;
 use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Outcome, Stage};
 use tidemark_events::{ActorKind, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money};
 use tidemark_events::{Aggregate, AnyAggregate};
@@ -36,7 +37,11 @@ fn command(kind: u8, value: u32) -> OpportunityCommand {
     match kind % 5 {
         0 => OpportunityCommand::ChangeAmount { amount: eur(value) },
         1 => OpportunityCommand::MoveStage { stage: [Stage::Qualification, Stage::Proposal, Stage::Negotiation][value as usize % 3] },
-        2 => OpportunityCommand::ChangeCloseDate { close_date: NaiveDate::from_ymd_opt(2027, 1 + value % 12, 1).unwrap() },
+        2 => OpportunityCommand::SetPreference {
+            field: Preference::CloseDate,
+            value: Some(NaiveDate::from_ymd_opt(2027, 1 + value % 12, 1).unwrap().to_string()),
+            at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+        },
         3 => OpportunityCommand::Share { user_id: format!("u{}", value % 4) },
         _ => OpportunityCommand::Close { outcome: if value % 2 == 0 { Outcome::Won } else { Outcome::Lost }, reason: "r".into() },
     }

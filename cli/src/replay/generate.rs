@@ -16,6 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use tidemark_events::account::{self, AccountCommand};
 use tidemark_events::envelope::StreamPosition;
+use tidemark_events::offline::Preference;
 use tidemark_events::opportunity::{self, NewOpportunity, Opportunity, OpportunityCommand, Outcome, Stage};
 use tidemark_events::partition::partition_for;
 use tidemark_events::{ActorKind, Aggregate, CommandMeta, Currency, DomainEvent, Envelope, EventRecord, Money, POLICY_VERSION};
@@ -134,7 +135,11 @@ pub async fn generate(replayer: &Replayer, events: u64, tenant: &str, seed: u64)
             let command = match rng.below(10) {
                 0..=3 => OpportunityCommand::MoveStage { stage: next_stage(state.stage) },
                 4 | 5 => OpportunityCommand::ChangeAmount { amount: money(rng.below(500_000_00) + 1_000_00, state.amount.currency.as_str()) },
-                6 => OpportunityCommand::ChangeCloseDate { close_date: state.close_date + Days::days(rng.below(60) as i64 + 1) },
+                6 => OpportunityCommand::SetPreference {
+                    field: Preference::CloseDate,
+                    value: Some((state.close_date + Days::days(rng.below(60) as i64 + 1)).to_string()),
+                    at,
+                },
                 7 => OpportunityCommand::Share { user_id: format!("rep-{:02}", rng.below(REPS) + 1) },
                 _ => OpportunityCommand::Close {
                     outcome: if rng.below(3) == 0 { Outcome::Won } else { Outcome::Lost },
