@@ -69,10 +69,13 @@ async fn survey(state: &AppState) -> Result<Vec<(&'static str, Vec<PartitionHeal
                 let lag_ms = view.lag_ms(now);
                 // Behind by more than the interval, and no batch applied nor caught-up moment
                 // seen for as long: a consumer that died or hangs, silently or not. (A
-                // projection that just started is behind, but not by old records.)
+                // projection that just started is behind, but not by old records.) An age
+                // nobody can tell (the broker's peek timed out or was busy, and the projection
+                // never caught up) is no evidence: the next look decides, rather than a busy
+                // moment turning the service unready.
                 let stall_ms = state.stall_after.as_millis() as i64;
                 let idle_ms = standing.as_ref().map(|s| (now - s.last_progress).num_milliseconds());
-                let stalled = view.lag() > 0 && lag_ms.is_none_or(|ms| ms > stall_ms) && idle_ms.is_none_or(|ms| ms > stall_ms);
+                let stalled = view.lag() > 0 && lag_ms.is_some_and(|ms| ms > stall_ms) && idle_ms.is_none_or(|ms| ms > stall_ms);
                 let ahead_of_log = view.reflected > view.end;
                 PartitionHealth { topic, partition, view, lag_ms, standing, stalled, ahead_of_log }
             })
