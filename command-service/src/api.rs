@@ -506,10 +506,7 @@ async fn change_close_date(
     ProblemPath(id): ProblemPath<Uuid>,
     ProblemJson(body): ProblemJson<ChangeCloseDate>,
 ) -> Result<Response, Problem> {
-    let subject = ctx.principal.subject();
-    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, ("close-date", id, body.close_date));
-    let command = OpportunityCommand::SetPreference { field: Preference::CloseDate, value: Some(body.close_date.to_string()), at: call.0.meta.received_at };
-    run(&state, call, "change-opportunity", opportunity_decision(command, subject)).await
+    crate::sync::set_preference_now(&state, ctx, id, Preference::CloseDate, Some(body.close_date.to_string())).await
 }
 
 fn outcomes() -> utoipa::openapi::Object {

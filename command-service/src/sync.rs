@@ -402,8 +402,14 @@ struct SetPreference {
 #[utoipa::path(post, path = "/v1/opportunities/{id}/preferences", request_body = SetPreference, tag = "opportunities",
     responses((status = 200, body = CommandAnswer), (status = 400), (status = 404), (status = 409), (status = 422), (status = 503)))]
 async fn set_preference(State(state): State<AppState>, ctx: CommandContext, ProblemPath(id): ProblemPath<Uuid>, ProblemJson(body): ProblemJson<SetPreference>) -> Result<Response, Problem> {
+    set_preference_now(&state, ctx, id, body.field, body.value).await
+}
+
+/// A preference set online, written at the request's arrival: the time last-writer-wins
+/// weighs it by against offline intents.
+pub(crate) async fn set_preference_now(state: &AppState, ctx: CommandContext, id: Uuid, field: Preference, value: Option<String>) -> Result<Response, Problem> {
     let subject = ctx.principal.subject();
-    let call = ctx.request(&state, opportunity::AGGREGATE_TYPE, id, ("set-preference", id, body.field, &body.value));
-    let command = OpportunityCommand::SetPreference { field: body.field, value: body.value, at: call.0.meta.received_at };
-    run(&state, call, "change-opportunity", opportunity_decision(command, subject)).await
+    let call = ctx.request(state, opportunity::AGGREGATE_TYPE, id, ("set-preference", id, field, &value));
+    let command = OpportunityCommand::SetPreference { field, value, at: call.0.meta.received_at };
+    run(state, call, "change-opportunity", opportunity_decision(command, subject)).await
 }
